@@ -376,5 +376,74 @@ pub fn verify(pk: &PublicKey, signature: &G1Affine, msg: &[u8], dst: &[u8]) -> b
     err == BLST_ERROR::BLST_SUCCESS
 }
 
+/// Helpers for tests (here and in dependent crates) that need points *outside* G1 — for
+/// pinning what the pairing and the subgroup checks do with cofactor components. Not for
+/// production paths.
+pub mod testing {
+    use super::*;
+    use rand_core::Rng;
+
+    /// Randomness for the search below; quality does not matter, only variety.
+    struct OsEntropy;
+    impl rand_core::TryRng for OsEntropy {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok(self.try_next_u64()? as u32)
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0);
+            Ok(h.finish())
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            for chunk in dst.chunks_mut(8) {
+                let v = self.try_next_u64()?.to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+            Ok(())
+        }
+    }
+
+    /// A point of order 3 on y² = x³ + 4, outside G1. blst refuses to *decode* (0, ±2) (its
+    /// decoders special-case x = 0), so we reach the 3-torsion by computation instead: a random
+    /// curve point Q, times r (killing its G1 part), times h/3 (leaving order 3 or 1).
+    pub fn order_three_point() -> G1Affine {
+        const R_LE: [u8; 32] = [
+            1, 0, 0, 0, 255, 255, 255, 255, 254, 91, 254, 255, 2, 164, 189, 83, 5, 216, 161, 9, 8,
+            216, 57, 51, 72, 125, 157, 41, 83, 167, 237, 115,
+        ];
+        const H_OVER_3_LE: [u8; 16] = [
+            57, 142, 85, 85, 142, 227, 170, 46, 114, 160, 28, 199, 170, 46, 36, 19,
+        ];
+        let mul = |p: &blst_p1, k: &[u8], nbits: usize| {
+            let mut out = blst_p1::default();
+            // SAFETY: valid pointers; `k` holds at least nbits/8 bytes.
+            unsafe { blst_p1_mult(&mut out, p, k.as_ptr(), nbits) };
+            out
+        };
+        let mut rng = rand_core::UnwrapErr(OsEntropy);
+        loop {
+            let mut x = [0u8; 48];
+            rng.fill_bytes(&mut x);
+            x[0] = (x[0] & 0x1f) | 0x80;
+            let Ok(q) = G1Affine::from_compressed(&x) else {
+                continue;
+            };
+            let mut qp = blst_p1::default();
+            // SAFETY: valid pointers.
+            unsafe { blst_p1_from_affine(&mut qp, &q.0) };
+            let t = mul(&mul(&qp, &R_LE, 255), &H_OVER_3_LE, 125);
+            let Ok(t) = to_affine_checked(&t) else {
+                continue;
+            };
+            // Order exactly 3: T ≠ O and 3T = O.
+            let two_t = t.add(&t).unwrap();
+            assert_eq!(two_t.add(&t), Err(PointError::Identity));
+            return t;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -59,43 +59,13 @@ fn blind_signature_unblinds_to_an_ordinary_signature() {
     // blst's own verifier agrees.
     let blst_sig = blst::min_sig::Signature::from_bytes(&sigma.to_compressed()).unwrap();
     let blst_pk = blst::min_sig::PublicKey::from_bytes(&pk.to_bytes()).unwrap();
-    assert_eq!(blst_sig.verify(true, msg, dst, &[], &blst_pk, true), BLST_ERROR::BLST_SUCCESS);
+    assert_eq!(
+        blst_sig.verify(true, msg, dst, &[], &blst_pk, true),
+        BLST_ERROR::BLST_SUCCESS
+    );
 }
 
-/// A point of order 3 on y² = x³ + 4, outside G1. blst refuses to *decode* (0, ±2) (its
-/// decoders special-case x = 0), so we reach the 3-torsion by computation instead: a random
-/// curve point Q, times r (killing its G1 part), times h/3 (leaving order 3 or 1).
-fn order_three_point() -> G1Affine {
-    const R_LE: [u8; 32] = [
-        1, 0, 0, 0, 255, 255, 255, 255, 254, 91, 254, 255, 2, 164, 189, 83, 5, 216, 161, 9, 8,
-        216, 57, 51, 72, 125, 157, 41, 83, 167, 237, 115,
-    ];
-    const H_OVER_3_LE: [u8; 16] = [
-        57, 142, 85, 85, 142, 227, 170, 46, 114, 160, 28, 199, 170, 46, 36, 19,
-    ];
-    let mul = |p: &blst_p1, k: &[u8], nbits: usize| {
-        let mut out = blst_p1::default();
-        // SAFETY: valid pointers; `k` holds at least nbits/8 bytes.
-        unsafe { blst_p1_mult(&mut out, p, k.as_ptr(), nbits) };
-        out
-    };
-    let mut rng = os();
-    loop {
-        let mut x = [0u8; 48];
-        rand_core::Rng::fill_bytes(&mut rng, &mut x);
-        x[0] = (x[0] & 0x1f) | 0x80;
-        let Ok(q) = G1Affine::from_compressed(&x) else { continue };
-        let mut qp = blst_p1::default();
-        // SAFETY: valid pointers.
-        unsafe { blst_p1_from_affine(&mut qp, &q.0) };
-        let t = mul(&mul(&qp, &R_LE, 255), &H_OVER_3_LE, 125);
-        let Ok(t) = to_affine_checked(&t) else { continue };
-        // Order exactly 3: T ≠ O and 3T = O.
-        let two_t = t.add(&t).unwrap();
-        assert_eq!(two_t.add(&t), Err(PointError::Identity));
-        return t;
-    }
-}
+use super::testing::order_three_point;
 
 /// Pins the behaviour `docs/protocol.md` argues from: the pairing ignores a cofactor
 /// component of σ, so only an explicit subgroup check makes σ canonical.
@@ -123,7 +93,10 @@ fn pairing_ignores_cofactor_component_subgroup_check_does_not() {
         "the pairing cannot see the order-3 part"
     );
     // ... while the group-checked paths, ours included, refuse it.
-    assert_ne!(blst_sig.verify(true, b"m", dst, &[], &blst_pk, true), BLST_ERROR::BLST_SUCCESS);
+    assert_ne!(
+        blst_sig.verify(true, b"m", dst, &[], &blst_pk, true),
+        BLST_ERROR::BLST_SUCCESS
+    );
     assert!(!verify(&pk, &tweaked, b"m", dst));
     assert!(verify(&pk, &sigma, b"m", dst));
 }
@@ -145,7 +118,10 @@ fn signing_a_point_outside_g1_exposes_more_than_sk_times_b() {
             answer != sk.sign_point(&b).unwrap() && !answer.in_subgroup()
         })
         .count();
-    assert!(leaks >= 1, "answers on a non-G1 point carry a key-dependent torsion part");
+    assert!(
+        leaks >= 1,
+        "answers on a non-G1 point carry a key-dependent torsion part"
+    );
 }
 
 #[test]
@@ -156,7 +132,10 @@ fn decoding_rejects_bad_points() {
     // Compression flag missing.
     let mut no_flag = c;
     no_flag[0] &= 0x7f;
-    assert_eq!(G1Affine::from_compressed(&no_flag), Err(PointError::BadEncoding));
+    assert_eq!(
+        G1Affine::from_compressed(&no_flag),
+        Err(PointError::BadEncoding)
+    );
     // Infinity.
     let mut inf = [0u8; 48];
     inf[0] = 0xc0;

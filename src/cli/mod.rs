@@ -1,0 +1,374 @@
+//! The `microcash` command line: argument parsing and printing over the library.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::issuer::files::{load_keysets, policy_path, write_atomic};
+use crate::issuer::{Issuer, IssuerApi};
+use crate::protocol::coin::Payment;
+use crate::protocol::encoding::{Decode, Encode};
+use crate::protocol::policy::Policy;
+use crate::protocol::stealth::Address;
+use crate::wallet::Wallet;
+
+/// Any error the CLI reports (the binary is the only place for a catch-all error).
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// microcash: privacy- and regulation-friendly micropayments.
+#[derive(Parser, Debug)]
+#[command(name = "microcash", version, about)]
+pub struct Cli {
+    /// Pretend the current time is this Unix timestamp (for tests and demos).
+    #[arg(long, global = true, env = "MICROCASH_NOW")]
+    pub now: Option<u64>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Issuer key management.
+    #[command(subcommand)]
+    Issuer(IssuerCmd),
+    /// Issuer accounts (what withdrawals debit and deposits credit).
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Wallet operations.
+    #[command(subcommand)]
+    Wallet(WalletCmd),
+}
+
+#[derive(Args, Debug, Clone)]
+struct IssuerDir {
+    /// Issuer directory.
+    #[arg(long, env = "MICROCASH_ISSUER")]
+    issuer: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum IssuerCmd {
+    /// Create an issuer: policy file, first key epoch, empty state.
+    Init {
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// Policy file (TOML) to use instead of the default policy.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Key rotation: add the next epoch, open for withdrawal from now.
+    Rotate {
+        #[command(flatten)]
+        dir: IssuerDir,
+    },
+    /// Print the published keyset list (JSON).
+    Keysets {
+        #[command(flatten)]
+        dir: IssuerDir,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCmd {
+    /// Create an account.
+    Create {
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// Account name.
+        name: String,
+        /// Merchant account (may receive deposits of merchant-only classes).
+        #[arg(long)]
+        merchant: bool,
+    },
+    /// Credit an account (money arriving from outside).
+    Fund {
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// Account name.
+        name: String,
+        /// Amount in minor units.
+        amount: u64,
+    },
+    /// Show an account's balance.
+    Show {
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// Account name.
+        name: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct WalletFileArg {
+    /// Wallet file.
+    #[arg(long, env = "MICROCASH_WALLET")]
+    wallet: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum WalletCmd {
+    /// Create a wallet file with a fresh address key.
+    Create {
+        #[command(flatten)]
+        file: WalletFileArg,
+        /// A label for the wallet.
+        #[arg(long, default_value = "wallet")]
+        name: String,
+    },
+    /// Print the wallet's payee address.
+    Address {
+        #[command(flatten)]
+        file: WalletFileArg,
+    },
+    /// Register the wallet's address with the issuer (needed for allowance).
+    Register {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// The identity the issuer records for this wallet.
+        #[arg(long)]
+        identity: String,
+    },
+    /// Withdraw coins from an account.
+    Withdraw {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// Account to debit.
+        #[arg(long)]
+        account: String,
+        /// Amount in minor units.
+        #[arg(long)]
+        amount: u64,
+        /// Policy class of the coins.
+        #[arg(long, default_value = "standard")]
+        class: String,
+    },
+    /// Obtain today's allowance tokens (the receive limit).
+    Allowance {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// Amount in minor units.
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Pay an address; writes the payment for the payee to a file.
+    Pay {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// The payee's address (mc1…).
+        #[arg(long)]
+        to: String,
+        /// Amount in minor units.
+        #[arg(long)]
+        amount: u64,
+        /// Where to write the payment.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Scan a payment file and keep the coins addressed to this wallet.
+    Receive {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// The payment file.
+        payment: PathBuf,
+    },
+    /// Show the wallet's balance and allowance.
+    Balance {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerDir,
+    },
+    /// Deposit coins to an account (reference verification path).
+    Deposit {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// Account to credit.
+        #[arg(long)]
+        account: String,
+        /// Amount (default: every coin).
+        #[arg(long)]
+        amount: Option<u64>,
+    },
+}
+
+fn public_view(dir: &Path) -> Result<(crate::protocol::keyset::KeysetList, Policy), CliError> {
+    let keysets = load_keysets(&crate::issuer::files::keysets_path(dir))?;
+    let policy = Policy::from_toml(&std::fs::read_to_string(policy_path(dir))?)?;
+    Ok((keysets, policy))
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+}
+
+/// Runs the CLI.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let now = cli.now.unwrap_or_else(crate::unix_now);
+    match cli.command {
+        Command::Issuer(cmd) => match cmd {
+            IssuerCmd::Init { dir, policy } => {
+                let policy = match policy {
+                    Some(p) => Policy::from_toml(&std::fs::read_to_string(&p)?)?,
+                    None => Policy::default(),
+                };
+                let issuer = Issuer::init(&dir.issuer, policy, now)?;
+                println!(
+                    "issuer initialised in {} with {} keysets (epoch 1)",
+                    dir.issuer.display(),
+                    issuer.keysets().iter().count()
+                );
+            }
+            IssuerCmd::Rotate { dir } => {
+                let mut issuer = Issuer::open(&dir.issuer)?;
+                let epoch = issuer.rotate(now)?;
+                println!("epoch {epoch} created");
+            }
+            IssuerCmd::Keysets { dir } => {
+                let (keysets, _) = public_view(&dir.issuer)?;
+                print_json(&keysets.to_json());
+            }
+        },
+        Command::Account(cmd) => match cmd {
+            AccountCmd::Create {
+                dir,
+                name,
+                merchant,
+            } => {
+                Issuer::open(&dir.issuer)?.create_account(&name, merchant)?;
+                println!("account {name} created");
+            }
+            AccountCmd::Fund { dir, name, amount } => {
+                let balance = Issuer::open(&dir.issuer)?.fund(&name, amount)?;
+                println!("account {name} balance {balance}");
+            }
+            AccountCmd::Show { dir, name } => {
+                let balance = Issuer::open(&dir.issuer)?.balance(&name)?;
+                println!("account {name} balance {balance}");
+            }
+        },
+        Command::Wallet(cmd) => run_wallet(cmd, now)?,
+    }
+    Ok(())
+}
+
+fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
+    match cmd {
+        WalletCmd::Create { file, name } => {
+            let w = Wallet::create(&file.wallet, &name)?;
+            println!("{}", w.address());
+        }
+        WalletCmd::Address { file } => println!("{}", Wallet::open(&file.wallet)?.address()),
+        WalletCmd::Register {
+            file,
+            dir,
+            identity,
+        } => {
+            let mut w = Wallet::open(&file.wallet)?;
+            w.register(&Issuer::open(&dir.issuer)?, &identity)?;
+            w.save()?;
+            println!("registered {} as {identity:?}", w.address());
+        }
+        WalletCmd::Withdraw {
+            file,
+            dir,
+            account,
+            amount,
+            class,
+        } => {
+            let issuer = Issuer::open(&dir.issuer)?;
+            let mut w = Wallet::open(&file.wallet)?;
+            let got = w.withdraw(&issuer, &account, amount, &class, now)?;
+            w.save()?;
+            println!(
+                "withdrew {got} from {account}; wallet balance {}",
+                w.balance(issuer.keysets())?
+            );
+        }
+        WalletCmd::Allowance { file, dir, amount } => {
+            let issuer = Issuer::open(&dir.issuer)?;
+            let mut w = Wallet::open(&file.wallet)?;
+            w.request_allowance(&issuer, amount, now)?;
+            w.save()?;
+            println!(
+                "allowance {amount} issued; allowance held {}",
+                w.allowance_balance(issuer.keysets())
+            );
+        }
+        WalletCmd::Pay {
+            file,
+            dir,
+            to,
+            amount,
+            out,
+        } => {
+            let issuer = Issuer::open(&dir.issuer)?;
+            let to: Address = to.parse()?;
+            let mut w = Wallet::open(&file.wallet)?;
+            let payment = w.pay(&issuer, &to, amount, now)?;
+            // The payment file first: if we crash before saving the wallet, the coins are
+            // still in the wallet (re-sending the file is safe), never lost.
+            write_atomic(&out, &payment.to_bytes(), 0o600)?;
+            w.save()?;
+            println!(
+                "paid {amount} in {} coins to {to}; payment written to {}",
+                payment.coins.len(),
+                out.display()
+            );
+        }
+        WalletCmd::Receive { file, dir, payment } => {
+            let (keysets, policy) = public_view(&dir.issuer)?;
+            let bytes = std::fs::read(&payment)?;
+            let payment = Payment::from_bytes(&bytes)?;
+            let mut w = Wallet::open(&file.wallet)?;
+            let report = w.receive(&keysets, &policy, &payment, now);
+            w.save()?;
+            print_json(&report);
+        }
+        WalletCmd::Balance { file, dir } => {
+            let (keysets, _) = public_view(&dir.issuer)?;
+            let w = Wallet::open(&file.wallet)?;
+            print_json(&serde_json::json!({
+                "address": w.address().to_string(),
+                "balance": w.balance(&keysets)?,
+                "coins": w.coins().len(),
+                "allowance": w.allowance_balance(&keysets),
+            }));
+        }
+        WalletCmd::Deposit {
+            file,
+            dir,
+            account,
+            amount,
+        } => {
+            let issuer = Issuer::open(&dir.issuer)?;
+            let mut w = Wallet::open(&file.wallet)?;
+            let outcomes = w.deposit(&issuer, &account, amount, now)?;
+            w.save()?;
+            let credited: u64 = outcomes
+                .iter()
+                .filter(|o| o.receipt.is_some())
+                .map(|o| o.value)
+                .sum();
+            let refused = outcomes.iter().filter(|o| o.error.is_some()).count();
+            print_json(
+                &serde_json::json!({ "credited": credited, "refused": refused, "coins": outcomes }),
+            );
+            if refused > 0 {
+                return Err(format!("{refused} coin(s) refused").into());
+            }
+        }
+    }
+    Ok(())
+}

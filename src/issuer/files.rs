@@ -1,0 +1,290 @@
+//! The issuer directory:
+//!
+//! ```text
+//! <dir>/policy.toml            the declarative policy (public)
+//! <dir>/keysets.json           the published keyset list (public)
+//! <dir>/secrets/               mode 0700
+//! <dir>/secrets/epoch-NNNN.json  mode 0600: keyset id → BLS secret key (hex)
+//! <dir>/state.redb             accounts, wallets, allowance, spent serials (see `store`)
+//! ```
+//!
+//! Secret key files are created with mode 0600 from the start (never chmod-ed after the
+//! fact) and their contents are never logged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use microcash_kernels::bls;
+
+use crate::protocol::keyset::{Keyset, KeysetId, KeysetJson, KeysetKind, KeysetList, Windows};
+use crate::protocol::policy::{Policy, DAY_SECS};
+
+/// Policy class of allowance keysets (they follow the `[allowance]` section, not a class).
+pub const ALLOWANCE_CLASS: &str = "allowance";
+
+/// Errors reading or writing the issuer directory.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// I/O on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file with invalid contents.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `issuer init` on a directory that already holds an issuer.
+    #[error("{0} already holds an issuer (keysets.json exists)")]
+    AlreadyInitialised(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
+    move |source| FilesError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn invalid(path: &Path, reason: impl ToString) -> FilesError {
+    FilesError::Invalid {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename) with `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FilesError> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(d) = fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// The issuer's keys: policy, public keysets and the matching secret keys.
+pub struct IssuerKeys {
+    /// The policy.
+    pub policy: Policy,
+    /// The published keysets.
+    pub keysets: KeysetList,
+    secrets: HashMap<KeysetId, bls::SecretKey>,
+}
+
+impl core::fmt::Debug for IssuerKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "IssuerKeys({} keysets, secrets elided)",
+            self.secrets.len()
+        )
+    }
+}
+
+/// Paths inside an issuer directory.
+pub fn policy_path(dir: &Path) -> PathBuf {
+    dir.join("policy.toml")
+}
+/// The public keyset list.
+pub fn keysets_path(dir: &Path) -> PathBuf {
+    dir.join("keysets.json")
+}
+/// The secrets directory.
+pub fn secrets_dir(dir: &Path) -> PathBuf {
+    dir.join("secrets")
+}
+/// The redb state file.
+pub fn state_path(dir: &Path) -> PathBuf {
+    dir.join("state.redb")
+}
+
+impl IssuerKeys {
+    /// Creates a new issuer in `dir` with `policy` and a first epoch starting at `now`.
+    pub fn init(dir: &Path, policy: Policy, now: u64) -> Result<IssuerKeys, FilesError> {
+        if keysets_path(dir).exists() {
+            return Err(FilesError::AlreadyInitialised(dir.to_owned()));
+        }
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let secrets = secrets_dir(dir);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&secrets)
+            .map_err(io_err(&secrets))?;
+        policy
+            .validate()
+            .map_err(|e| invalid(&policy_path(dir), e))?;
+        write_atomic(&policy_path(dir), policy.to_toml().as_bytes(), 0o644)?;
+        let mut keys = IssuerKeys {
+            policy,
+            keysets: KeysetList::default(),
+            secrets: HashMap::new(),
+        };
+        keys.add_epoch(dir, now)?;
+        Ok(keys)
+    }
+
+    /// Key rotation: adds the next epoch, open for withdrawal from `now`. Older epochs keep
+    /// their windows (they retire into deposit-only, then expire).
+    pub fn add_epoch(&mut self, dir: &Path, now: u64) -> Result<u32, FilesError> {
+        let epoch = self.keysets.latest_epoch() + 1;
+        let start = now - now % DAY_SECS;
+        let withdraw_until = start + self.policy.epochs.withdraw_days * DAY_SECS;
+        let windows = Windows {
+            withdraw_from: start,
+            withdraw_until,
+            deposit_until: withdraw_until + self.policy.epochs.deposit_days * DAY_SECS,
+        };
+        let mut rng = crate::os_rng();
+        let mut new_secrets = BTreeMap::new();
+        let mut new_keysets = Vec::new();
+        let classes: Vec<(KeysetKind, String)> = self
+            .policy
+            .class
+            .keys()
+            .map(|c| (KeysetKind::Coin, c.clone()))
+            .chain(std::iter::once((
+                KeysetKind::Allowance,
+                ALLOWANCE_CLASS.to_owned(),
+            )))
+            .collect();
+        for (kind, class) in &classes {
+            for exp in 0..=self.policy.epochs.max_denomination_exp {
+                let sk = bls::SecretKey::generate(&mut rng);
+                let ks = Keyset::new(*kind, epoch, exp, class, windows, sk.public_key())
+                    .map_err(|e| invalid(&policy_path(dir), e))?;
+                new_secrets.insert(ks.id.to_string(), hex::encode(sk.to_bytes()));
+                new_keysets.push((ks, sk));
+            }
+        }
+        // Secrets first: a published keyset without its secret would be unusable.
+        let secret_file = secrets_dir(dir).join(format!("epoch-{epoch:04}.json"));
+        let text = serde_json::to_vec_pretty(&new_secrets).expect("map of strings serialises");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret_file)
+            .map_err(io_err(&secret_file))?;
+        f.write_all(&text).map_err(io_err(&secret_file))?;
+        f.sync_all().map_err(io_err(&secret_file))?;
+        for (ks, sk) in new_keysets {
+            self.secrets.insert(ks.id, sk);
+            self.keysets
+                .push(ks)
+                .map_err(|e| invalid(&keysets_path(dir), e))?;
+        }
+        self.write_public(dir)?;
+        Ok(epoch)
+    }
+
+    fn write_public(&self, dir: &Path) -> Result<(), FilesError> {
+        let doc = PublicKeysets {
+            version: 1,
+            keysets: self.keysets.to_json(),
+        };
+        let text = serde_json::to_vec_pretty(&doc).expect("keyset list serialises");
+        write_atomic(&keysets_path(dir), &text, 0o644)
+    }
+
+    /// Loads an issuer directory, checking that every keyset has its secret and that the
+    /// secret matches the published public key.
+    pub fn load(dir: &Path) -> Result<IssuerKeys, FilesError> {
+        let ppath = policy_path(dir);
+        let text = fs::read_to_string(&ppath).map_err(io_err(&ppath))?;
+        let policy = Policy::from_toml(&text).map_err(|e| invalid(&ppath, e))?;
+        let keysets = load_keysets(&keysets_path(dir))?;
+        let mut secrets = HashMap::new();
+        let sdir = secrets_dir(dir);
+        for entry in fs::read_dir(&sdir).map_err(io_err(&sdir))? {
+            let path = entry.map_err(io_err(&sdir))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let bytes = fs::read(&path).map_err(io_err(&path))?;
+            let map: BTreeMap<String, String> =
+                serde_json::from_slice(&bytes).map_err(|e| invalid(&path, e))?;
+            for (id_hex, sk_hex) in map {
+                let id: [u8; 32] = hex::decode(&id_hex)
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| invalid(&path, format!("bad keyset id {id_hex:?}")))?;
+                let sk_bytes: [u8; 32] = hex::decode(&sk_hex)
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| invalid(&path, format!("bad secret for keyset {id_hex}")))?;
+                let sk = bls::SecretKey::from_bytes(&sk_bytes)
+                    .map_err(|_| invalid(&path, format!("bad secret for keyset {id_hex}")))?;
+                secrets.insert(KeysetId(id), sk);
+            }
+        }
+        for ks in keysets.iter() {
+            let sk = secrets
+                .get(&ks.id)
+                .ok_or_else(|| invalid(&sdir, format!("no secret key for keyset {}", ks.id)))?;
+            if sk.public_key() != ks.public_key {
+                return Err(invalid(
+                    &sdir,
+                    format!(
+                        "secret key of keyset {} does not match its public key",
+                        ks.id
+                    ),
+                ));
+            }
+        }
+        Ok(IssuerKeys {
+            policy,
+            keysets,
+            secrets,
+        })
+    }
+
+    /// The secret key of a keyset.
+    pub fn secret(&self, id: &KeysetId) -> Option<&bls::SecretKey> {
+        self.secrets.get(id)
+    }
+}
+
+/// The published keyset document.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct PublicKeysets {
+    /// Format version (1).
+    pub version: u32,
+    /// The keysets.
+    pub keysets: Vec<KeysetJson>,
+}
+
+/// Loads and checks a published keyset list (ids are recomputed).
+pub fn load_keysets(path: &Path) -> Result<KeysetList, FilesError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let doc: PublicKeysets = serde_json::from_slice(&bytes).map_err(|e| invalid(path, e))?;
+    if doc.version != 1 {
+        return Err(invalid(
+            path,
+            format!("unsupported version {}", doc.version),
+        ));
+    }
+    KeysetList::from_json(&doc.keysets).map_err(|e| invalid(path, e))
+}

@@ -1,0 +1,46 @@
+//! The issuer: its keys on disk ([`files`]), its state in an embedded crash-safe store
+//! ([`store`], redb) and the operations wallets and back offices call ([`service`]).
+//!
+//! [`IssuerApi`] is the wallet's view of an issuer; [`Issuer`] implements it in-process
+//! (local files), and the HTTP client of a later issue implements it over the network.
+
+pub mod files;
+pub mod service;
+pub mod store;
+
+pub use service::{DoubleSpendEvidence, Issuer, IssuerError, Receipt};
+
+use microcash_kernels::bls::G1Affine;
+
+use crate::protocol::allowance::AllowanceRequest;
+use crate::protocol::deposit::{AccountName, BlindedOutput, Deposit, SwapRequest};
+use crate::protocol::keyset::KeysetList;
+use crate::protocol::policy::Policy;
+use crate::protocol::stealth::Address;
+
+/// What a wallet needs from an issuer.
+pub trait IssuerApi {
+    /// The published keysets.
+    fn keysets(&self) -> &KeysetList;
+    /// The published policy.
+    fn policy(&self) -> &Policy;
+    /// Signs blinded coins, debiting `account`.
+    fn withdraw(
+        &self,
+        account: &AccountName,
+        outputs: &[BlindedOutput],
+        now: u64,
+    ) -> Result<Vec<G1Affine>, IssuerError>;
+    /// Spends the inputs and signs the outputs.
+    fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, IssuerError>;
+    /// Registers a wallet address under an identity.
+    fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), IssuerError>;
+    /// Signs blinded allowance tokens within the daily cap.
+    fn issue_allowance(
+        &self,
+        request: &AllowanceRequest,
+        now: u64,
+    ) -> Result<Vec<G1Affine>, IssuerError>;
+    /// Deposits one coin.
+    fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, IssuerError>;
+}

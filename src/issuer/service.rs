@@ -1,0 +1,598 @@
+//! Issuer operations: accounts, withdrawal, wallet registration, allowance issuance,
+//! deposit (reference path) and swap. Each value-moving operation is one store transaction.
+
+use std::path::{Path, PathBuf};
+
+use microcash_kernels::bls::G1Affine;
+use redb::ReadableTable;
+use serde::Serialize;
+
+use super::files::{self, FilesError, IssuerKeys};
+use super::store::{self, SpendOutcome, SpentRecord, Store, StoreError};
+use super::IssuerApi;
+use crate::protocol::allowance::AllowanceRequest;
+use crate::protocol::coin::Serial;
+use crate::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, Deposit, SwapRequest};
+use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, KeysetPhase};
+use crate::protocol::policy::{Policy, PolicyRule, DAY_SECS};
+use crate::protocol::stealth::Address;
+use crate::protocol::verify::{Rejection, VerifiedDeposit, Verifier};
+use crate::protocol::withdraw::{sign_blinded, BlindSignError};
+
+/// Where two redemptions of the same serial part ways.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DoubleSpendEvidence {
+    /// The earlier redemption's receipt.
+    pub first_receipt: u64,
+    /// Index of the first link where the two chains differ; equal to the chain length when
+    /// both chains are identical and the owner signed two different deposits.
+    pub diverges_at_link: usize,
+    /// The owner key that signed both branches (hex): the one that spent twice.
+    pub double_signer: String,
+}
+
+/// A redemption receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// Receipt number.
+    pub receipt_id: u64,
+    /// Coin serial (hex).
+    pub serial: String,
+    /// Value credited.
+    pub value: u64,
+    /// What was credited.
+    pub target: String,
+    /// True when this answers a resubmission of an already-accepted deposit.
+    pub replayed: bool,
+}
+
+impl Receipt {
+    fn from_record(serial: &Serial, r: &SpentRecord, replayed: bool) -> Receipt {
+        Receipt {
+            receipt_id: r.receipt_id,
+            serial: serial.to_string(),
+            value: r.value,
+            target: r.target.clone(),
+            replayed,
+        }
+    }
+}
+
+/// Why the issuer refused an operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// The coin or deposit breaks a protocol rule.
+    #[error("rejected: {0}")]
+    Rejected(#[from] Rejection),
+    /// Swap input `index` breaks a protocol rule.
+    #[error("swap input {index} rejected: {rejection}")]
+    SwapInputRejected {
+        /// Input position.
+        index: usize,
+        /// The rule.
+        rejection: Rejection,
+    },
+    /// The serial was already redeemed by a different deposit.
+    #[error("double spend of serial {serial}: first redeemed under receipt {}, chains diverge at link {}, key {} signed twice", evidence.first_receipt, evidence.diverges_at_link, evidence.double_signer)]
+    DoubleSpent {
+        /// The serial.
+        serial: String,
+        /// Evidence.
+        evidence: DoubleSpendEvidence,
+    },
+    /// A deposit to an account that does not exist.
+    #[error("unknown account {0:?}")]
+    UnknownAccount(String),
+    /// An account name that is already taken.
+    #[error("account {0:?} already exists")]
+    AccountExists(String),
+    /// An invalid account name.
+    #[error("invalid account name {0:?} (1-64 chars of [A-Za-z0-9_.@-])")]
+    BadAccountName(String),
+    /// Not enough balance to withdraw.
+    #[error("insufficient funds in {account}: balance {balance}, needed {needed}")]
+    InsufficientFunds {
+        /// Account.
+        account: String,
+        /// Balance.
+        balance: u64,
+        /// Needed.
+        needed: u64,
+    },
+    /// A blinded output the issuer will not sign.
+    #[error("output {index}: {reason}")]
+    BadOutput {
+        /// Position.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A withdrawal or swap with no outputs, or too many.
+    #[error("request must carry between 1 and {max} outputs, got {got}")]
+    OutputCount {
+        /// Got.
+        got: usize,
+        /// Max.
+        max: usize,
+    },
+    /// Swap outputs (plus fee) worth more than its inputs.
+    #[error("swap outputs worth {outputs} plus fee {fee} exceed inputs worth {inputs}")]
+    SwapOutputsExceedInputs {
+        /// Σ inputs.
+        inputs: u64,
+        /// Σ outputs.
+        outputs: u64,
+        /// Fee.
+        fee: u64,
+    },
+    /// Swap outputs (plus fee) worth less than its inputs: value would vanish.
+    #[error("swap outputs worth {outputs} plus fee {fee} fall short of inputs worth {inputs}")]
+    SwapOutputsBelowInputs {
+        /// Σ inputs.
+        inputs: u64,
+        /// Σ outputs.
+        outputs: u64,
+        /// Fee.
+        fee: u64,
+    },
+    /// A swap input that does not authorise these outputs.
+    #[error("swap input {index} is not a deposit to this swap's outputs")]
+    SwapTargetMismatch {
+        /// Position.
+        index: usize,
+    },
+    /// The same coin twice in one swap.
+    #[error("swap input {index} repeats an earlier input's coin")]
+    SwapDuplicateInput {
+        /// Position.
+        index: usize,
+    },
+    /// A deposit whose target is a swap, sent to the deposit endpoint (or the reverse).
+    #[error("deposit target must be an account")]
+    NotAnAccountDeposit,
+    /// Allowance request beyond the daily cap.
+    #[error("allowance cap exceeded: limit {limit} per day, already issued {issued}, requested {requested}")]
+    AllowanceCapExceeded {
+        /// Daily limit.
+        limit: u64,
+        /// Issued today so far.
+        issued: u64,
+        /// Requested now.
+        requested: u64,
+    },
+    /// Allowance request from an unregistered address.
+    #[error("wallet {0} is not registered")]
+    WalletNotRegistered(String),
+    /// Address already registered.
+    #[error("wallet {0} is already registered")]
+    WalletAlreadyRegistered(String),
+    /// Request signature invalid.
+    #[error("request signature is invalid")]
+    BadRequestSignature,
+    /// Allowance requested for another day than today.
+    #[error("allowance requested for day {requested}, today is {today}")]
+    WrongDay {
+        /// Requested day.
+        requested: u64,
+        /// Today.
+        today: u64,
+    },
+    /// Storage failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Issuer directory failure.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+}
+
+impl From<redb::TableError> for IssuerError {
+    fn from(e: redb::TableError) -> Self {
+        IssuerError::Store(e.into())
+    }
+}
+impl From<redb::StorageError> for IssuerError {
+    fn from(e: redb::StorageError) -> Self {
+        IssuerError::Store(e.into())
+    }
+}
+impl From<redb::CommitError> for IssuerError {
+    fn from(e: redb::CommitError) -> Self {
+        IssuerError::Store(e.into())
+    }
+}
+
+/// An issuer working on a local directory.
+pub struct Issuer {
+    dir: PathBuf,
+    keys: IssuerKeys,
+    store: Store,
+}
+
+fn evidence(verified: &VerifiedDeposit, first: &SpentRecord) -> DoubleSpendEvidence {
+    let ours: Vec<String> = verified
+        .owner_keys()
+        .iter()
+        .map(|k| hex::encode(k.to_bytes()))
+        .collect();
+    let common = ours
+        .iter()
+        .zip(&first.owner_keys)
+        .take_while(|(a, b)| a == b)
+        .count();
+    // owner_keys[0] is X, shared by construction (same serial): common ≥ 1.
+    let k = common.max(1);
+    DoubleSpendEvidence {
+        first_receipt: first.receipt_id,
+        diverges_at_link: k - 1,
+        double_signer: ours[k - 1].clone(),
+    }
+}
+
+impl Issuer {
+    /// Creates a new issuer directory with `policy`, first epoch from `now`.
+    pub fn init(dir: &Path, policy: Policy, now: u64) -> Result<Issuer, IssuerError> {
+        let keys = IssuerKeys::init(dir, policy, now)?;
+        let store = Store::open(&files::state_path(dir))?;
+        Ok(Issuer {
+            dir: dir.to_owned(),
+            keys,
+            store,
+        })
+    }
+
+    /// Opens an existing issuer directory.
+    pub fn open(dir: &Path) -> Result<Issuer, IssuerError> {
+        let keys = IssuerKeys::load(dir)?;
+        let store = Store::open(&files::state_path(dir))?;
+        Ok(Issuer {
+            dir: dir.to_owned(),
+            keys,
+            store,
+        })
+    }
+
+    /// Key rotation: adds the next epoch from `now`.
+    pub fn rotate(&mut self, now: u64) -> Result<u32, IssuerError> {
+        Ok(self.keys.add_epoch(&self.dir, now)?)
+    }
+
+    /// The store (read access for reports and tests).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn account_name(name: &str) -> Result<AccountName, IssuerError> {
+        AccountName::new(name).ok_or_else(|| IssuerError::BadAccountName(name.to_owned()))
+    }
+
+    /// Creates an account with zero balance.
+    pub fn create_account(&self, name: &str, merchant: bool) -> Result<(), IssuerError> {
+        let name = Self::account_name(name)?;
+        let txn = self.store.write()?;
+        {
+            let mut t = txn.open_table(store::ACCOUNTS)?;
+            if t.get(name.as_str())?.is_some() {
+                return Err(IssuerError::AccountExists(name.to_string()));
+            }
+            t.insert(name.as_str(), (0u64, merchant))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Credits an account from outside the system (a bank transfer in).
+    pub fn fund(&self, name: &str, amount: u64) -> Result<u64, IssuerError> {
+        let txn = self.store.write()?;
+        let balance = {
+            let mut t = txn.open_table(store::ACCOUNTS)?;
+            let (balance, merchant) = t
+                .get(name)?
+                .map(|v| v.value())
+                .ok_or_else(|| IssuerError::UnknownAccount(name.to_owned()))?;
+            let new = balance.checked_add(amount).ok_or(IssuerError::BadOutput {
+                index: 0,
+                reason: "balance overflow".into(),
+            })?;
+            t.insert(name, (new, merchant))?;
+            new
+        };
+        txn.commit()?;
+        Ok(balance)
+    }
+
+    /// An account's balance.
+    pub fn balance(&self, name: &str) -> Result<u64, IssuerError> {
+        self.store
+            .account(name)?
+            .map(|(b, _)| b)
+            .ok_or_else(|| IssuerError::UnknownAccount(name.to_owned()))
+    }
+
+    /// Checks outputs: known keysets of `kind`, open for issuance at `now`; returns each
+    /// output's keyset and the total value.
+    fn check_outputs<'k>(
+        &'k self,
+        outputs: &[BlindedOutput],
+        kind: KeysetKind,
+        now: u64,
+    ) -> Result<(Vec<&'k Keyset>, u64), IssuerError> {
+        if outputs.is_empty() || outputs.len() > crate::protocol::deposit::OUTPUTS_MAX {
+            return Err(IssuerError::OutputCount {
+                got: outputs.len(),
+                max: crate::protocol::deposit::OUTPUTS_MAX,
+            });
+        }
+        let mut keysets = Vec::with_capacity(outputs.len());
+        let mut total = 0u64;
+        for (index, o) in outputs.iter().enumerate() {
+            let bad = |reason: &str| IssuerError::BadOutput {
+                index,
+                reason: reason.to_owned(),
+            };
+            let ks = self
+                .keys
+                .keysets
+                .get(&o.keyset_id)
+                .ok_or_else(|| bad("unknown keyset"))?;
+            if ks.kind != kind {
+                return Err(bad("keyset of the wrong kind"));
+            }
+            if ks.windows.phase(now) != KeysetPhase::Active {
+                return Err(bad("keyset is not open for issuance"));
+            }
+            if !o.blinded.in_subgroup() {
+                return Err(bad("blinded message is outside G1"));
+            }
+            total = total
+                .checked_add(ks.value())
+                .ok_or_else(|| bad("value overflow"))?;
+            keysets.push(ks);
+        }
+        Ok((keysets, total))
+    }
+
+    fn sign_outputs(&self, outputs: &[BlindedOutput]) -> Result<Vec<G1Affine>, IssuerError> {
+        outputs
+            .iter()
+            .enumerate()
+            .map(|(index, o)| {
+                let sk = self
+                    .keys
+                    .secret(&o.keyset_id)
+                    .ok_or(IssuerError::BadOutput {
+                        index,
+                        reason: "no secret key".into(),
+                    })?;
+                sign_blinded(sk, index, o).map_err(|BlindSignError::NotInSubgroup { index }| {
+                    IssuerError::BadOutput {
+                        index,
+                        reason: "blinded message is outside G1".into(),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn verify_account_deposit(
+        &self,
+        deposit: &Deposit,
+        now: u64,
+    ) -> Result<(VerifiedDeposit, AccountName), IssuerError> {
+        let verified =
+            Verifier::new(&self.keys.keysets, &self.keys.policy).verify_deposit(deposit, now)?;
+        let CreditTarget::Account(account) = verified.target().clone() else {
+            return Err(IssuerError::NotAnAccountDeposit);
+        };
+        Ok((verified, account))
+    }
+
+    fn double_spent(verified: &VerifiedDeposit, first: &SpentRecord) -> IssuerError {
+        IssuerError::DoubleSpent {
+            serial: verified.serial().to_string(),
+            evidence: evidence(verified, first),
+        }
+    }
+}
+
+impl IssuerApi for Issuer {
+    fn keysets(&self) -> &KeysetList {
+        &self.keys.keysets
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.keys.policy
+    }
+
+    fn withdraw(
+        &self,
+        account: &AccountName,
+        outputs: &[BlindedOutput],
+        now: u64,
+    ) -> Result<Vec<G1Affine>, IssuerError> {
+        let (_, total) = self.check_outputs(outputs, KeysetKind::Coin, now)?;
+        let signatures = self.sign_outputs(outputs)?;
+        let txn = self.store.write()?;
+        {
+            let mut t = txn.open_table(store::ACCOUNTS)?;
+            let (balance, merchant) = t
+                .get(account.as_str())?
+                .map(|v| v.value())
+                .ok_or_else(|| IssuerError::UnknownAccount(account.to_string()))?;
+            if balance < total {
+                return Err(IssuerError::InsufficientFunds {
+                    account: account.to_string(),
+                    balance,
+                    needed: total,
+                });
+            }
+            t.insert(account.as_str(), (balance - total, merchant))?;
+        }
+        let seq = store::next_counter(&txn, "next_withdrawal")?;
+        txn.open_table(store::WITHDRAWALS)?
+            .insert(seq, (account.as_str(), total, now))?;
+        txn.commit()?;
+        // Signatures leave the issuer only once the debit is durable.
+        Ok(signatures)
+    }
+
+    fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), IssuerError> {
+        let key = address.0.to_bytes();
+        let txn = self.store.write()?;
+        {
+            let mut t = txn.open_table(store::WALLETS)?;
+            if t.get(&key[..])?.is_some() {
+                return Err(IssuerError::WalletAlreadyRegistered(address.to_string()));
+            }
+            t.insert(&key[..], identity)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn issue_allowance(
+        &self,
+        request: &AllowanceRequest,
+        now: u64,
+    ) -> Result<Vec<G1Affine>, IssuerError> {
+        if !request.authentic() {
+            return Err(IssuerError::BadRequestSignature);
+        }
+        let today = now / DAY_SECS;
+        if request.day != today {
+            return Err(IssuerError::WrongDay {
+                requested: request.day,
+                today,
+            });
+        }
+        let (_, requested) = self.check_outputs(&request.outputs, KeysetKind::Allowance, now)?;
+        let key = request.address.to_bytes();
+        let limit = self.keys.policy.allowance.daily_limit;
+        let signatures = self.sign_outputs(&request.outputs)?;
+        let txn = self.store.write()?;
+        {
+            if txn.open_table(store::WALLETS)?.get(&key[..])?.is_none() {
+                return Err(IssuerError::WalletNotRegistered(
+                    Address(request.address).to_string(),
+                ));
+            }
+            let mut t = txn.open_table(store::ALLOWANCE_ISSUED)?;
+            let issued = t.get((&key[..], today))?.map(|v| v.value()).unwrap_or(0);
+            if issued.saturating_add(requested) > limit {
+                return Err(IssuerError::AllowanceCapExceeded {
+                    limit,
+                    issued,
+                    requested,
+                });
+            }
+            t.insert((&key[..], today), issued + requested)?;
+        }
+        txn.commit()?;
+        Ok(signatures)
+    }
+
+    fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, IssuerError> {
+        let (verified, account) = self.verify_account_deposit(deposit, now)?;
+        let txn = self.store.write()?;
+        let (balance, merchant) = txn
+            .open_table(store::ACCOUNTS)?
+            .get(account.as_str())?
+            .map(|v| v.value())
+            .ok_or_else(|| IssuerError::UnknownAccount(account.to_string()))?;
+        if verified.merchant_only() && !merchant {
+            return Err(Rejection::PolicyViolation {
+                rule: PolicyRule::MerchantOnlyDeposit,
+                detail: format!("account {account} is not a merchant account"),
+            }
+            .into());
+        }
+        let record = match store::mark_spent(&txn, &verified, now)? {
+            SpendOutcome::Fresh(record) => record,
+            SpendOutcome::Replay(record) => {
+                return Ok(Receipt::from_record(&verified.serial(), &record, true))
+            }
+            SpendOutcome::DoubleSpent(first) => return Err(Self::double_spent(&verified, &first)),
+            SpendOutcome::AllowanceReused(serial) => {
+                return Err(Rejection::AllowanceReused { serial }.into())
+            }
+        };
+        txn.open_table(store::ACCOUNTS)?.insert(
+            account.as_str(),
+            (balance.saturating_add(verified.value()), merchant),
+        )?;
+        txn.commit()?;
+        Ok(Receipt::from_record(&verified.serial(), &record, false))
+    }
+
+    fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, IssuerError> {
+        let (_, outputs_value) = self.check_outputs(&request.outputs, KeysetKind::Coin, now)?;
+        if request.inputs.is_empty() || request.inputs.len() > crate::protocol::deposit::OUTPUTS_MAX
+        {
+            return Err(IssuerError::OutputCount {
+                got: request.inputs.len(),
+                max: crate::protocol::deposit::OUTPUTS_MAX,
+            });
+        }
+        let digest = request.outputs_digest();
+        let verifier = Verifier::new(&self.keys.keysets, &self.keys.policy);
+        let mut verified = Vec::with_capacity(request.inputs.len());
+        let mut inputs_value = 0u64;
+        for (index, input) in request.inputs.iter().enumerate() {
+            if input.target != CreditTarget::Swap(digest) {
+                return Err(IssuerError::SwapTargetMismatch { index });
+            }
+            let v = verifier
+                .verify_deposit(input, now)
+                .map_err(|rejection| IssuerError::SwapInputRejected { index, rejection })?;
+            if verified
+                .iter()
+                .any(|w: &VerifiedDeposit| w.serial() == v.serial())
+            {
+                return Err(IssuerError::SwapDuplicateInput { index });
+            }
+            inputs_value = inputs_value.saturating_add(v.value());
+            verified.push(v);
+        }
+        let fee = self.keys.policy.swap.fee;
+        let paid_out = outputs_value.saturating_add(fee);
+        if paid_out > inputs_value {
+            return Err(IssuerError::SwapOutputsExceedInputs {
+                inputs: inputs_value,
+                outputs: outputs_value,
+                fee,
+            });
+        }
+        if paid_out < inputs_value {
+            return Err(IssuerError::SwapOutputsBelowInputs {
+                inputs: inputs_value,
+                outputs: outputs_value,
+                fee,
+            });
+        }
+        let txn = self.store.write()?;
+        let mut first_replay = None;
+        let mut replays = 0;
+        for v in &verified {
+            match store::mark_spent(&txn, v, now)? {
+                SpendOutcome::Fresh(_) => {}
+                SpendOutcome::Replay(record) => {
+                    replays += 1;
+                    first_replay.get_or_insert((v, record));
+                }
+                SpendOutcome::DoubleSpent(first) => return Err(Self::double_spent(v, &first)),
+                SpendOutcome::AllowanceReused(serial) => {
+                    return Err(Rejection::AllowanceReused { serial }.into())
+                }
+            }
+        }
+        // A swap commits all its inputs at once, so a genuine resubmission replays every
+        // input; a partial replay cannot come from the same request and is a double spend.
+        if let Some((v, record)) = first_replay.filter(|_| replays != verified.len()) {
+            return Err(Self::double_spent(v, &record));
+        }
+        txn.commit()?;
+        // Outputs are signed only now that the inputs are durably spent. Signing is
+        // deterministic (sk·B), so a replayed swap gets the same answers again.
+        self.sign_outputs(&request.outputs)
+    }
+}

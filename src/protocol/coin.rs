@@ -1,0 +1,340 @@
+//! Coins, payment links, allowance tokens and the digests and signed messages built from
+//! them. Byte layouts are in `docs/protocol.md` ("Messages").
+
+use microcash_kernels::bls::{self, G1Affine};
+
+use super::encoding::{expect_version, Decode, DecodeError, DecodeReason, Encode, Reader, Writer};
+use super::keys::{OwnerKey, RedSig};
+use super::keyset::{KeysetId, KeysetKind};
+use super::tags;
+
+/// Most links a coin encoding may carry (policy classes cap hops further).
+pub const LINKS_MAX: usize = 64;
+/// Most allowance spends attached to one link or deposit.
+pub const ALLOWANCES_MAX: usize = 32;
+/// Most coins in one payment message.
+pub const PAYMENT_COINS_MAX: usize = 1024;
+/// Version byte of coin and payment encodings.
+pub const COIN_VERSION: u8 = 1;
+
+/// A coin's (or allowance token's) serial: H_serial(keyset_id ‖ X). The spent set's key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial(pub [u8; 32]);
+
+impl core::fmt::Debug for Serial {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Serial({})", hex::encode(&self.0[..8]))
+    }
+}
+
+impl core::fmt::Display for Serial {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serial {
+    /// The serial of the coin or token with key `key` under `keyset` of `kind`.
+    pub fn derive(kind: KeysetKind, keyset: &KeysetId, key: &OwnerKey) -> Serial {
+        let tag = match kind {
+            KeysetKind::Coin => tags::SERIAL_COIN,
+            KeysetKind::Allowance => tags::SERIAL_ALLOWANCE,
+        };
+        Serial(tags::blake2b(tag, &[&keyset.0, &key.to_bytes()]))
+    }
+}
+
+/// What the issuer's signature σ is over: H1(serial) with [`tags::H1_DST`].
+pub fn issuer_message_point(serial: &Serial) -> G1Affine {
+    bls::hash_to_g1(&serial.0, tags::H1_DST)
+}
+
+fn decode_sigma(r: &mut Reader<'_>) -> Result<G1Affine, DecodeError> {
+    let at = r.offset();
+    let bytes = r.array::<48>("issuer signature")?;
+    G1Affine::from_compressed(&bytes).map_err(|e| DecodeError {
+        offset: at,
+        reason: DecodeReason::BadPoint {
+            what: "issuer signature",
+            detail: e.to_string(),
+        },
+    })
+}
+
+/// The context a payer attaches to a link: which payment, how much in total, when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentContext {
+    /// Random id shared by the coins of one payment.
+    pub payment_id: [u8; 16],
+    /// The total amount of the payment the coin is part of, minor units.
+    pub amount: u64,
+    /// Payer's clock, Unix seconds.
+    pub time: u64,
+}
+
+impl Encode for PaymentContext {
+    fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.payment_id).u64(self.amount).u64(self.time);
+    }
+}
+
+impl Decode for PaymentContext {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PaymentContext {
+            payment_id: r.array("payment id")?,
+            amount: r.u64("amount")?,
+            time: r.u64("time")?,
+        })
+    }
+}
+
+/// An allowance token as carried in a message: keyset, key, issuer signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllowanceToken {
+    /// Allowance keyset.
+    pub keyset_id: KeysetId,
+    /// The token's key (whose secret authorises spending it).
+    pub key: OwnerKey,
+    /// Issuer signature over H1(serial).
+    pub sigma: G1Affine,
+}
+
+impl AllowanceToken {
+    /// The token's serial.
+    pub fn serial(&self) -> Serial {
+        Serial::derive(KeysetKind::Allowance, &self.keyset_id, &self.key)
+    }
+}
+
+impl Encode for AllowanceToken {
+    fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.keyset_id.0);
+        self.key.encode(w);
+        w.bytes(&self.sigma.to_compressed());
+    }
+}
+
+impl Decode for AllowanceToken {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AllowanceToken {
+            keyset_id: KeysetId(r.array("allowance keyset id")?),
+            key: OwnerKey::decode(r, "allowance key")?,
+            sigma: decode_sigma(r)?,
+        })
+    }
+}
+
+/// An allowance token spent on a link or deposit: the token and its key's signature over
+/// the binding of what it is spent on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllowanceSpend {
+    /// The token.
+    pub token: AllowanceToken,
+    /// Signature by the token key over `MSG_ALLOWANCE_SPEND ‖ serial ‖ binding`.
+    pub signature: RedSig,
+}
+
+impl Encode for AllowanceSpend {
+    fn encode(&self, w: &mut Writer) {
+        self.token.encode(w);
+        w.bytes(&self.signature.0);
+    }
+}
+
+impl Decode for AllowanceSpend {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AllowanceSpend {
+            token: AllowanceToken::decode(r)?,
+            signature: RedSig::decode(r, "allowance signature")?,
+        })
+    }
+}
+
+pub(crate) fn encode_spends(w: &mut Writer, spends: &[AllowanceSpend]) {
+    w.u8(u8::try_from(spends.len()).expect("≤ ALLOWANCES_MAX"));
+    for s in spends {
+        s.encode(w);
+    }
+}
+
+pub(crate) fn decode_spends(r: &mut Reader<'_>) -> Result<Vec<AllowanceSpend>, DecodeError> {
+    let n = r.count_u8("allowance spends", ALLOWANCES_MAX)?;
+    (0..n).map(|_| AllowanceSpend::decode(r)).collect()
+}
+
+/// The message an allowance token's key signs: the token serial and the binding.
+pub(crate) fn allowance_spend_message(serial: &Serial, binding: &[u8; 32]) -> Vec<u8> {
+    [tags::MSG_ALLOWANCE_SPEND, &serial.0, binding].concat()
+}
+
+/// Digest of an allowance-spend list (what the owner's signature commits to).
+pub(crate) fn allowance_list_digest(spends: &[AllowanceSpend]) -> [u8; 32] {
+    let mut w = Writer::new();
+    encode_spends(&mut w, spends);
+    tags::blake2b(tags::ALLOWANCE_LIST, &[w.as_slice()])
+}
+
+/// Binding of allowance spends to a link or deposit body (`kind`: 1 link, 2 deposit).
+pub(crate) fn allowance_binding(kind: u8, body: &[u8]) -> [u8; 32] {
+    tags::blake2b(tags::ALLOWANCE_BINDING, &[&[kind], body])
+}
+
+/// One payment hop: the payer's ephemeral key E, the payee's one-time key P, the payment
+/// context, allowance spends (when the signer had received the coin) and the signature of
+/// the coin's owner before this link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// E = e·G.
+    pub ephemeral: OwnerKey,
+    /// P = W + H_s(e·W ‖ E)·G, the new owner key.
+    pub one_time_key: OwnerKey,
+    /// Payment context.
+    pub context: PaymentContext,
+    /// Allowance spends covering the coin's value (required from the second link on).
+    pub allowances: Vec<AllowanceSpend>,
+    /// Signature by the previous owner.
+    pub signature: RedSig,
+}
+
+impl Link {
+    /// The link body the owner signs (without the allowance list and prefix).
+    pub(crate) fn body(
+        serial: &Serial,
+        prev_digest: &[u8; 32],
+        e: &OwnerKey,
+        p: &OwnerKey,
+        ctx: &PaymentContext,
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(&serial.0).bytes(prev_digest);
+        e.encode(&mut w);
+        p.encode(&mut w);
+        ctx.encode(&mut w);
+        w.finish()
+    }
+
+    /// The full message the previous owner signs.
+    pub(crate) fn signed_message(body: &[u8], spends: &[AllowanceSpend]) -> Vec<u8> {
+        [tags::MSG_LINK, body, &allowance_list_digest(spends)].concat()
+    }
+}
+
+impl Encode for Link {
+    fn encode(&self, w: &mut Writer) {
+        self.ephemeral.encode(w);
+        self.one_time_key.encode(w);
+        self.context.encode(w);
+        encode_spends(w, &self.allowances);
+        w.bytes(&self.signature.0);
+    }
+}
+
+impl Decode for Link {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Link {
+            ephemeral: OwnerKey::decode(r, "ephemeral key E")?,
+            one_time_key: OwnerKey::decode(r, "one-time key P")?,
+            context: PaymentContext::decode(r)?,
+            allowances: decode_spends(r)?,
+            signature: RedSig::decode(r, "link signature")?,
+        })
+    }
+}
+
+/// A coin: (keyset_id, X, σ, links). Its owner holds the secret of the last key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coin {
+    /// The keyset that signed it (fixes value, class, windows).
+    pub keyset_id: KeysetId,
+    /// The coin key X = x·G chosen at withdrawal.
+    pub coin_key: OwnerKey,
+    /// σ = sk·H1(serial).
+    pub sigma: G1Affine,
+    /// Payment links, oldest first.
+    pub links: Vec<Link>,
+}
+
+impl Coin {
+    /// The coin's serial.
+    pub fn serial(&self) -> Serial {
+        Serial::derive(KeysetKind::Coin, &self.keyset_id, &self.coin_key)
+    }
+
+    /// The current owner's key: X, or the last link's P.
+    pub fn owner_key(&self) -> &OwnerKey {
+        self.links
+            .last()
+            .map(|l| &l.one_time_key)
+            .unwrap_or(&self.coin_key)
+    }
+
+    /// Chain digests d₀ … dₙ: d₀ = H(serial), dᵢ₊₁ = H(dᵢ ‖ linkᵢ). dᵢ is what link i signs
+    /// as "previous-link digest"; dₙ is what a deposit signs.
+    pub fn chain_digests(&self) -> Vec<[u8; 32]> {
+        let mut out = Vec::with_capacity(self.links.len() + 1);
+        let mut d: [u8; 32] = tags::blake2b(tags::LINK_CHAIN, &[&self.serial().0]);
+        out.push(d);
+        for link in &self.links {
+            d = tags::blake2b(tags::LINK_CHAIN, &[&d, &link.to_bytes()]);
+            out.push(d);
+        }
+        out
+    }
+}
+
+impl Encode for Coin {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(COIN_VERSION).bytes(&self.keyset_id.0);
+        self.coin_key.encode(w);
+        w.bytes(&self.sigma.to_compressed());
+        w.u8(u8::try_from(self.links.len()).expect("≤ LINKS_MAX"));
+        for l in &self.links {
+            l.encode(w);
+        }
+    }
+}
+
+impl Decode for Coin {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        expect_version(r, "coin", COIN_VERSION)?;
+        let keyset_id = KeysetId(r.array("keyset id")?);
+        let coin_key = OwnerKey::decode(r, "coin key X")?;
+        let sigma = decode_sigma(r)?;
+        let n = r.count_u8("links", LINKS_MAX)?;
+        let links = (0..n).map(|_| Link::decode(r)).collect::<Result<_, _>>()?;
+        Ok(Coin {
+            keyset_id,
+            coin_key,
+            sigma,
+            links,
+        })
+    }
+}
+
+/// What a payer hands the payee: the coins of one payment, each ending in a link to the
+/// payee's one-time keys. Only the payee can recognise and spend them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payment {
+    /// The coins.
+    pub coins: Vec<Coin>,
+}
+
+impl Encode for Payment {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(COIN_VERSION)
+            .u16(u16::try_from(self.coins.len()).expect("≤ PAYMENT_COINS_MAX"));
+        for c in &self.coins {
+            c.encode(w);
+        }
+    }
+}
+
+impl Decode for Payment {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        expect_version(r, "payment", COIN_VERSION)?;
+        let n = r.count_u16("coins", PAYMENT_COINS_MAX)?;
+        Ok(Payment {
+            coins: (0..n).map(|_| Coin::decode(r)).collect::<Result<_, _>>()?,
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! Pallas keys of owners (coin keys X, one-time keys P, ephemeral keys E, wallet addresses W,
+//! allowance-token keys) and their RedPallas signatures (`reddsa`, Orchard SpendAuth).
+//!
+//! All keys share the SpendAuth basepoint G, so a stealth key P = W + s·G is exactly
+//! `reddsa`'s key re-randomisation, and its secret is w + s.
+
+use group::ff::{FromUniformBytes, PrimeField};
+use group::CurveAffine;
+use group::GroupEncoding;
+use pasta_curves::pallas;
+use rand_core::CryptoRng;
+use reddsa::orchard::SpendAuth;
+
+use super::encoding::{DecodeError, DecodeReason, Reader, Writer};
+
+/// Length of a compressed Pallas point.
+pub const POINT_LEN: usize = 32;
+/// Length of a RedPallas signature (R ‖ s).
+pub const SIGNATURE_LEN: usize = 64;
+
+/// A Pallas public key: canonical, on the curve (Pallas has cofactor 1, so that is a full
+/// validity check), never the identity.
+#[derive(Clone, Copy)]
+pub struct OwnerKey {
+    vk: reddsa::VerificationKey<SpendAuth>,
+    bytes: [u8; POINT_LEN],
+}
+
+impl PartialEq for OwnerKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+impl Eq for OwnerKey {}
+
+impl core::hash::Hash for OwnerKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state)
+    }
+}
+
+impl core::fmt::Debug for OwnerKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "OwnerKey({})", hex::encode(self.bytes))
+    }
+}
+
+/// Why a Pallas key encoding was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not the canonical encoding of a curve point.
+    #[error("not a canonical Pallas point")]
+    NotAPoint,
+    /// The identity, which nobody holds the secret of in a useful sense.
+    #[error("the identity point")]
+    Identity,
+}
+
+impl OwnerKey {
+    /// Decodes and validates a 32-byte compressed key.
+    pub fn from_bytes(bytes: &[u8; POINT_LEN]) -> Result<OwnerKey, KeyError> {
+        let point = Option::<pallas::Affine>::from(pallas::Affine::from_bytes(bytes))
+            .ok_or(KeyError::NotAPoint)?;
+        if bool::from(point.is_identity()) {
+            return Err(KeyError::Identity);
+        }
+        if &point.to_bytes() != bytes {
+            return Err(KeyError::NotAPoint);
+        }
+        let vk = reddsa::VerificationKey::try_from(*bytes).map_err(|_| KeyError::NotAPoint)?;
+        Ok(OwnerKey { vk, bytes: *bytes })
+    }
+
+    /// The canonical 32-byte encoding.
+    pub fn to_bytes(&self) -> [u8; POINT_LEN] {
+        self.bytes
+    }
+
+    /// The point, for stealth-address arithmetic.
+    pub fn point(&self) -> pallas::Point {
+        // The bytes were validated on construction.
+        Option::<pallas::Point>::from(pallas::Point::from_bytes(&self.bytes))
+            .expect("validated on construction")
+    }
+
+    /// Verifies a RedPallas signature by this key over `msg`.
+    pub fn verify(&self, msg: &[u8], sig: &RedSig) -> bool {
+        self.vk.verify(msg, &reddsa::Signature::from(sig.0)).is_ok()
+    }
+
+    /// This key plus `s·G` (stealth derivation; `reddsa` key re-randomisation).
+    pub fn randomize(&self, s: &pallas::Scalar) -> OwnerKey {
+        let vk = self.vk.randomize(s);
+        let bytes: [u8; 32] = vk.into();
+        OwnerKey { vk, bytes }
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>, what: &'static str) -> Result<OwnerKey, DecodeError> {
+        let at = r.offset();
+        let bytes = r.array::<POINT_LEN>(what)?;
+        OwnerKey::from_bytes(&bytes).map_err(|e| DecodeError {
+            offset: at,
+            reason: DecodeReason::BadPoint {
+                what,
+                detail: e.to_string(),
+            },
+        })
+    }
+
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.bytes);
+    }
+}
+
+/// The secret of an [`OwnerKey`]. `Debug` never prints it.
+#[derive(Clone)]
+pub struct OwnerSecret(reddsa::SigningKey<SpendAuth>);
+
+impl core::fmt::Debug for OwnerSecret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "OwnerSecret(for {:?})", self.public())
+    }
+}
+
+impl OwnerSecret {
+    /// A fresh uniformly random secret.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> OwnerSecret {
+        let mut wide = [0u8; 64];
+        rng.fill_bytes(&mut wide);
+        let s = pallas::Scalar::from_uniform_bytes(&wide);
+        wide.fill(0);
+        OwnerSecret::from_scalar(&s)
+    }
+
+    fn from_scalar(s: &pallas::Scalar) -> OwnerSecret {
+        let mut repr = s.to_repr();
+        let sk = reddsa::SigningKey::from_bytes(&repr).expect("a reduced scalar is canonical");
+        repr.fill(0);
+        OwnerSecret(sk)
+    }
+
+    /// Parses a 32-byte canonical scalar (as written to wallet files).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Option<OwnerSecret> {
+        reddsa::SigningKey::from_bytes(bytes).ok().map(OwnerSecret)
+    }
+
+    /// The 32-byte scalar. Secret material: only for 0600 wallet files.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The scalar, for stealth-address arithmetic.
+    pub(crate) fn scalar(&self) -> pallas::Scalar {
+        Option::<pallas::Scalar>::from(pallas::Scalar::from_repr(self.0.to_bytes()))
+            .expect("signing keys hold canonical scalars")
+    }
+
+    /// The public key.
+    pub fn public(&self) -> OwnerKey {
+        let vk = reddsa::VerificationKey::from(&self.0);
+        let bytes: [u8; 32] = vk.into();
+        OwnerKey { vk, bytes }
+    }
+
+    /// This secret plus `s` (matches [`OwnerKey::randomize`]).
+    pub fn randomize(&self, s: &pallas::Scalar) -> OwnerSecret {
+        OwnerSecret(self.0.randomize(s))
+    }
+
+    /// A RedPallas signature over `msg` (fresh randomness from `rng`).
+    pub fn sign<R: CryptoRng + ?Sized>(&self, rng: &mut R, msg: &[u8]) -> RedSig {
+        let sig = self.0.sign(rng, msg);
+        RedSig(sig.into())
+    }
+}
+
+/// A RedPallas signature's 64 bytes. Validity is decided only by verification.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RedSig(pub [u8; SIGNATURE_LEN]);
+
+impl core::fmt::Debug for RedSig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RedSig({}…)", hex::encode(&self.0[..8]))
+    }
+}
+
+impl RedSig {
+    pub(crate) fn decode(r: &mut Reader<'_>, what: &'static str) -> Result<RedSig, DecodeError> {
+        Ok(RedSig(r.array(what)?))
+    }
+}
+
+/// Hashes to a uniformly distributed Pallas scalar (512-bit output reduced mod q).
+pub(crate) fn hash_to_scalar(personal: &[u8], parts: &[&[u8]]) -> pallas::Scalar {
+    let wide: [u8; 64] = super::tags::blake2b(personal, parts);
+    pallas::Scalar::from_uniform_bytes(&wide)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_bad_encodings_are_refused() {
+        let mut rng = crate::os_rng();
+        let sk = OwnerSecret::generate(&mut rng);
+        let pk = sk.public();
+        assert_eq!(OwnerKey::from_bytes(&pk.to_bytes()).unwrap(), pk);
+        assert_eq!(OwnerKey::from_bytes(&[0u8; 32]), Err(KeyError::Identity));
+        assert_eq!(
+            OwnerKey::from_bytes(&[0xffu8; 32]),
+            Err(KeyError::NotAPoint)
+        );
+        let again = OwnerSecret::from_bytes(&sk.to_bytes()).unwrap();
+        assert_eq!(again.public(), pk);
+        assert!(!format!("{sk:?}").contains(&hex::encode(sk.to_bytes())));
+    }
+
+    #[test]
+    fn signatures_verify_only_for_their_key_and_message() {
+        let mut rng = crate::os_rng();
+        let sk = OwnerSecret::generate(&mut rng);
+        let sig = sk.sign(&mut rng, b"m");
+        assert!(sk.public().verify(b"m", &sig));
+        assert!(!sk.public().verify(b"n", &sig));
+        assert!(!OwnerSecret::generate(&mut rng).public().verify(b"m", &sig));
+    }
+
+    #[test]
+    fn randomized_secret_matches_randomized_key() {
+        let mut rng = crate::os_rng();
+        let sk = OwnerSecret::generate(&mut rng);
+        let s = hash_to_scalar(b"t", &[b"x"]);
+        assert_eq!(sk.randomize(&s).public(), sk.public().randomize(&s));
+    }
+}

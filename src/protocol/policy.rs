@@ -1,0 +1,235 @@
+//! The declarative policy file (TOML): usage rules per policy class, the allowance (receive
+//! limit) rules, epoch lengths and the swap fee.
+//!
+//! ```toml
+//! [epochs]
+//! withdraw_days = 30      # length of each epoch's withdraw window
+//! deposit_days = 90       # coins stay depositable this long after the window closes
+//! max_denomination_exp = 16
+//!
+//! [allowance]
+//! daily_limit = 1000      # minor units a registered wallet may receive per UTC day
+//!
+//! [swap]
+//! fee = 0                 # minor units kept by the issuer per swap
+//!
+//! [class.standard]
+//! max_hops = 8
+//! deposit_deadline_days = 60
+//! min_payment = 1
+//! max_payment = 1000000
+//! allowance_required = true
+//! merchant_only_deposit = false
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::keyset::valid_class_name;
+
+/// Seconds per day (policy windows are in days, UTC).
+pub const DAY_SECS: u64 = 86_400;
+
+/// The whole policy file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Epoch lengths.
+    pub epochs: EpochPolicy,
+    /// Receive-limit rules.
+    pub allowance: AllowancePolicy,
+    /// Swap rules.
+    pub swap: SwapPolicy,
+    /// Usage rules per policy class.
+    pub class: BTreeMap<String, ClassPolicy>,
+}
+
+/// Epoch lengths and denominations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpochPolicy {
+    /// Length of the withdraw window, days.
+    pub withdraw_days: u64,
+    /// How long coins stay depositable after the withdraw window closes, days.
+    pub deposit_days: u64,
+    /// Largest denomination exponent issued (coins up to 2^exp minor units).
+    pub max_denomination_exp: u8,
+}
+
+/// The receive limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowancePolicy {
+    /// Allowance a registered wallet may obtain per UTC day, in minor units.
+    pub daily_limit: u64,
+}
+
+/// Swap (split/merge) rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapPolicy {
+    /// Fee per swap, minor units.
+    pub fee: u64,
+}
+
+/// Usage rules of one policy class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassPolicy {
+    /// Most payment links a coin may carry.
+    pub max_hops: u8,
+    /// Deposits must happen within this many days after the withdraw window closes.
+    pub deposit_deadline_days: u64,
+    /// Smallest declared payment amount.
+    pub min_payment: u64,
+    /// Largest declared payment amount.
+    pub max_payment: u64,
+    /// Whether received coins need allowance tokens to be re-spent or deposited.
+    pub allowance_required: bool,
+    /// Whether deposits to accounts must go to merchant accounts.
+    pub merchant_only_deposit: bool,
+}
+
+/// A named rule, as reported in `policy_violation(rule)` verdicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyRule {
+    /// Deposited after the class's deposit deadline.
+    DepositDeadline,
+    /// A payment below the class minimum.
+    MinPayment,
+    /// A payment above the class maximum.
+    MaxPayment,
+    /// A coin worth more than the payment it is part of.
+    CoinExceedsPayment,
+    /// A deposit to a non-merchant account.
+    MerchantOnlyDeposit,
+}
+
+impl PolicyRule {
+    /// The rule's name in the policy file and verdicts.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyRule::DepositDeadline => "deposit_deadline",
+            PolicyRule::MinPayment => "min_payment",
+            PolicyRule::MaxPayment => "max_payment",
+            PolicyRule::CoinExceedsPayment => "coin_exceeds_payment",
+            PolicyRule::MerchantOnlyDeposit => "merchant_only_deposit",
+        }
+    }
+}
+
+impl core::fmt::Display for PolicyRule {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a policy file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// TOML syntax or schema error.
+    #[error("policy file: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value that makes no sense.
+    #[error("policy file: {0}")]
+    Invalid(String),
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        let mut class = BTreeMap::new();
+        class.insert(
+            "standard".to_owned(),
+            ClassPolicy {
+                max_hops: 8,
+                deposit_deadline_days: 60,
+                min_payment: 1,
+                max_payment: 1_000_000,
+                allowance_required: true,
+                merchant_only_deposit: false,
+            },
+        );
+        Policy {
+            epochs: EpochPolicy {
+                withdraw_days: 30,
+                deposit_days: 90,
+                max_denomination_exp: 16,
+            },
+            allowance: AllowancePolicy { daily_limit: 1000 },
+            swap: SwapPolicy { fee: 0 },
+            class,
+        }
+    }
+}
+
+impl Policy {
+    /// Parses and validates a policy file.
+    pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
+        let p: Policy = toml::from_str(text)?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// The policy as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("policy serialises")
+    }
+
+    /// Checks internal consistency.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let bad = |m: String| Err(PolicyError::Invalid(m));
+        if self.epochs.withdraw_days == 0 {
+            return bad("epochs.withdraw_days must be at least 1".into());
+        }
+        if self.epochs.max_denomination_exp > super::keyset::DENOMINATION_EXP_MAX {
+            return bad(format!(
+                "epochs.max_denomination_exp must be at most {}",
+                super::keyset::DENOMINATION_EXP_MAX
+            ));
+        }
+        if self.class.is_empty() {
+            return bad("at least one [class.NAME] section is required".into());
+        }
+        for (name, c) in &self.class {
+            if !valid_class_name(name) {
+                return bad(format!(
+                    "class name {name:?} must be 1-32 chars of [a-z0-9_-]"
+                ));
+            }
+            if c.min_payment > c.max_payment {
+                return bad(format!("class.{name}: min_payment exceeds max_payment"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rules of a class, if it exists.
+    pub fn class(&self, name: &str) -> Option<&ClassPolicy> {
+        self.class.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_round_trips_through_toml() {
+        let p = Policy::default();
+        assert_eq!(Policy::from_toml(&p.to_toml()).unwrap(), p);
+        assert_eq!(p.allowance.daily_limit, 1000, "10 EUR in cents");
+    }
+
+    #[test]
+    fn invalid_files_are_refused_with_reasons() {
+        let mut p = Policy::default();
+        p.class.get_mut("standard").unwrap().min_payment = 10;
+        p.class.get_mut("standard").unwrap().max_payment = 5;
+        let e = Policy::from_toml(&p.to_toml()).unwrap_err();
+        assert!(e.to_string().contains("min_payment"), "{e}");
+        let text = Policy::default().to_toml().replace("max_hops", "max_hopz");
+        assert!(Policy::from_toml(&text).is_err());
+    }
+}

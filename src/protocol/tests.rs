@@ -1,0 +1,549 @@
+//! Protocol-level tests of the reference verifier: the accepted flows and every rejection.
+
+use microcash_kernels::bls;
+
+use super::coin::{Coin, PaymentContext};
+use super::deposit::{AccountName, CreditTarget, Deposit};
+use super::encoding::{Decode, DecodeReason, Encode};
+use super::keys::OwnerSecret;
+use super::keyset::{Keyset, KeysetKind, KeysetList, Windows};
+use super::policy::{Policy, PolicyRule, DAY_SECS};
+use super::spend::{OwnedAllowance, OwnedCoin};
+use super::stealth::{recognise, Address};
+use super::verify::{Rejection, SpendSite, Verifier};
+use super::withdraw::{blind, finish_allowance, finish_coin, sign_blinded};
+
+const T0: u64 = 1_000 * DAY_SECS;
+const NOW: u64 = T0 + DAY_SECS;
+
+struct Fixture {
+    keysets: KeysetList,
+    secrets: Vec<bls::SecretKey>,
+    policy: Policy,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture::with_policy(Policy::default())
+    }
+
+    fn with_policy(policy: Policy) -> Fixture {
+        let mut rng = crate::os_rng();
+        let windows = Windows {
+            withdraw_from: T0,
+            withdraw_until: T0 + 30 * DAY_SECS,
+            deposit_until: T0 + 120 * DAY_SECS,
+        };
+        let mut keysets = Vec::new();
+        let mut secrets = Vec::new();
+        for (kind, class) in [
+            (KeysetKind::Coin, "standard"),
+            (KeysetKind::Allowance, "allowance"),
+        ] {
+            for exp in 0..=10u8 {
+                let sk = bls::SecretKey::generate(&mut rng);
+                keysets.push(Keyset::new(kind, 1, exp, class, windows, sk.public_key()).unwrap());
+                secrets.push(sk);
+            }
+        }
+        Fixture {
+            keysets: KeysetList::new(keysets).unwrap(),
+            secrets,
+            policy,
+        }
+    }
+
+    fn keyset(&self, kind: KeysetKind, exp: u8) -> (&Keyset, &bls::SecretKey) {
+        let i = self
+            .keysets
+            .iter()
+            .position(|k| k.kind == kind && k.denomination_exp == exp)
+            .unwrap();
+        (self.keysets.iter().nth(i).unwrap(), &self.secrets[i])
+    }
+
+    fn coin(&self, exp: u8) -> OwnedCoin {
+        let (ks, sk) = self.keyset(KeysetKind::Coin, exp);
+        let (pending, out) = blind(ks, &mut crate::os_rng());
+        finish_coin(pending, ks, &sign_blinded(sk, 0, &out).unwrap()).unwrap()
+    }
+
+    fn allowance(&self, exp: u8) -> OwnedAllowance {
+        let (ks, sk) = self.keyset(KeysetKind::Allowance, exp);
+        let (pending, out) = blind(ks, &mut crate::os_rng());
+        finish_allowance(pending, ks, &sign_blinded(sk, 0, &out).unwrap()).unwrap()
+    }
+
+    fn verifier(&self) -> Verifier<'_> {
+        Verifier::new(&self.keysets, &self.policy)
+    }
+}
+
+fn ctx(amount: u64) -> PaymentContext {
+    PaymentContext {
+        payment_id: [7; 16],
+        amount,
+        time: NOW,
+    }
+}
+
+fn wallet() -> (OwnerSecret, Address) {
+    let w = OwnerSecret::generate(&mut crate::os_rng());
+    let a = Address(w.public());
+    (w, a)
+}
+
+/// Pays `coin` to a fresh wallet and returns the coin as that wallet owns it.
+fn pay_to_new_wallet(coin: &OwnedCoin, amount: u64, allowance: &[OwnedAllowance]) -> OwnedCoin {
+    let (w, addr) = wallet();
+    let paid = coin.pay(&addr, ctx(amount), allowance, &mut crate::os_rng());
+    let last = paid.links.last().unwrap();
+    let secret = recognise(&w, &last.ephemeral, &last.one_time_key).expect("payee recognises");
+    OwnedCoin { coin: paid, secret }
+}
+
+fn account_deposit(coin: &OwnedCoin, allowance: &[OwnedAllowance]) -> Deposit {
+    coin.deposit(
+        CreditTarget::Account(AccountName::new("shop").unwrap()),
+        NOW,
+        allowance,
+        &mut crate::os_rng(),
+    )
+}
+
+#[test]
+fn withdrawn_coin_verifies_and_deposits() {
+    let f = Fixture::new();
+    let coin = f.coin(3);
+    let v = f
+        .verifier()
+        .verify_deposit(&account_deposit(&coin, &[]), NOW)
+        .unwrap();
+    assert_eq!(v.value(), 8);
+    assert_eq!(v.serial(), coin.coin.serial());
+    assert!(v.allowance_serials().is_empty());
+}
+
+#[test]
+fn chained_payment_with_allowance_verifies() {
+    let f = Fixture::new();
+    let a = f.coin(2);
+    let b = pay_to_new_wallet(&a, 4, &[]); // first hop: the withdrawer pays, no allowance
+    let allowance_b = f.allowance(2);
+    let c = pay_to_new_wallet(&b, 4, &[allowance_b.clone()]); // B re-spends received value
+    assert_eq!(c.coin.links.len(), 2);
+    let allowance_c = f.allowance(2);
+    let v = f
+        .verifier()
+        .verify_deposit(&account_deposit(&c, &[allowance_c.clone()]), NOW)
+        .unwrap();
+    assert_eq!(
+        v.allowance_serials(),
+        &[allowance_b.token.serial(), allowance_c.token.serial()]
+    );
+    assert_eq!(v.owner_keys().len(), 3);
+}
+
+#[test]
+fn forged_issuer_signature_is_rejected() {
+    let f = Fixture::new();
+    let mut coin = f.coin(1);
+    let rogue = bls::SecretKey::generate(&mut crate::os_rng());
+    coin.coin.sigma = rogue.sign(&coin.coin.serial().0, super::tags::H1_DST);
+    let e = f
+        .verifier()
+        .verify_deposit(&account_deposit(&coin, &[]), NOW)
+        .unwrap_err();
+    assert_eq!(e, Rejection::BadIssuerSignature("pairing check failed"));
+}
+
+#[test]
+fn sigma_from_another_keyset_is_rejected() {
+    let f = Fixture::new();
+    let mut coin = f.coin(1);
+    // Claim the coin is worth 1024 while σ was made under the keyset for 2.
+    coin.coin.keyset_id = f.keyset(KeysetKind::Coin, 10).0.id;
+    let e = f
+        .verifier()
+        .verify_deposit(&account_deposit(&coin, &[]), NOW)
+        .unwrap_err();
+    assert_eq!(e, Rejection::BadIssuerSignature("pairing check failed"));
+    // A coin keyset id where an allowance token is expected is refused by kind.
+    let mut token = f.allowance(1);
+    token.token.keyset_id = f.keyset(KeysetKind::Coin, 1).0.id;
+    let b = pay_to_new_wallet(&f.coin(1), 2, &[]);
+    let e = f
+        .verifier()
+        .verify_deposit(&account_deposit(&b, &[token]), NOW)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Rejection::BadAllowance {
+                site: SpendSite::Deposit,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn sigma_with_a_cofactor_component_is_rejected() {
+    // σ + T passes the pairing (kernels pin that), so the subgroup check is what refuses it.
+    let f = Fixture::new();
+    let mut coin = f.coin(1);
+    let t = order_three_point();
+    coin.coin.sigma = coin.coin.sigma.add(&t).unwrap();
+    let e = f
+        .verifier()
+        .verify_deposit(&account_deposit(&coin, &[]), NOW)
+        .unwrap_err();
+    assert_eq!(e, Rejection::BadIssuerSignature("σ is outside G1"));
+}
+
+fn order_three_point() -> bls::G1Affine {
+    bls::testing::order_three_point()
+}
+
+#[test]
+fn keyset_windows_bound_validity() {
+    let f = Fixture::new();
+    let coin = f.coin(0);
+    let d = account_deposit(&coin, &[]);
+    let id = coin.coin.keyset_id;
+    assert_eq!(
+        f.verifier().verify_deposit(&d, T0 - 1).unwrap_err(),
+        Rejection::KeysetNotYetValid(id)
+    );
+    assert_eq!(
+        f.verifier()
+            .verify_deposit(&d, T0 + 120 * DAY_SECS)
+            .unwrap_err(),
+        Rejection::KeysetExpired(id)
+    );
+}
+
+#[test]
+fn deposit_deadline_is_a_policy_rule() {
+    let f = Fixture::new();
+    let coin = f.coin(0);
+    let d = account_deposit(&coin, &[]);
+    // Withdraw window ends at T0 + 30 d; the standard class allows 60 more days.
+    let late = T0 + 91 * DAY_SECS;
+    match f.verifier().verify_deposit(&d, late).unwrap_err() {
+        Rejection::PolicyViolation { rule, .. } => assert_eq!(rule, PolicyRule::DepositDeadline),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn link_signed_by_a_non_owner_is_rejected() {
+    let f = Fixture::new();
+    let coin = f.coin(1);
+    let thief = OwnedCoin {
+        coin: coin.coin.clone(),
+        secret: OwnerSecret::generate(&mut crate::os_rng()),
+    };
+    let stolen = pay_to_new_wallet(&thief, 2, &[]);
+    let e = f.verifier().verify_coin(&stolen.coin, NOW).unwrap_err();
+    assert_eq!(e, Rejection::BadLinkSignature { index: 0 });
+}
+
+#[test]
+fn tampered_link_is_rejected() {
+    let f = Fixture::new();
+    let b = pay_to_new_wallet(&f.coin(1), 2, &[]);
+    for tamper in 0..3 {
+        let mut coin = b.coin.clone();
+        match tamper {
+            0 => coin.links[0].context.amount = 3,
+            1 => coin.links[0].one_time_key = OwnerSecret::generate(&mut crate::os_rng()).public(),
+            _ => coin.links[0].signature.0[40] ^= 1,
+        }
+        assert_eq!(
+            f.verifier().verify_coin(&coin, NOW).unwrap_err(),
+            Rejection::BadLinkSignature { index: 0 }
+        );
+    }
+}
+
+#[test]
+fn hop_cap_is_enforced() {
+    let mut policy = Policy::default();
+    policy.class.get_mut("standard").unwrap().max_hops = 2;
+    policy.class.get_mut("standard").unwrap().allowance_required = false;
+    let f = Fixture::with_policy(policy);
+    let mut c = f.coin(0);
+    for _ in 0..2 {
+        c = pay_to_new_wallet(&c, 1, &[]);
+    }
+    f.verifier().verify_coin(&c.coin, NOW).unwrap();
+    let c3 = pay_to_new_wallet(&c, 1, &[]);
+    assert_eq!(
+        f.verifier().verify_coin(&c3.coin, NOW).unwrap_err(),
+        Rejection::HopCapExceeded { hops: 3, max: 2 }
+    );
+}
+
+#[test]
+fn intercepted_coin_cannot_be_spent_without_the_stealth_secret() {
+    let f = Fixture::new();
+    let b = pay_to_new_wallet(&f.coin(1), 2, &[]);
+    // An eavesdropper sees the coin but not w: it does not recognise it …
+    let (eve_w, _) = wallet();
+    let last = b.coin.links.last().unwrap();
+    assert!(recognise(&eve_w, &last.ephemeral, &last.one_time_key).is_none());
+    // … and whatever key it signs with, the next link or a deposit fails.
+    let eve = OwnedCoin {
+        coin: b.coin.clone(),
+        secret: eve_w,
+    };
+    let onward = pay_to_new_wallet(&eve, 2, &[f.allowance(1)]);
+    assert_eq!(
+        f.verifier().verify_coin(&onward.coin, NOW).unwrap_err(),
+        Rejection::BadLinkSignature { index: 1 }
+    );
+    let e = f
+        .verifier()
+        .verify_deposit(&account_deposit(&eve, &[f.allowance(1)]), NOW)
+        .unwrap_err();
+    assert_eq!(e, Rejection::BadDepositSignature);
+}
+
+#[test]
+fn received_value_needs_allowance_to_move_on() {
+    let f = Fixture::new();
+    let b = pay_to_new_wallet(&f.coin(3), 8, &[]);
+    // Deposit without allowance.
+    let e = f
+        .verifier()
+        .verify_deposit(&account_deposit(&b, &[]), NOW)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Rejection::AllowanceMissing {
+            site: SpendSite::Deposit,
+            need: 8
+        }
+    );
+    // Deposit with too little.
+    let e = f
+        .verifier()
+        .verify_deposit(&account_deposit(&b, &[f.allowance(2)]), NOW)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Rejection::AllowanceShort {
+            site: SpendSite::Deposit,
+            need: 8,
+            have: 4
+        }
+    );
+    // Re-spend without allowance.
+    let c = pay_to_new_wallet(&b, 8, &[]);
+    assert_eq!(
+        f.verifier().verify_coin(&c.coin, NOW).unwrap_err(),
+        Rejection::AllowanceMissing {
+            site: SpendSite::Link(1),
+            need: 8
+        }
+    );
+    // Two tokens that together cover it are fine.
+    f.verifier()
+        .verify_deposit(&account_deposit(&b, &[f.allowance(2), f.allowance(2)]), NOW)
+        .unwrap();
+}
+
+#[test]
+fn allowance_token_cannot_be_used_twice_in_one_coin() {
+    let f = Fixture::new();
+    let b = pay_to_new_wallet(&f.coin(2), 4, &[]);
+    let token = f.allowance(2);
+    let c = pay_to_new_wallet(&b, 4, &[token.clone()]);
+    let e = f
+        .verifier()
+        .verify_deposit(&account_deposit(&c, &[token.clone()]), NOW)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Rejection::AllowanceReused {
+            serial: token.token.serial()
+        }
+    );
+}
+
+#[test]
+fn allowance_spend_is_bound_to_its_link() {
+    let f = Fixture::new();
+    let b = pay_to_new_wallet(&f.coin(2), 4, &[]);
+    let d1 = account_deposit(&b, &[f.allowance(2)]);
+    // Move the (valid) allowance spend of one deposit onto another deposit of the same coin.
+    let mut d2 = account_deposit(&b, &[f.allowance(2)]);
+    d2.allowances = d1.allowances.clone();
+    let e = f.verifier().verify_deposit(&d2, NOW).unwrap_err();
+    // The owner signature covers the allowance list, so that fails first.
+    assert_eq!(e, Rejection::BadDepositSignature);
+}
+
+#[test]
+fn payment_policy_rules_are_reported_by_name() {
+    let mut policy = Policy::default();
+    policy.class.get_mut("standard").unwrap().min_payment = 2;
+    policy.class.get_mut("standard").unwrap().max_payment = 100;
+    let f = Fixture::with_policy(policy);
+    let rule_of = |c: &OwnedCoin| match f.verifier().verify_coin(&c.coin, NOW).unwrap_err() {
+        Rejection::PolicyViolation { rule, .. } => rule,
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(
+        rule_of(&pay_to_new_wallet(&f.coin(0), 1, &[])),
+        PolicyRule::MinPayment
+    );
+    assert_eq!(
+        rule_of(&pay_to_new_wallet(&f.coin(0), 101, &[])),
+        PolicyRule::MaxPayment
+    );
+    assert_eq!(
+        rule_of(&pay_to_new_wallet(&f.coin(4), 8, &[])),
+        PolicyRule::CoinExceedsPayment
+    );
+}
+
+#[test]
+fn deposit_to_a_different_target_breaks_the_signature() {
+    let f = Fixture::new();
+    let coin = f.coin(1);
+    let mut d = account_deposit(&coin, &[]);
+    d.target = CreditTarget::Account(AccountName::new("mallory").unwrap());
+    assert_eq!(
+        f.verifier().verify_deposit(&d, NOW).unwrap_err(),
+        Rejection::BadDepositSignature
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Encodings
+
+fn sample_deposit(f: &Fixture) -> Deposit {
+    let b = pay_to_new_wallet(&f.coin(2), 4, &[]);
+    let c = pay_to_new_wallet(&b, 4, &[f.allowance(2)]);
+    account_deposit(&c, &[f.allowance(1), f.allowance(1)])
+}
+
+#[test]
+fn encodings_round_trip() {
+    let f = Fixture::new();
+    let d = sample_deposit(&f);
+    assert_eq!(Deposit::from_bytes(&d.to_bytes()).unwrap(), d);
+    assert_eq!(Coin::from_bytes(&d.coin.to_bytes()).unwrap(), d.coin);
+}
+
+#[test]
+fn malformed_encodings_are_rejected_with_their_reason() {
+    let f = Fixture::new();
+    let d = sample_deposit(&f);
+    let bytes = d.to_bytes();
+    let reason = |b: &[u8]| Deposit::from_bytes(b).unwrap_err().reason;
+    // Version.
+    let mut v = bytes.clone();
+    v[0] = 9;
+    assert_eq!(
+        reason(&v),
+        DecodeReason::UnsupportedVersion {
+            what: "deposit",
+            version: 9
+        }
+    );
+    // Truncation and trailing bytes.
+    assert!(matches!(
+        reason(&bytes[..bytes.len() - 1]),
+        DecodeReason::UnexpectedEnd(_)
+    ));
+    let mut long = bytes.clone();
+    long.push(0);
+    assert_eq!(reason(&long), DecodeReason::TrailingBytes(1));
+    // Coin key X (offset: deposit version 1 + coin version 1 + keyset id 32).
+    let mut x = bytes.clone();
+    x[34..66].copy_from_slice(&[0u8; 32]);
+    assert!(matches!(
+        reason(&x),
+        DecodeReason::BadPoint {
+            what: "coin key X",
+            ..
+        }
+    ));
+    // σ not a valid compressed point.
+    let mut s = bytes.clone();
+    s[66] &= 0x7f;
+    assert!(matches!(
+        reason(&s),
+        DecodeReason::BadPoint {
+            what: "issuer signature",
+            ..
+        }
+    ));
+    // Link count above the maximum.
+    let mut n = bytes.clone();
+    n[114] = 200;
+    assert!(matches!(
+        reason(&n),
+        DecodeReason::TooMany {
+            what: "links",
+            count: 200,
+            ..
+        }
+    ));
+    // Credit target: unknown tag and bad account name.
+    let coin_len = d.coin.to_bytes().len();
+    let mut t = bytes.clone();
+    t[1 + coin_len] = 7;
+    assert!(matches!(
+        reason(&t),
+        DecodeReason::BadValue {
+            what: "credit target",
+            ..
+        }
+    ));
+    let mut a = bytes.clone();
+    a[1 + coin_len + 2] = b' ';
+    assert!(matches!(
+        reason(&a),
+        DecodeReason::BadValue {
+            what: "account name",
+            ..
+        }
+    ));
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+        /// Strictness: any byte string that decodes re-encodes to exactly itself, so every
+        /// message has one encoding. Mutations of a real deposit either fail or stay canonical.
+        #[test]
+        fn decoding_is_canonical(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+                                 cut in any::<prop::sample::Index>()) {
+            let f = FIXTURE.with(|f| f.clone());
+            let mut bytes = f.to_bytes();
+            for (i, x) in &flips {
+                let i = i.index(bytes.len());
+                bytes[i] ^= x;
+            }
+            if let Ok(d) = Deposit::from_bytes(&bytes) {
+                prop_assert_eq!(d.to_bytes(), bytes.clone());
+            }
+            let cut = cut.index(bytes.len());
+            prop_assert!(Deposit::from_bytes(&bytes[..cut]).is_err());
+        }
+    }
+
+    thread_local! {
+        static FIXTURE: Deposit = sample_deposit(&Fixture::new());
+    }
+}

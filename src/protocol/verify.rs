@@ -1,0 +1,412 @@
+//! The reference verifier: checks one coin, or one deposit, completely and one step at a
+//! time. It is the slow, obviously-correct path: the batch engine must return exactly its
+//! verdicts.
+//!
+//! # Order of checks (the first failure is the verdict)
+//! 1. keyset: known, a coin keyset, valid at `now` (not before `withdraw_from`, not at or
+//!    after `deposit_until`); its policy class exists;
+//! 2. hop cap: `links ≤ max_hops`;
+//! 3. σ: in G1 (canonical) and e(σ, g2) = e(H1(serial), pk);
+//! 4. each link i in order: the previous owner's signature; its allowance spends (required
+//!    from i = 1 on, covering the coin's value); the payment policy (min/max payment, coin
+//!    not worth more than the payment);
+//! 5. for a deposit: the owner's signature; its allowance spends (required when the coin
+//!    carries a link); the deposit deadline.
+//!
+//! Allowance spends are checked token by token: allowance keyset known and valid at `now`,
+//! σ valid, the token key's signature over the binding, and no token serial twice in the
+//! same coin or deposit. Whether a serial was spent *before* is the spent set's question,
+//! answered by the issuer after this verifier.
+
+use std::collections::HashSet;
+
+use microcash_kernels::bls::{self, G1Affine};
+
+use super::coin::{allowance_binding, allowance_spend_message, AllowanceSpend, Coin, Link, Serial};
+use super::deposit::{CreditTarget, Deposit};
+use super::keys::OwnerKey;
+use super::keyset::{Keyset, KeysetId, KeysetKind, KeysetList, KeysetPhase};
+use super::policy::{ClassPolicy, Policy, PolicyRule, DAY_SECS};
+use super::spend::{BIND_DEPOSIT, BIND_LINK};
+use super::tags;
+
+/// Where allowance was (or should have been) attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpendSite {
+    /// On link i (0-based).
+    Link(usize),
+    /// On the deposit.
+    Deposit,
+}
+
+impl core::fmt::Display for SpendSite {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpendSite::Link(i) => write!(f, "link {i}"),
+            SpendSite::Deposit => f.write_str("deposit"),
+        }
+    }
+}
+
+/// Why a coin or deposit is refused by the protocol rules.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No such keyset is published.
+    #[error("unknown keyset {0}")]
+    UnknownKeyset(KeysetId),
+    /// The keyset exists but is of the wrong kind (an allowance keyset where a coin keyset
+    /// is expected, or the reverse).
+    #[error("keyset {0} is of the wrong kind")]
+    WrongKeysetKind(KeysetId),
+    /// Before the keyset's `withdraw_from`.
+    #[error("keyset {0} is not yet valid")]
+    KeysetNotYetValid(KeysetId),
+    /// At or after the keyset's `deposit_until`.
+    #[error("keyset {0} has expired")]
+    KeysetExpired(KeysetId),
+    /// The keyset names a policy class the policy file does not define.
+    #[error("policy class {0:?} is not defined")]
+    UnknownPolicyClass(String),
+    /// σ is outside G1 or fails the pairing check.
+    #[error("bad issuer signature: {0}")]
+    BadIssuerSignature(&'static str),
+    /// A link not signed by the coin's owner before it.
+    #[error("bad signature on link {index}")]
+    BadLinkSignature {
+        /// Link index (0-based).
+        index: usize,
+    },
+    /// A deposit not signed by the coin's current owner.
+    #[error("bad deposit signature")]
+    BadDepositSignature,
+    /// More links than the class allows.
+    #[error("hop cap exceeded: {hops} links, class allows {max}")]
+    HopCapExceeded {
+        /// Links on the coin.
+        hops: usize,
+        /// The class's cap.
+        max: u8,
+    },
+    /// Received value re-spent or deposited without allowance.
+    #[error("allowance missing on {site}: {need} needed")]
+    AllowanceMissing {
+        /// Where.
+        site: SpendSite,
+        /// Value to cover.
+        need: u64,
+    },
+    /// Allowance attached but worth less than the value.
+    #[error("allowance short on {site}: need {need}, have {have}")]
+    AllowanceShort {
+        /// Where.
+        site: SpendSite,
+        /// Value to cover.
+        need: u64,
+        /// Value attached.
+        have: u64,
+    },
+    /// The same allowance token used twice (within the coin, or already spent).
+    #[error("allowance token {serial} already used")]
+    AllowanceReused {
+        /// The token serial.
+        serial: Serial,
+    },
+    /// An allowance token that is not valid.
+    #[error("bad allowance token on {site}: {reason}")]
+    BadAllowance {
+        /// Where.
+        site: SpendSite,
+        /// Why.
+        reason: String,
+    },
+    /// A usage-policy rule failed.
+    #[error("policy violation: {rule} ({detail})")]
+    PolicyViolation {
+        /// The rule.
+        rule: PolicyRule,
+        /// Specifics.
+        detail: String,
+    },
+}
+
+/// A deposit that passed every protocol check. Only [`Verifier::verify_deposit`] builds
+/// one, and the issuer's spent-set commit accepts nothing else.
+#[derive(Clone, Debug)]
+pub struct VerifiedDeposit {
+    serial: Serial,
+    value: u64,
+    keyset_id: KeysetId,
+    target: CreditTarget,
+    merchant_only: bool,
+    allowance_serials: Vec<Serial>,
+    owner_keys: Vec<OwnerKey>,
+    digest: [u8; 32],
+}
+
+impl VerifiedDeposit {
+    /// The coin serial.
+    pub fn serial(&self) -> Serial {
+        self.serial
+    }
+    /// The coin's value.
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+    /// The coin's keyset.
+    pub fn keyset_id(&self) -> KeysetId {
+        self.keyset_id
+    }
+    /// What to credit.
+    pub fn target(&self) -> &CreditTarget {
+        &self.target
+    }
+    /// Whether the class only allows deposits to merchant accounts.
+    pub fn merchant_only(&self) -> bool {
+        self.merchant_only
+    }
+    /// Serials of the allowance tokens spent anywhere in the coin or deposit.
+    pub fn allowance_serials(&self) -> &[Serial] {
+        &self.allowance_serials
+    }
+    /// The chain of owner keys: X, P₁, …, Pₙ (double-spend evidence).
+    pub fn owner_keys(&self) -> &[OwnerKey] {
+        &self.owner_keys
+    }
+    /// Digest of the deposit message (idempotency key).
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+}
+
+/// A coin that passed the offline checks (what a payee runs on receipt).
+#[derive(Clone, Debug)]
+pub struct VerifiedCoin<'a> {
+    /// Its keyset.
+    pub keyset: &'a Keyset,
+    /// Its class rules.
+    pub class: &'a ClassPolicy,
+    /// Its serial.
+    pub serial: Serial,
+    /// Allowance serials spent on its links.
+    pub allowance_serials: Vec<Serial>,
+}
+
+/// The reference verifier over a published keyset list and policy.
+#[derive(Clone, Copy, Debug)]
+pub struct Verifier<'a> {
+    keysets: &'a KeysetList,
+    policy: &'a Policy,
+}
+
+fn check_sigma(keyset: &Keyset, sigma: &G1Affine, serial: &Serial) -> Result<(), &'static str> {
+    if !sigma.in_subgroup() {
+        return Err("σ is outside G1");
+    }
+    if !bls::verify(&keyset.public_key, sigma, &serial.0, tags::H1_DST) {
+        return Err("pairing check failed");
+    }
+    Ok(())
+}
+
+impl<'a> Verifier<'a> {
+    /// A verifier over `keysets` and `policy`.
+    pub fn new(keysets: &'a KeysetList, policy: &'a Policy) -> Verifier<'a> {
+        Verifier { keysets, policy }
+    }
+
+    fn keyset(&self, id: &KeysetId, kind: KeysetKind, now: u64) -> Result<&'a Keyset, Rejection> {
+        let ks = self.keysets.get(id).ok_or(Rejection::UnknownKeyset(*id))?;
+        if ks.kind != kind {
+            return Err(Rejection::WrongKeysetKind(*id));
+        }
+        match ks.windows.phase(now) {
+            KeysetPhase::NotYetValid => Err(Rejection::KeysetNotYetValid(*id)),
+            KeysetPhase::Expired => Err(Rejection::KeysetExpired(*id)),
+            KeysetPhase::Active | KeysetPhase::DepositOnly => Ok(ks),
+        }
+    }
+
+    /// Checks the allowance spends at one site; adds their serials to `seen`.
+    fn check_allowances(
+        &self,
+        site: SpendSite,
+        spends: &[AllowanceSpend],
+        binding: &[u8; 32],
+        need: u64,
+        now: u64,
+        seen: &mut Vec<Serial>,
+    ) -> Result<(), Rejection> {
+        if need > 0 && spends.is_empty() {
+            return Err(Rejection::AllowanceMissing { site, need });
+        }
+        let bad = |reason: String| Rejection::BadAllowance { site, reason };
+        let mut have = 0u64;
+        for spend in spends {
+            let token = &spend.token;
+            let ks = self
+                .keyset(&token.keyset_id, KeysetKind::Allowance, now)
+                .map_err(|r| bad(r.to_string()))?;
+            let serial = token.serial();
+            check_sigma(ks, &token.sigma, &serial).map_err(|r| bad(r.to_owned()))?;
+            if !token
+                .key
+                .verify(&allowance_spend_message(&serial, binding), &spend.signature)
+            {
+                return Err(bad("token key signature invalid".into()));
+            }
+            if seen.contains(&serial) {
+                return Err(Rejection::AllowanceReused { serial });
+            }
+            seen.push(serial);
+            have = have.saturating_add(ks.value());
+        }
+        if have < need {
+            return Err(Rejection::AllowanceShort { site, need, have });
+        }
+        Ok(())
+    }
+
+    /// Offline checks of a coin (everything but the deposit and the spent set), at `now`.
+    pub fn verify_coin(&self, coin: &Coin, now: u64) -> Result<VerifiedCoin<'a>, Rejection> {
+        let keyset = self.keyset(&coin.keyset_id, KeysetKind::Coin, now)?;
+        let class = self
+            .policy
+            .class(&keyset.policy_class)
+            .ok_or_else(|| Rejection::UnknownPolicyClass(keyset.policy_class.clone()))?;
+        if coin.links.len() > class.max_hops as usize {
+            return Err(Rejection::HopCapExceeded {
+                hops: coin.links.len(),
+                max: class.max_hops,
+            });
+        }
+        let serial = coin.serial();
+        check_sigma(keyset, &coin.sigma, &serial).map_err(Rejection::BadIssuerSignature)?;
+        let digests = coin.chain_digests();
+        let mut seen = Vec::new();
+        let mut owner = &coin.coin_key;
+        for (i, link) in coin.links.iter().enumerate() {
+            let body = Link::body(
+                &serial,
+                &digests[i],
+                &link.ephemeral,
+                &link.one_time_key,
+                &link.context,
+            );
+            if !owner.verify(
+                &Link::signed_message(&body, &link.allowances),
+                &link.signature,
+            ) {
+                return Err(Rejection::BadLinkSignature { index: i });
+            }
+            let need = if i >= 1 && class.allowance_required {
+                keyset.value()
+            } else {
+                0
+            };
+            let binding = allowance_binding(BIND_LINK, &body);
+            self.check_allowances(
+                SpendSite::Link(i),
+                &link.allowances,
+                &binding,
+                need,
+                now,
+                &mut seen,
+            )?;
+            check_payment(class, keyset.value(), &link.context.amount)?;
+            owner = &link.one_time_key;
+        }
+        Ok(VerifiedCoin {
+            keyset,
+            class,
+            serial,
+            allowance_serials: seen,
+        })
+    }
+
+    /// Full protocol checks of a deposit at `now`.
+    pub fn verify_deposit(
+        &self,
+        deposit: &Deposit,
+        now: u64,
+    ) -> Result<VerifiedDeposit, Rejection> {
+        let coin = &deposit.coin;
+        let VerifiedCoin {
+            keyset,
+            class,
+            serial,
+            allowance_serials: mut seen,
+        } = self.verify_coin(coin, now)?;
+        let body = Deposit::body(coin, &deposit.target, &deposit.deposit_id, deposit.time);
+        if !coin.owner_key().verify(
+            &Deposit::signed_message(&body, &deposit.allowances),
+            &deposit.signature,
+        ) {
+            return Err(Rejection::BadDepositSignature);
+        }
+        let need = if !coin.links.is_empty() && class.allowance_required {
+            keyset.value()
+        } else {
+            0
+        };
+        let binding = allowance_binding(BIND_DEPOSIT, &body);
+        self.check_allowances(
+            SpendSite::Deposit,
+            &deposit.allowances,
+            &binding,
+            need,
+            now,
+            &mut seen,
+        )?;
+        let deadline = keyset
+            .windows
+            .withdraw_until
+            .saturating_add(class.deposit_deadline_days.saturating_mul(DAY_SECS));
+        if now >= deadline {
+            return Err(Rejection::PolicyViolation {
+                rule: PolicyRule::DepositDeadline,
+                detail: format!("deadline was {deadline}, now is {now}"),
+            });
+        }
+        let mut owner_keys = vec![coin.coin_key];
+        owner_keys.extend(coin.links.iter().map(|l| l.one_time_key));
+        let mut unique = HashSet::new();
+        debug_assert!(
+            seen.iter().all(|s| unique.insert(*s)),
+            "duplicates were refused above"
+        );
+        Ok(VerifiedDeposit {
+            serial,
+            value: keyset.value(),
+            keyset_id: keyset.id,
+            target: deposit.target.clone(),
+            merchant_only: class.merchant_only_deposit,
+            allowance_serials: seen,
+            owner_keys,
+            digest: deposit.digest(),
+        })
+    }
+}
+
+fn check_payment(class: &ClassPolicy, coin_value: u64, amount: &u64) -> Result<(), Rejection> {
+    let violation = |rule, detail| Err(Rejection::PolicyViolation { rule, detail });
+    if *amount < class.min_payment {
+        return violation(
+            PolicyRule::MinPayment,
+            format!("payment {amount} below {}", class.min_payment),
+        );
+    }
+    if *amount > class.max_payment {
+        return violation(
+            PolicyRule::MaxPayment,
+            format!("payment {amount} above {}", class.max_payment),
+        );
+    }
+    if coin_value > *amount {
+        return violation(
+            PolicyRule::CoinExceedsPayment,
+            format!("coin worth {coin_value} in a payment of {amount}"),
+        );
+    }
+    Ok(())
+}
