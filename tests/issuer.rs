@@ -1,0 +1,531 @@
+//! Issuer-side behaviour through the library: allowance issuance limits, the spent set
+//! (double deposit, idempotent resubmission, allowance reuse), swaps, withdrawals, and the
+//! unlinkability of withdrawals to deposits.
+
+use microcash::issuer::{Issuer, IssuerApi, IssuerError};
+use microcash::protocol::allowance::AllowanceRequest;
+use microcash::protocol::coin::{issuer_message_point, Serial};
+use microcash::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, SwapRequest};
+use microcash::protocol::keys::OwnerSecret;
+use microcash::protocol::keyset::{Keyset, KeysetKind};
+use microcash::protocol::policy::{Policy, PolicyRule, DAY_SECS};
+use microcash::protocol::spend::{OwnedAllowance, OwnedCoin};
+use microcash::protocol::stealth::{recognise, Address};
+use microcash::protocol::verify::Rejection;
+use microcash::protocol::withdraw::{blind, finish_allowance, finish_coin, PendingIssue};
+use microcash::wallet::Wallet;
+
+const NOW: u64 = 20_000 * DAY_SECS + 3600;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    issuer: Issuer,
+}
+
+fn env_with(policy: Policy) -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let issuer = Issuer::init(&tmp.path().join("issuer"), policy, NOW).unwrap();
+    issuer.create_account("alice", false).unwrap();
+    issuer.fund("alice", 100_000).unwrap();
+    issuer.create_account("shop", true).unwrap();
+    issuer.create_account("bob", false).unwrap();
+    Env { _tmp: tmp, issuer }
+}
+
+fn env() -> Env {
+    env_with(Policy::default())
+}
+
+fn account(name: &str) -> AccountName {
+    AccountName::new(name).unwrap()
+}
+
+fn keyset(e: &Env, kind: KeysetKind, exp: u8) -> Keyset {
+    let class = if kind == KeysetKind::Coin {
+        "standard"
+    } else {
+        "allowance"
+    };
+    e.issuer
+        .keysets()
+        .withdrawable(kind, class, exp, NOW)
+        .unwrap()
+        .clone()
+}
+
+fn withdraw_coin(e: &Env, exp: u8) -> OwnedCoin {
+    let ks = keyset(e, KeysetKind::Coin, exp);
+    let (pending, out) = blind(&ks, &mut microcash::os_rng());
+    let answer = e.issuer.withdraw(&account("alice"), &[out], NOW).unwrap();
+    finish_coin(pending, &ks, &answer[0]).unwrap()
+}
+
+fn registered_wallet(e: &Env) -> OwnerSecret {
+    let w = OwnerSecret::generate(&mut microcash::os_rng());
+    e.issuer
+        .register_wallet(&Address(w.public()), "someone")
+        .unwrap();
+    w
+}
+
+fn request_allowance(
+    e: &Env,
+    w: &OwnerSecret,
+    exps: &[u8],
+    now: u64,
+) -> Result<Vec<OwnedAllowance>, IssuerError> {
+    let mut pending: Vec<(PendingIssue, Keyset)> = Vec::new();
+    let mut outputs = Vec::new();
+    for &exp in exps {
+        let ks = keyset(e, KeysetKind::Allowance, exp);
+        let (p, o) = blind(&ks, &mut microcash::os_rng());
+        pending.push((p, ks));
+        outputs.push(o);
+    }
+    let req = AllowanceRequest::sign(w, now / DAY_SECS, outputs, &mut microcash::os_rng());
+    let answers = e.issuer.issue_allowance(&req, now)?;
+    Ok(pending
+        .into_iter()
+        .zip(answers)
+        .map(|((p, ks), a)| finish_allowance(p, &ks, &a).unwrap())
+        .collect())
+}
+
+fn pay(coin: &OwnedCoin, allowance: &[OwnedAllowance]) -> OwnedCoin {
+    let w = OwnerSecret::generate(&mut microcash::os_rng());
+    let ctx = microcash::protocol::coin::PaymentContext {
+        payment_id: [1; 16],
+        amount: 1 << 16,
+        time: NOW,
+    };
+    let paid = coin.pay(
+        &Address(w.public()),
+        ctx,
+        allowance,
+        &mut microcash::os_rng(),
+    );
+    let last = paid.links.last().unwrap();
+    let secret = recognise(&w, &last.ephemeral, &last.one_time_key).unwrap();
+    OwnedCoin { coin: paid, secret }
+}
+
+fn deposit_to(
+    coin: &OwnedCoin,
+    to: &str,
+    allowance: &[OwnedAllowance],
+) -> microcash::protocol::deposit::Deposit {
+    coin.deposit(
+        CreditTarget::Account(account(to)),
+        NOW,
+        allowance,
+        &mut microcash::os_rng(),
+    )
+}
+
+#[test]
+fn allowance_beyond_the_daily_cap_is_refused_at_issuance() {
+    let e = env();
+    let w = registered_wallet(&e);
+    // 512 + 256 + 128 + 64 + 32 + 8 = 1000: exactly the default cap.
+    request_allowance(&e, &w, &[9, 8, 7, 6, 5, 3], NOW).unwrap();
+    match request_allowance(&e, &w, &[0], NOW).unwrap_err() {
+        IssuerError::AllowanceCapExceeded {
+            limit: 1000,
+            issued: 1000,
+            requested: 1,
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    // The next UTC day the wallet may ask again (keysets stay open for withdrawal).
+    request_allowance(&e, &w, &[3], NOW + DAY_SECS).unwrap();
+    // A request dated for another day than the issuer's today is refused.
+    let ks = keyset(&e, KeysetKind::Allowance, 0);
+    let (_, o) = blind(&ks, &mut microcash::os_rng());
+    let req = AllowanceRequest::sign(&w, NOW / DAY_SECS - 1, vec![o], &mut microcash::os_rng());
+    assert!(matches!(
+        e.issuer.issue_allowance(&req, NOW),
+        Err(IssuerError::WrongDay { .. })
+    ));
+}
+
+#[test]
+fn allowance_needs_a_registered_wallet_and_its_signature() {
+    let e = env();
+    let stranger = OwnerSecret::generate(&mut microcash::os_rng());
+    assert!(matches!(
+        request_allowance(&e, &stranger, &[0], NOW),
+        Err(IssuerError::WalletNotRegistered(_))
+    ));
+    let w = registered_wallet(&e);
+    let ks = keyset(&e, KeysetKind::Allowance, 0);
+    let (_, o) = blind(&ks, &mut microcash::os_rng());
+    let mut req = AllowanceRequest::sign(&w, NOW / DAY_SECS, vec![o], &mut microcash::os_rng());
+    req.address = stranger.public(); // claim to be someone else
+    assert!(matches!(
+        e.issuer.issue_allowance(&req, NOW),
+        Err(IssuerError::BadRequestSignature)
+    ));
+    assert!(matches!(
+        e.issuer.register_wallet(&Address(w.public()), "again"),
+        Err(IssuerError::WalletAlreadyRegistered(_))
+    ));
+}
+
+#[test]
+fn allowance_token_is_spent_once_across_deposits() {
+    let e = env();
+    let w = registered_wallet(&e);
+    let tokens = request_allowance(&e, &w, &[4], NOW).unwrap();
+    let b1 = pay(&withdraw_coin(&e, 4), &[]);
+    let b2 = pay(&withdraw_coin(&e, 4), &[]);
+    e.issuer
+        .deposit(&deposit_to(&b1, "bob", &tokens), NOW)
+        .unwrap();
+    let err = e
+        .issuer
+        .deposit(&deposit_to(&b2, "bob", &tokens), NOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, IssuerError::Rejected(Rejection::AllowanceReused { serial }) if serial == tokens[0].token.serial())
+    );
+    // The refused deposit left no trace: its coin is still unspent.
+    assert!(e.issuer.store().spent(&b2.coin.serial()).unwrap().is_none());
+    assert_eq!(e.issuer.balance("bob").unwrap(), 16);
+}
+
+#[test]
+fn double_deposit_is_refused_with_evidence_and_resubmission_is_idempotent() {
+    let e = env();
+    let coin = withdraw_coin(&e, 3);
+    let d = deposit_to(&coin, "bob", &[]);
+    let r1 = e.issuer.deposit(&d, NOW).unwrap();
+    assert!(!r1.replayed);
+    let r2 = e.issuer.deposit(&d, NOW).unwrap();
+    assert!(r2.replayed);
+    assert_eq!(r1.receipt_id, r2.receipt_id);
+    assert_eq!(e.issuer.balance("bob").unwrap(), 8, "credited once");
+    // The same coin deposited by a different deposit message (to another account).
+    match e
+        .issuer
+        .deposit(&deposit_to(&coin, "shop", &[]), NOW)
+        .unwrap_err()
+    {
+        IssuerError::DoubleSpent { evidence, .. } => {
+            assert_eq!(evidence.first_receipt, r1.receipt_id);
+            assert_eq!(evidence.diverges_at_link, 0);
+            assert_eq!(
+                evidence.double_signer,
+                hex::encode(coin.coin.coin_key.to_bytes())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.issuer.balance("shop").unwrap(), 0);
+}
+
+#[test]
+fn double_spend_in_a_chain_names_the_key_that_signed_twice() {
+    let e = env();
+    let w = registered_wallet(&e);
+    let a = withdraw_coin(&e, 2);
+    let b = pay(&a, &[]);
+    // B pays the coin to C and to D: two different second links signed by B's key.
+    let t = request_allowance(&e, &w, &[2, 2, 2, 2], NOW).unwrap();
+    let c = pay(&b, &t[0..1]);
+    let d = pay(&b, &t[1..2]);
+    e.issuer
+        .deposit(&deposit_to(&c, "shop", &t[2..3]), NOW)
+        .unwrap();
+    match e
+        .issuer
+        .deposit(&deposit_to(&d, "bob", &t[3..4]), NOW)
+        .unwrap_err()
+    {
+        IssuerError::DoubleSpent { evidence, .. } => {
+            assert_eq!(evidence.diverges_at_link, 1);
+            assert_eq!(
+                evidence.double_signer,
+                hex::encode(b.coin.owner_key().to_bytes())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn merchant_only_class_refuses_deposits_to_private_accounts() {
+    let mut policy = Policy::default();
+    policy
+        .class
+        .get_mut("standard")
+        .unwrap()
+        .merchant_only_deposit = true;
+    let e = env_with(policy);
+    let coin = withdraw_coin(&e, 0);
+    match e
+        .issuer
+        .deposit(&deposit_to(&coin, "bob", &[]), NOW)
+        .unwrap_err()
+    {
+        IssuerError::Rejected(Rejection::PolicyViolation { rule, .. }) => {
+            assert_eq!(rule, PolicyRule::MerchantOnlyDeposit)
+        }
+        other => panic!("{other:?}"),
+    }
+    e.issuer
+        .deposit(&deposit_to(&coin, "shop", &[]), NOW)
+        .unwrap();
+}
+
+fn swap_request(
+    e: &Env,
+    inputs: &[&OwnedCoin],
+    out_exps: &[u8],
+) -> (SwapRequest, Vec<(PendingIssue, Keyset)>) {
+    let mut pending = Vec::new();
+    let mut outputs = Vec::new();
+    for &exp in out_exps {
+        let ks = keyset(e, KeysetKind::Coin, exp);
+        let (p, o) = blind(&ks, &mut microcash::os_rng());
+        pending.push((p, ks));
+        outputs.push(o);
+    }
+    let digest = microcash::protocol::deposit::outputs_digest(
+        microcash::protocol::tags::SWAP_OUTPUTS,
+        &outputs,
+    );
+    let deposits = inputs
+        .iter()
+        .map(|c| {
+            c.deposit(
+                CreditTarget::Swap(digest),
+                NOW,
+                &[],
+                &mut microcash::os_rng(),
+            )
+        })
+        .collect();
+    (
+        SwapRequest {
+            inputs: deposits,
+            outputs,
+        },
+        pending,
+    )
+}
+
+#[test]
+fn swap_splits_and_merges_at_equal_value() {
+    let e = env();
+    let big = withdraw_coin(&e, 4); // 16
+    let (req, pending) = swap_request(&e, &[&big], &[3, 2, 1, 1]); // 8 + 4 + 2 + 2
+    let answers = e.issuer.swap(&req, NOW).unwrap();
+    let coins: Vec<OwnedCoin> = pending
+        .into_iter()
+        .zip(&answers)
+        .map(|((p, ks), a)| finish_coin(p, &ks, a).unwrap())
+        .collect();
+    assert!(
+        e.issuer
+            .store()
+            .spent(&big.coin.serial())
+            .unwrap()
+            .is_some(),
+        "input durably spent"
+    );
+    // Resubmitting the same swap returns the same signatures (deterministic) and spends nothing new.
+    assert_eq!(e.issuer.swap(&req, NOW).unwrap(), answers);
+    // Merge two of the outputs back.
+    let (req, _) = swap_request(&e, &[&coins[2], &coins[3]], &[2]);
+    e.issuer.swap(&req, NOW).unwrap();
+    // The swapped-away coin cannot be deposited.
+    assert!(matches!(
+        e.issuer.deposit(&deposit_to(&big, "bob", &[]), NOW),
+        Err(IssuerError::DoubleSpent { .. })
+    ));
+    // The fresh coins deposit.
+    e.issuer
+        .deposit(&deposit_to(&coins[0], "bob", &[]), NOW)
+        .unwrap();
+    assert_eq!(e.issuer.balance("bob").unwrap(), 8);
+}
+
+#[test]
+fn swap_outputs_worth_more_than_inputs_are_refused() {
+    let e = env();
+    let coin = withdraw_coin(&e, 3);
+    let (req, _) = swap_request(&e, &[&coin], &[3, 0]);
+    assert!(matches!(
+        e.issuer.swap(&req, NOW),
+        Err(IssuerError::SwapOutputsExceedInputs {
+            inputs: 8,
+            outputs: 9,
+            fee: 0
+        })
+    ));
+    let (req, _) = swap_request(&e, &[&coin], &[2]);
+    assert!(matches!(
+        e.issuer.swap(&req, NOW),
+        Err(IssuerError::SwapOutputsBelowInputs {
+            inputs: 8,
+            outputs: 4,
+            fee: 0
+        })
+    ));
+    // Nothing was spent by the refused swaps.
+    assert!(e
+        .issuer
+        .store()
+        .spent(&coin.coin.serial())
+        .unwrap()
+        .is_none());
+    // An input that names other outputs cannot be swapped into these.
+    let (mut req, _) = swap_request(&e, &[&coin], &[2, 2]);
+    req.outputs[0] = swap_request(&e, &[&coin], &[2]).0.outputs[0];
+    assert!(matches!(
+        e.issuer.swap(&req, NOW),
+        Err(IssuerError::SwapTargetMismatch { index: 0 })
+    ));
+    // The same coin twice.
+    let (req, _) = swap_request(&e, &[&coin, &coin], &[4]);
+    assert!(matches!(
+        e.issuer.swap(&req, NOW),
+        Err(IssuerError::SwapDuplicateInput { index: 1 })
+    ));
+}
+
+#[test]
+fn swap_fee_is_kept_by_the_issuer() {
+    let mut policy = Policy::default();
+    policy.swap.fee = 1;
+    let e = env_with(policy);
+    let coin = withdraw_coin(&e, 3);
+    let (req, _) = swap_request(&e, &[&coin], &[2, 1, 0]); // 7 + fee 1 = 8
+    e.issuer.swap(&req, NOW).unwrap();
+}
+
+#[test]
+fn withdrawal_is_debited_and_bounded_by_the_balance() {
+    let e = env();
+    let ks = keyset(&e, KeysetKind::Coin, 16);
+    let outs: Vec<BlindedOutput> = (0..2)
+        .map(|_| blind(&ks, &mut microcash::os_rng()).1)
+        .collect();
+    match e
+        .issuer
+        .withdraw(&account("alice"), &outs, NOW)
+        .unwrap_err()
+    {
+        IssuerError::InsufficientFunds {
+            balance: 100_000,
+            needed: 131_072,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.issuer.balance("alice").unwrap(), 100_000);
+    assert!(matches!(
+        e.issuer.withdraw(&account("nobody"), &outs[..1], NOW),
+        Err(IssuerError::UnknownAccount(_))
+    ));
+    // A blinded message outside G1 is never signed.
+    let t = microcash_kernels::bls::testing::order_three_point();
+    let bad = BlindedOutput {
+        keyset_id: ks.id,
+        blinded: outs[0].blinded.add(&t).unwrap(),
+    };
+    assert!(matches!(
+        e.issuer.withdraw(&account("alice"), &[bad], NOW),
+        Err(IssuerError::BadOutput { index: 0, .. })
+    ));
+    // An expired keyset is closed for issuance.
+    let late = NOW + 400 * DAY_SECS;
+    assert!(matches!(
+        e.issuer.withdraw(&account("alice"), &outs[..1], late),
+        Err(IssuerError::BadOutput { .. })
+    ));
+}
+
+#[test]
+fn blinded_messages_are_unrelated_to_the_serial() {
+    // Two withdrawals of the same serial material (same coin key) give unrelated blinded
+    // messages, neither of which is H1(serial) or reveals it.
+    let e = env();
+    let ks = keyset(&e, KeysetKind::Coin, 0);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let (_, o) = blind(&ks, &mut microcash::os_rng());
+        assert!(seen.insert(o.blinded.to_compressed()));
+    }
+    // Same serial, fresh ρ each time: blind() draws x too, so build the same serial by hand.
+    let x = OwnerSecret::generate(&mut microcash::os_rng());
+    let serial = Serial::derive(KeysetKind::Coin, &ks.id, &x.public());
+    let h = issuer_message_point(&serial);
+    let b1 = h
+        .mul(&microcash_kernels::bls::Scalar::random(
+            &mut microcash::os_rng(),
+        ))
+        .unwrap();
+    let b2 = h
+        .mul(&microcash_kernels::bls::Scalar::random(
+            &mut microcash::os_rng(),
+        ))
+        .unwrap();
+    assert_ne!(b1, b2);
+    assert_ne!(b1, h);
+    assert_ne!(b2, h);
+}
+
+#[test]
+fn nothing_in_the_issuer_store_links_a_withdrawal_to_its_deposit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("issuer");
+    let e = Env {
+        issuer: Issuer::init(&dir, Policy::default(), NOW).unwrap(),
+        _tmp: tempfile::tempdir().unwrap(),
+    };
+    e.issuer.create_account("alice", false).unwrap();
+    e.issuer.fund("alice", 1000).unwrap();
+    e.issuer.create_account("bob", false).unwrap();
+    let ks = keyset(&e, KeysetKind::Coin, 5);
+    let (pending, out) = blind(&ks, &mut microcash::os_rng());
+    let blinded = out.blinded.to_compressed();
+    let answer = e.issuer.withdraw(&account("alice"), &[out], NOW).unwrap();
+    let coin = finish_coin(pending, &ks, &answer[0]).unwrap();
+    e.issuer
+        .deposit(&deposit_to(&coin, "bob", &[]), NOW)
+        .unwrap();
+    drop(e);
+    let store = std::fs::read(dir.join("state.redb")).unwrap();
+    let contains = |needle: &[u8]| store.windows(needle.len()).any(|w| w == needle);
+    // The deposit side is recorded (serial as key) …
+    assert!(contains(&coin.coin.serial().0));
+    // … but nothing the issuer saw at withdrawal is kept to match it against: neither the
+    // blinded message nor its signature.
+    assert!(!contains(&blinded));
+    assert!(!contains(&answer[0].to_compressed()));
+    // And the withdrawal log holds only (account, amount, time).
+    let issuer = Issuer::open(&dir).unwrap();
+    assert_eq!(issuer.balance("alice").unwrap(), 1000 - 32);
+}
+
+#[test]
+fn wallet_pays_any_amount_by_splitting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = env();
+    let mut a = Wallet::create(&tmp.path().join("a.json"), "a").unwrap();
+    let mut b = Wallet::create(&tmp.path().join("b.json"), "b").unwrap();
+    a.withdraw(&e.issuer, "alice", 1000, "standard", NOW)
+        .unwrap();
+    for amount in [1u64, 3, 299, 77] {
+        let before = a.balance(e.issuer.keysets()).unwrap();
+        let p = a.pay(&e.issuer, &b.address(), amount, NOW).unwrap();
+        let report = b.receive(e.issuer.keysets(), e.issuer.policy(), &p, NOW);
+        assert_eq!(report.value, amount);
+        assert_eq!(a.balance(e.issuer.keysets()).unwrap(), before - amount);
+    }
+    assert!(matches!(
+        a.pay(&e.issuer, &b.address(), 10_000, NOW),
+        Err(microcash::wallet::WalletError::InsufficientFunds { .. })
+    ));
+}

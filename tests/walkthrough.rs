@@ -1,0 +1,279 @@
+//! The README walkthrough, run through the real `microcash` binary on local files:
+//! issuer init → fund account → wallet A withdraws 1000 → pays 300 to B's address → B
+//! re-spends 100 to C → C and B deposit → balances are right; depositing a coin again (to
+//! another account, or after re-spending it elsewhere) is refused as a double spend.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+struct Cli<'a> {
+    dir: &'a Path,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_microcash"))
+            .args(args)
+            .current_dir(self.dir)
+            .env("MICROCASH_ISSUER", self.dir.join("issuer"))
+            .output()
+            .expect("microcash runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} should have failed");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn account(&self, name: &str) -> u64 {
+        let line = self.ok(&["account", "show", name]);
+        line.trim().rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    fn wallet_balance(&self, wallet: &str) -> u64 {
+        let json: serde_json::Value =
+            serde_json::from_str(&self.ok(&["wallet", "balance", "--wallet", wallet])).unwrap();
+        json["balance"].as_u64().unwrap()
+    }
+}
+
+#[test]
+fn readme_walkthrough() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli { dir: tmp.path() };
+
+    cli.ok(&["issuer", "init"]);
+    cli.ok(&["account", "create", "alice"]);
+    cli.ok(&["account", "fund", "alice", "5000"]);
+    cli.ok(&["account", "create", "shop", "--merchant"]);
+    cli.ok(&["account", "create", "bob-bank"]);
+    cli.ok(&["account", "create", "other"]);
+
+    cli.ok(&["wallet", "create", "--wallet", "a.json"]);
+    let b = cli
+        .ok(&["wallet", "create", "--wallet", "b.json"])
+        .trim()
+        .to_owned();
+    let c = cli
+        .ok(&["wallet", "create", "--wallet", "c.json"])
+        .trim()
+        .to_owned();
+    let d = cli
+        .ok(&["wallet", "create", "--wallet", "d.json"])
+        .trim()
+        .to_owned();
+
+    cli.ok(&[
+        "wallet",
+        "withdraw",
+        "--wallet",
+        "a.json",
+        "--account",
+        "alice",
+        "--amount",
+        "1000",
+    ]);
+    assert_eq!(cli.account("alice"), 4000);
+    assert_eq!(cli.wallet_balance("a.json"), 1000);
+
+    cli.ok(&[
+        "wallet", "pay", "--wallet", "a.json", "--to", &b, "--amount", "300", "--out", "p1.bin",
+    ]);
+    assert_eq!(cli.wallet_balance("a.json"), 700);
+    // C cannot use a payment meant for B.
+    let report: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["wallet", "receive", "--wallet", "c.json", "p1.bin"]))
+            .unwrap();
+    assert_eq!(report["accepted"], 0);
+    assert_eq!(report["not_ours"], 4);
+    let report: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["wallet", "receive", "--wallet", "b.json", "p1.bin"]))
+            .unwrap();
+    assert_eq!(report["value"], 300);
+    assert_eq!(cli.wallet_balance("b.json"), 300);
+
+    // Re-spending received coins needs allowance: refused until B gets some.
+    let msg = cli.fails(&[
+        "wallet", "pay", "--wallet", "b.json", "--to", &c, "--amount", "100", "--out", "p2.bin",
+    ]);
+    assert!(msg.contains("allowance"), "{msg}");
+    cli.ok(&[
+        "wallet",
+        "register",
+        "--wallet",
+        "b.json",
+        "--identity",
+        "Bob",
+    ]);
+    cli.ok(&[
+        "wallet",
+        "allowance",
+        "--wallet",
+        "b.json",
+        "--amount",
+        "300",
+    ]);
+    cli.ok(&[
+        "wallet", "pay", "--wallet", "b.json", "--to", &c, "--amount", "100", "--out", "p2.bin",
+    ]);
+    cli.ok(&["wallet", "receive", "--wallet", "c.json", "p2.bin"]);
+    assert_eq!(cli.wallet_balance("c.json"), 100);
+    assert_eq!(cli.wallet_balance("b.json"), 200);
+
+    // B keeps a copy of its wallet before depositing: the cheater's tool.
+    std::fs::copy(tmp.path().join("b.json"), tmp.path().join("b-copy.json")).unwrap();
+    std::fs::copy(tmp.path().join("b.json"), tmp.path().join("b-copy2.json")).unwrap();
+
+    cli.ok(&[
+        "wallet",
+        "register",
+        "--wallet",
+        "c.json",
+        "--identity",
+        "Carol",
+    ]);
+    cli.ok(&[
+        "wallet",
+        "allowance",
+        "--wallet",
+        "c.json",
+        "--amount",
+        "100",
+    ]);
+    cli.ok(&[
+        "wallet",
+        "deposit",
+        "--wallet",
+        "c.json",
+        "--account",
+        "shop",
+    ]);
+    cli.ok(&[
+        "wallet",
+        "deposit",
+        "--wallet",
+        "b.json",
+        "--account",
+        "bob-bank",
+    ]);
+    assert_eq!(cli.account("shop"), 100);
+    assert_eq!(cli.account("bob-bank"), 200);
+    assert_eq!(cli.wallet_balance("b.json"), 0);
+    assert_eq!(cli.wallet_balance("c.json"), 0);
+
+    // Depositing the same coins again, to another account: refused as double spends.
+    let msg = cli.fails(&[
+        "wallet",
+        "deposit",
+        "--wallet",
+        "b-copy.json",
+        "--account",
+        "other",
+    ]);
+    assert!(msg.contains("double spend"), "{msg}");
+    assert_eq!(cli.account("other"), 0);
+
+    // Re-spending an already-deposited coin elsewhere: the payee's deposit is refused.
+    cli.ok(&[
+        "wallet",
+        "allowance",
+        "--wallet",
+        "b-copy2.json",
+        "--amount",
+        "200",
+    ]);
+    cli.ok(&[
+        "wallet",
+        "pay",
+        "--wallet",
+        "b-copy2.json",
+        "--to",
+        &d,
+        "--amount",
+        "8",
+        "--out",
+        "p3.bin",
+    ]);
+    cli.ok(&["wallet", "receive", "--wallet", "d.json", "p3.bin"]);
+    cli.ok(&[
+        "wallet",
+        "register",
+        "--wallet",
+        "d.json",
+        "--identity",
+        "Dave",
+    ]);
+    cli.ok(&["wallet", "allowance", "--wallet", "d.json", "--amount", "8"]);
+    let msg = cli.fails(&[
+        "wallet",
+        "deposit",
+        "--wallet",
+        "d.json",
+        "--account",
+        "other",
+    ]);
+    assert!(msg.contains("double spend"), "{msg}");
+    assert!(msg.contains("signed twice"), "{msg}");
+
+    // Totals: nothing created, nothing lost.
+    assert_eq!(cli.account("alice"), 4000);
+    assert_eq!(
+        cli.account("shop") + cli.account("bob-bank") + cli.account("other"),
+        300
+    );
+    assert_eq!(cli.wallet_balance("a.json"), 700);
+}
+
+#[test]
+fn issuer_secret_key_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli { dir: tmp.path() };
+    cli.ok(&["issuer", "init"]);
+    cli.ok(&["issuer", "rotate"]);
+    let secrets = tmp.path().join("issuer/secrets");
+    assert_eq!(
+        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let mut files = 0;
+    for entry in std::fs::read_dir(&secrets).unwrap() {
+        let meta = entry.unwrap().metadata().unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        files += 1;
+    }
+    assert_eq!(files, 2, "one secret file per epoch");
+    // Wallet files hold coin secrets too.
+    cli.ok(&["wallet", "create", "--wallet", "w.json"]);
+    let mode = std::fs::metadata(tmp.path().join("w.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The published list holds no secret: its keys match, and no secret hex appears in it.
+    let public = std::fs::read_to_string(tmp.path().join("issuer/keysets.json")).unwrap();
+    for entry in std::fs::read_dir(&secrets).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&text).unwrap();
+        for sk in map.values() {
+            assert!(!public.contains(sk.as_str()));
+        }
+    }
+}
