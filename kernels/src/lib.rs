@@ -11,4 +11,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod bisect;
 pub mod bls;
+pub mod pallas;
+pub mod weights;

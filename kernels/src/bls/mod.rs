@@ -97,7 +97,8 @@ impl core::fmt::Debug for Scalar {
 
 /// A G1 point known to be on the curve and not the identity (see the module docs).
 #[derive(Clone, Copy)]
-pub struct G1Affine(blst_p1_affine);
+#[repr(transparent)]
+pub struct G1Affine(pub(crate) blst_p1_affine);
 
 impl PartialEq for G1Affine {
     fn eq(&self, other: &Self) -> bool {
@@ -252,7 +253,7 @@ pub fn hash_to_g1(msg: &[u8], dst: &[u8]) -> G1Affine {
 
 /// A BLS public key: a G2 point, validated in the subgroup and not the identity on decode.
 #[derive(Clone, Copy)]
-pub struct PublicKey(blst_p2_affine);
+pub struct PublicKey(pub(crate) blst_p2_affine);
 
 impl PublicKey {
     /// Decodes and validates a 96-byte compressed public key.
@@ -376,6 +377,44 @@ pub fn verify(pk: &PublicKey, signature: &G1Affine, msg: &[u8], dst: &[u8]) -> b
     err == BLST_ERROR::BLST_SUCCESS
 }
 
+/// e(−g2) as an affine point, computed once.
+pub(crate) fn neg_g2() -> &'static blst_p2_affine {
+    static NEG_G2: std::sync::OnceLock<blst_p2_affine> = std::sync::OnceLock::new();
+    NEG_G2.get_or_init(|| {
+        let mut p = blst::blst_p2::default();
+        let mut out = blst_p2_affine::default();
+        // SAFETY: the generator pointer is a static inside blst; in/out pointers are valid.
+        unsafe {
+            blst::blst_p2_from_affine(&mut p, blst::blst_p2_affine_generator());
+            blst::blst_p2_cneg(&mut p, true);
+            blst::blst_p2_to_affine(&mut out, &p);
+        }
+        out
+    })
+}
+
+/// Checks Π e(Pᵢ, Qᵢ) = 1 with one multi-Miller loop and one final exponentiation.
+pub(crate) fn pairing_product_is_one(ps: &[&blst_p1_affine], qs: &[&blst_p2_affine]) -> bool {
+    debug_assert_eq!(ps.len(), qs.len());
+    let mut f = blst::blst_fp12::default();
+    let mut out = blst::blst_fp12::default();
+    let ps_ptrs: Vec<*const blst_p1_affine> = ps.iter().map(|p| *p as *const _).collect();
+    let qs_ptrs: Vec<*const blst_p2_affine> = qs.iter().map(|q| *q as *const _).collect();
+    // SAFETY: both pointer arrays hold `n` valid affine points that outlive the call.
+    unsafe {
+        blst::blst_miller_loop_n(&mut f, qs_ptrs.as_ptr(), ps_ptrs.as_ptr(), ps.len());
+        blst::blst_final_exp(&mut out, &f);
+        blst::blst_fp12_is_one(&out)
+    }
+}
+
+/// Checks e(σ, g2) = e(M, pk) for a message point M, **ignoring** cofactor components of σ:
+/// the pairing cannot see them. This is the check the batch equation generalises, and the
+/// one the protocol uses (see `docs/protocol.md`, "Cofactor components of σ").
+pub fn pairing_check(pk: &PublicKey, signature: &G1Affine, message: &G1Affine) -> bool {
+    pairing_product_is_one(&[&signature.0, &message.0], &[neg_g2(), &pk.0])
+}
+
 /// Helpers for tests (here and in dependent crates) that need points *outside* G1 — for
 /// pinning what the pairing and the subgroup checks do with cofactor components. Not for
 /// production paths.
@@ -444,6 +483,8 @@ pub mod testing {
         }
     }
 }
+
+pub mod batch;
 
 #[cfg(test)]
 mod tests;

@@ -172,3 +172,68 @@ fn secret_key_round_trips_and_hides_in_debug() {
     assert_eq!(format!("{sk:?}"), "SecretKey(..)");
     assert!(SecretKey::from_bytes(&[0u8; 32]).is_err());
 }
+
+mod batch_tests {
+    use super::super::batch::{random_weights, verify, BlsItem};
+    use super::*;
+
+    const DST: &[u8] = b"TEST-with-BLS12381G1_XMD:SHA-256_SSWU_RO_";
+
+    fn items(n: usize, keys: &[SecretKey]) -> Vec<BlsItem> {
+        (0..n)
+            .map(|i| {
+                let k = i % keys.len();
+                let msg = (i as u64).to_le_bytes();
+                BlsItem {
+                    key: k as u32,
+                    signature: keys[k].sign(&msg, DST),
+                    message: hash_to_g1(&msg, DST),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batch_agrees_with_single_verification_and_names_bad_items() {
+        let mut rng = os();
+        let sks: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate(&mut rng)).collect();
+        let pks: Vec<PublicKey> = sks.iter().map(|s| s.public_key()).collect();
+        for n in [1usize, 2, 5, 40, 700] {
+            let mut its = items(n, &sks);
+            let w = random_weights(&mut rng, n);
+            assert!(verify(&pks, &its, &w).is_empty(), "valid batch of {n}");
+            // Forge a few: wrong key, wrong message, swapped signatures.
+            let mut bad = vec![];
+            if n >= 2 {
+                its[0].signature =
+                    sks[(its[0].key as usize + 1) % 3].sign(&0u64.to_le_bytes(), DST);
+                bad.push(0);
+                let last = n - 1;
+                its[last].message = hash_to_g1(b"other", DST);
+                bad.push(last);
+            }
+            let found = verify(&pks, &its, &w);
+            let mut found_sorted = found.clone();
+            found_sorted.sort();
+            assert_eq!(found_sorted, bad);
+            // Single verification agrees item by item.
+            for (i, it) in its.iter().enumerate() {
+                let single = pairing_check(&pks[it.key as usize], &it.signature, &it.message);
+                assert_eq!(single, !bad.contains(&i));
+            }
+        }
+    }
+
+    #[test]
+    fn batch_ignores_cofactor_components_like_the_single_pairing_check() {
+        let mut rng = os();
+        let sks = vec![SecretKey::generate(&mut rng)];
+        let pks = vec![sks[0].public_key()];
+        let mut its = items(16, &sks);
+        let t = order_three_point();
+        its[3].signature = its[3].signature.add(&t).unwrap();
+        assert!(pairing_check(&pks[0], &its[3].signature, &its[3].message));
+        let w = random_weights(&mut rng, its.len());
+        assert!(verify(&pks, &its, &w).is_empty());
+    }
+}

@@ -1,0 +1,171 @@
+//! Batched verification of BLS signatures (min_sig), per key, with random weights:
+//!
+//! ```text
+//!   e(Σᵢ rᵢ·σᵢ, g2) = Πₖ e(Σ_{i: key(i)=k} rᵢ·Mᵢ, pkₖ)
+//! ```
+//!
+//! one G1 multi-scalar multiplication over all signatures, one per key over the message
+//! points, and a single multi-pairing (K + 1 Miller loops, one final exponentiation)
+//! whatever the batch size.
+//!
+//! # Security
+//! * Weights rᵢ are 128-bit, drawn per batch by the caller from a CSPRNG ([`random_weights`])
+//!   and never derived from the input: a submitter who does not know them makes a batch
+//!   with an invalid item pass with probability ≤ 2⁻¹²⁸ per check.
+//! * Cofactor components of σᵢ are invisible to the pairing, exactly as in
+//!   [`super::pairing_check`]: batch and single verification agree item by item.
+//! * Message points must be hashes (in G1); public keys are validated on decode.
+//!
+//! MSMs run on blst's Pippenger with caller-owned scratch (no blst thread pool), split over
+//! rayon's threads.
+
+use blst::{
+    blst_p1, blst_p1_affine, blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof,
+};
+use rayon::prelude::*;
+
+use super::{G1Affine, PublicKey};
+pub use crate::weights::{random_weights, Weight, WEIGHT_BITS};
+
+/// Below this many points a chunk is not worth a thread of its own.
+const MSM_CHUNK_MIN: usize = 512;
+
+/// One signature to check: which key, σ, and the message point M = H1(m).
+#[derive(Clone, Copy, Debug)]
+pub struct BlsItem {
+    /// Index into the key slice passed to [`verify`].
+    pub key: u32,
+    /// The signature.
+    pub signature: G1Affine,
+    /// The hashed message.
+    pub message: G1Affine,
+}
+
+fn add(a: &blst_p1, b: &blst_p1) -> blst_p1 {
+    let mut out = blst_p1::default();
+    // SAFETY: valid in/out pointers.
+    unsafe { blst::blst_p1_add_or_double(&mut out, a, b) };
+    out
+}
+
+/// Σ wᵢ·Pᵢ on one thread through blst's Pippenger.
+fn msm_serial(points: &[blst_p1_affine], weights: &[Weight]) -> blst_p1 {
+    debug_assert_eq!(points.len(), weights.len());
+    let n = points.len();
+    let mut ret = blst_p1::default();
+    if n == 0 {
+        return ret;
+    }
+    if n < 4 {
+        for (p, w) in points.iter().zip(weights) {
+            let mut pp = blst_p1::default();
+            let mut t = blst_p1::default();
+            // SAFETY: valid pointers; the weight is 16 bytes = WEIGHT_BITS bits.
+            unsafe {
+                blst::blst_p1_from_affine(&mut pp, p);
+                blst::blst_p1_mult(&mut t, &pp, w.as_ptr(), WEIGHT_BITS);
+            }
+            ret = add(&ret, &t);
+        }
+        return ret;
+    }
+    // SAFETY: a pure size query.
+    let scratch_bytes = unsafe { blst_p1s_mult_pippenger_scratch_sizeof(n) };
+    let mut scratch = vec![0u64; scratch_bytes.div_ceil(8)];
+    // blst's convention: a pointer array whose second entry is null means "the first entry
+    // points at a contiguous array of n elements".
+    let pts: [*const blst_p1_affine; 2] = [points.as_ptr(), core::ptr::null()];
+    let scs: [*const u8; 2] = [weights.as_ptr() as *const u8, core::ptr::null()];
+    // SAFETY: `points` holds n affine points and `weights` n × 16 bytes (WEIGHT_BITS bits
+    // each); scratch has the size blst asked for; all outlive the call.
+    unsafe {
+        blst_p1s_mult_pippenger(
+            &mut ret,
+            pts.as_ptr(),
+            n,
+            scs.as_ptr(),
+            WEIGHT_BITS,
+            scratch.as_mut_ptr(),
+        )
+    };
+    ret
+}
+
+/// Σ wᵢ·Pᵢ, split over rayon's threads.
+pub fn msm(points: &[G1Affine], weights: &[Weight]) -> blst_p1 {
+    assert_eq!(points.len(), weights.len(), "one weight per point");
+    // SAFETY: G1Affine is repr(transparent) over blst_p1_affine.
+    let raw: &[blst_p1_affine] = unsafe {
+        core::slice::from_raw_parts(points.as_ptr() as *const blst_p1_affine, points.len())
+    };
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = raw.len().div_ceil(threads).max(MSM_CHUNK_MIN);
+    raw.par_chunks(chunk)
+        .zip(weights.par_chunks(chunk))
+        .map(|(p, w)| msm_serial(p, w))
+        .reduce(blst_p1::default, |a, b| add(&a, &b))
+}
+
+fn to_affine(p: &blst_p1) -> blst_p1_affine {
+    let mut a = blst_p1_affine::default();
+    // SAFETY: valid in/out pointers.
+    unsafe { blst::blst_p1_to_affine(&mut a, p) };
+    a
+}
+
+/// Checks the batch equation for the items at `subset` (positions into `items`), with the
+/// matching entries of `weights`. An empty subset passes.
+pub fn verify_subset(
+    keys: &[PublicKey],
+    items: &[BlsItem],
+    weights: &[Weight],
+    subset: &[usize],
+) -> bool {
+    if subset.is_empty() {
+        return true;
+    }
+    let sigs: Vec<G1Affine> = subset.iter().map(|&i| items[i].signature).collect();
+    let ws: Vec<Weight> = subset.iter().map(|&i| weights[i]).collect();
+    // Group message points by key.
+    let mut by_key: Vec<(Vec<G1Affine>, Vec<Weight>)> = vec![(Vec::new(), Vec::new()); keys.len()];
+    for &i in subset {
+        let k = items[i].key as usize;
+        by_key[k].0.push(items[i].message);
+        by_key[k].1.push(weights[i]);
+    }
+    let s = to_affine(&msm(&sigs, &ws));
+    let h: Vec<(usize, blst_p1_affine)> = by_key
+        .par_iter()
+        .enumerate()
+        .filter(|(_, (p, _))| !p.is_empty())
+        .map(|(k, (p, w))| (k, to_affine(&msm(p, w))))
+        .collect();
+    let mut ps: Vec<&blst_p1_affine> = vec![&s];
+    let mut qs = vec![super::neg_g2()];
+    for (k, hk) in &h {
+        ps.push(hk);
+        qs.push(&keys[*k].0);
+    }
+    super::pairing_product_is_one(&ps, &qs)
+}
+
+/// Verifies all items; on failure, bisects. Returns the positions of invalid items (empty
+/// when all are valid).
+pub fn verify(keys: &[PublicKey], items: &[BlsItem], weights: &[Weight]) -> Vec<usize> {
+    assert_eq!(items.len(), weights.len(), "one weight per item");
+    assert!(
+        items.iter().all(|i| (i.key as usize) < keys.len()),
+        "item key out of range"
+    );
+    crate::bisect::verify_or_bisect(items.len(), &|subset: &[usize]| {
+        verify_subset(keys, items, weights, subset)
+    })
+}
+
+/// H1 of many messages in parallel (RFC 9380 hash_to_curve, `dst`).
+pub fn hash_to_g1_many(messages: &[[u8; 32]], dst: &[u8]) -> Vec<G1Affine> {
+    messages
+        .par_iter()
+        .map(|m| super::hash_to_g1(m, dst))
+        .collect()
+}

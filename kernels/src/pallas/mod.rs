@@ -1,0 +1,5 @@
+//! Pallas: a Pippenger multi-scalar multiplication over `pasta_curves` (which has none) and
+//! batched RedPallas (Orchard SpendAuth) verification on top of it.
+
+pub mod msm;
+pub mod redpallas;
