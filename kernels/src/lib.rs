@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod bisect;
+pub mod bloom;
 pub mod bls;
 pub mod pallas;
 pub mod weights;

@@ -268,11 +268,15 @@ impl Coin {
             .unwrap_or(&self.coin_key)
     }
 
-    /// Chain digests d₀ … dₙ: d₀ = H(serial), dᵢ₊₁ = H(dᵢ ‖ linkᵢ). dᵢ is what link i signs
-    /// as "previous-link digest"; dₙ is what a deposit signs.
+    /// Chain digests d₀ … dₙ: d₀ = H(serial ‖ σ), dᵢ₊₁ = H(dᵢ ‖ linkᵢ). dᵢ is what link i
+    /// signs as "previous-link digest"; dₙ is what a deposit signs. Binding σ into d₀ means
+    /// only the coin's owner chooses which σ (of those the pairing accepts) the coin carries.
     pub fn chain_digests(&self) -> Vec<[u8; 32]> {
         let mut out = Vec::with_capacity(self.links.len() + 1);
-        let mut d: [u8; 32] = tags::blake2b(tags::LINK_CHAIN, &[&self.serial().0]);
+        let mut d: [u8; 32] = tags::blake2b(
+            tags::LINK_CHAIN,
+            &[&self.serial().0, &self.sigma.to_compressed()],
+        );
         out.push(d);
         for link in &self.links {
             d = tags::blake2b(tags::LINK_CHAIN, &[&d, &link.to_bytes()]);

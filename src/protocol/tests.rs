@@ -189,17 +189,39 @@ fn sigma_from_another_keyset_is_rejected() {
 }
 
 #[test]
-fn sigma_with_a_cofactor_component_is_rejected() {
-    // σ + T passes the pairing (kernels pin that), so the subgroup check is what refuses it.
+fn cofactor_component_of_sigma_is_harmless_and_only_its_owner_can_add_it() {
+    // Decision (docs/protocol.md): σ + T (T of small order) passes the pairing, which is all
+    // the verifier checks — unforgeability is untouched (σ's G1 part is a genuine signature)
+    // and serials come from the keyset and X, never from σ. Because σ is bound into the
+    // chain digest d₀, only the coin's owner can choose that form: a third party tweaking σ
+    // in someone's deposit breaks the owner's signature.
     let f = Fixture::new();
-    let mut coin = f.coin(1);
+    let coin = f.coin(1);
     let t = order_three_point();
-    coin.coin.sigma = coin.coin.sigma.add(&t).unwrap();
-    let e = f
+    let tweaked_sigma = coin.coin.sigma.add(&t).unwrap();
+    assert!(!tweaked_sigma.in_subgroup());
+    // A third party tweaks σ in transit: refused.
+    let mut d = account_deposit(&coin, &[]);
+    d.coin.sigma = tweaked_sigma;
+    assert_eq!(
+        f.verifier().verify_deposit(&d, NOW).unwrap_err(),
+        Rejection::BadDepositSignature
+    );
+    // The owner tweaks its own coin and signs it: accepted, and worth exactly the same.
+    let mut own = coin.clone();
+    own.coin.sigma = tweaked_sigma;
+    let v = f
         .verifier()
-        .verify_deposit(&account_deposit(&coin, &[]), NOW)
-        .unwrap_err();
-    assert_eq!(e, Rejection::BadIssuerSignature("σ is outside G1"));
+        .verify_deposit(&account_deposit(&own, &[]), NOW)
+        .unwrap();
+    assert_eq!((v.serial(), v.value()), (coin.coin.serial(), 2));
+    // A σ that is *only* torsion, or a tweaked forgery, still fails the pairing.
+    let mut forged = coin.clone();
+    forged.coin.sigma = t;
+    assert_eq!(
+        f.verifier().verify_coin(&forged.coin, NOW).unwrap_err(),
+        Rejection::BadIssuerSignature("pairing check failed")
+    );
 }
 
 fn order_three_point() -> bls::G1Affine {
