@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod issuer;
 pub mod protocol;
+pub mod spentset;
 pub mod wallet;
 
 /// The OS CSPRNG (`getrandom`), infallible form: key material, blinding factors and batch

@@ -1,0 +1,81 @@
+//! Memory-mapped split-block bloom filter in front of the table: a fresh serial (the common
+//! case) is answered here without touching the table's pages.
+//!
+//! ```text
+//! header (4096 bytes): "MCSPBL01" | blocks u64 | zero padding
+//! blocks × 32 bytes (microcash_kernels::bloom layout)
+//! ```
+
+use std::io;
+use std::path::Path;
+
+use microcash_kernels::bloom;
+
+use super::mmap::MappedFile;
+
+const MAGIC: &[u8; 8] = b"MCSPBL01";
+const HEADER_BYTES: usize = 4096;
+/// Bits per expected serial (false-positive rate ≈ 0.1 % at this load, measured in tests).
+pub const BITS_PER_SERIAL: u64 = 16;
+
+/// The filter.
+pub struct Bloom {
+    file: MappedFile,
+}
+
+/// The filter's 64-bit hash of a serial: its first 8 bytes (serials are hash outputs; the
+/// table indexes with bytes 8..16, so the two are independent).
+#[inline]
+pub fn serial_hash(serial: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(serial[..8].try_into().expect("8 bytes"))
+}
+
+impl Bloom {
+    /// Creates an empty filter sized for `expected` serials.
+    pub fn create(path: &Path, expected: u64) -> io::Result<Bloom> {
+        let bytes = bloom::filter_bytes(expected, BITS_PER_SERIAL);
+        let mut file = MappedFile::create(path, HEADER_BYTES + bytes)?;
+        let h = file.bytes_mut();
+        h[..8].copy_from_slice(MAGIC);
+        h[8..16].copy_from_slice(&((bytes / bloom::BLOCK_BYTES) as u64).to_le_bytes());
+        Ok(Bloom { file })
+    }
+
+    /// Opens an existing filter.
+    pub fn open(path: &Path) -> io::Result<Bloom> {
+        let file = MappedFile::open(path)?;
+        let h = file.bytes();
+        let blocks = if h.len() >= HEADER_BYTES && &h[..8] == MAGIC {
+            u64::from_le_bytes(h[8..16].try_into().expect("8"))
+        } else {
+            0
+        };
+        if blocks == 0 || h.len() != HEADER_BYTES + blocks as usize * bloom::BLOCK_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not a spent-set bloom filter", path.display()),
+            ));
+        }
+        Ok(Bloom { file })
+    }
+
+    /// Whether `serial` may have been inserted.
+    #[inline]
+    pub fn may_contain(&self, serial: &[u8; 32]) -> bool {
+        bloom::probe(&self.file.bytes()[HEADER_BYTES..], serial_hash(serial))
+    }
+
+    /// Adds `serial`.
+    #[inline]
+    pub fn insert(&mut self, serial: &[u8; 32]) {
+        bloom::insert(
+            &mut self.file.bytes_mut()[HEADER_BYTES..],
+            serial_hash(serial),
+        )
+    }
+
+    /// msync.
+    pub fn flush(&self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
