@@ -10,7 +10,9 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod engine;
 pub mod issuer;
+mod mmap;
 pub mod protocol;
 pub mod spentset;
 pub mod wallet;

@@ -187,7 +187,7 @@ fn readme_walkthrough() {
         "--account",
         "other",
     ]);
-    assert!(msg.contains("double spend"), "{msg}");
+    assert!(msg.contains("double_spent"), "{msg}");
     assert_eq!(cli.account("other"), 0);
 
     // Re-spending an already-deposited coin elsewhere: the payee's deposit is refused.
@@ -229,7 +229,7 @@ fn readme_walkthrough() {
         "--account",
         "other",
     ]);
-    assert!(msg.contains("double spend"), "{msg}");
+    assert!(msg.contains("double_spent"), "{msg}");
     assert!(msg.contains("signed twice"), "{msg}");
 
     // Totals: nothing created, nothing lost.

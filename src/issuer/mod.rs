@@ -8,7 +8,7 @@ pub mod files;
 pub mod service;
 pub mod store;
 
-pub use service::{DoubleSpendEvidence, Issuer, IssuerError, Receipt};
+pub use service::{Issuer, IssuerError, Receipt};
 
 use microcash_kernels::bls::G1Affine;
 

@@ -7,55 +7,33 @@ use microcash_kernels::bls::G1Affine;
 use redb::ReadableTable;
 use serde::Serialize;
 
-use super::files::{self, FilesError, IssuerKeys};
-use super::store::{self, SpendOutcome, SpentRecord, Store, StoreError};
+use super::files::{FilesError, IssuerKeys};
+use super::store::{self, StoreError};
 use super::IssuerApi;
+use crate::engine::settle::{self, BatchMemory};
+use crate::engine::{Engine, EngineError, PublicParams, Verdict};
 use crate::protocol::allowance::AllowanceRequest;
-use crate::protocol::coin::Serial;
 use crate::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, Deposit, SwapRequest};
 use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, KeysetPhase};
-use crate::protocol::policy::{Policy, PolicyRule, DAY_SECS};
+use crate::protocol::policy::{Policy, DAY_SECS};
 use crate::protocol::stealth::Address;
 use crate::protocol::verify::{Rejection, VerifiedDeposit, Verifier};
 use crate::protocol::withdraw::{sign_blinded, BlindSignError};
-
-/// Where two redemptions of the same serial part ways.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DoubleSpendEvidence {
-    /// The earlier redemption's receipt.
-    pub first_receipt: u64,
-    /// Index of the first link where the two chains differ; equal to the chain length when
-    /// both chains are identical and the owner signed two different deposits.
-    pub diverges_at_link: usize,
-    /// The owner key that signed both branches (hex): the one that spent twice.
-    pub double_signer: String,
-}
+use crate::spentset::{SpentSetConfig, SpentSetError};
 
 /// A redemption receipt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Receipt {
-    /// Receipt number.
+    /// Receipt id (its offset in the settlement journal).
     pub receipt_id: u64,
     /// Coin serial (hex).
     pub serial: String,
     /// Value credited.
     pub value: u64,
-    /// What was credited.
-    pub target: String,
+    /// Account credited.
+    pub account: String,
     /// True when this answers a resubmission of an already-accepted deposit.
     pub replayed: bool,
-}
-
-impl Receipt {
-    fn from_record(serial: &Serial, r: &SpentRecord, replayed: bool) -> Receipt {
-        Receipt {
-            receipt_id: r.receipt_id,
-            serial: serial.to_string(),
-            value: r.value,
-            target: r.target.clone(),
-            replayed,
-        }
-    }
 }
 
 /// Why the issuer refused an operation.
@@ -73,14 +51,10 @@ pub enum IssuerError {
         /// The rule.
         rejection: Rejection,
     },
-    /// The serial was already redeemed by a different deposit.
-    #[error("double spend of serial {serial}: first redeemed under receipt {}, chains diverge at link {}, key {} signed twice", evidence.first_receipt, evidence.diverges_at_link, evidence.double_signer)]
-    DoubleSpent {
-        /// The serial.
-        serial: String,
-        /// Evidence.
-        evidence: DoubleSpendEvidence,
-    },
+    /// Refused at settlement (double spend with evidence, allowance reused, unknown
+    /// account, merchant-only policy).
+    #[error("refused: {0}")]
+    Refused(Verdict),
     /// A deposit to an account that does not exist.
     #[error("unknown account {0:?}")]
     UnknownAccount(String),
@@ -184,6 +158,16 @@ pub enum IssuerError {
     /// Issuer directory failure.
     #[error(transparent)]
     Files(#[from] FilesError),
+    /// Engine (store) failure.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Spent-set failure.
+    #[error(transparent)]
+    SpentSet(#[from] SpentSetError),
+    /// Some swap inputs were redeemed before by this very swap, others not: impossible for
+    /// a resubmission (a swap commits all inputs at once), so refused.
+    #[error("swap inputs partially redeemed before")]
+    SwapPartiallyReplayed,
 }
 
 impl From<redb::TableError> for IssuerError {
@@ -206,60 +190,45 @@ impl From<redb::CommitError> for IssuerError {
 pub struct Issuer {
     dir: PathBuf,
     keys: IssuerKeys,
-    store: Store,
-}
-
-fn evidence(verified: &VerifiedDeposit, first: &SpentRecord) -> DoubleSpendEvidence {
-    let ours: Vec<String> = verified
-        .owner_keys()
-        .iter()
-        .map(|k| hex::encode(k.to_bytes()))
-        .collect();
-    let common = ours
-        .iter()
-        .zip(&first.owner_keys)
-        .take_while(|(a, b)| a == b)
-        .count();
-    // owner_keys[0] is X, shared by construction (same serial): common ≥ 1.
-    let k = common.max(1);
-    DoubleSpendEvidence {
-        first_receipt: first.receipt_id,
-        diverges_at_link: k - 1,
-        double_signer: ours[k - 1].clone(),
-    }
+    engine: Engine,
 }
 
 impl Issuer {
     /// Creates a new issuer directory with `policy`, first epoch from `now`.
     pub fn init(dir: &Path, policy: Policy, now: u64) -> Result<Issuer, IssuerError> {
         let keys = IssuerKeys::init(dir, policy, now)?;
-        let store = Store::open(&files::state_path(dir))?;
+        let engine = Engine::open(dir, SpentSetConfig::default())?;
         Ok(Issuer {
             dir: dir.to_owned(),
             keys,
-            store,
+            engine,
         })
     }
 
     /// Opens an existing issuer directory.
     pub fn open(dir: &Path) -> Result<Issuer, IssuerError> {
         let keys = IssuerKeys::load(dir)?;
-        let store = Store::open(&files::state_path(dir))?;
+        let engine = Engine::open(dir, SpentSetConfig::default())?;
         Ok(Issuer {
             dir: dir.to_owned(),
             keys,
-            store,
+            engine,
         })
     }
 
     /// Key rotation: adds the next epoch from `now`.
     pub fn rotate(&mut self, now: u64) -> Result<u32, IssuerError> {
-        Ok(self.keys.add_epoch(&self.dir, now)?)
+        let epoch = self.keys.add_epoch(&self.dir, now)?;
+        self.engine.set_params(PublicParams {
+            keysets: self.keys.keysets.clone(),
+            policy: self.keys.policy.clone(),
+        });
+        Ok(epoch)
     }
 
-    /// The store (read access for reports and tests).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The engine (store, spent set) behind this issuer.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     fn account_name(name: &str) -> Result<AccountName, IssuerError> {
@@ -269,7 +238,7 @@ impl Issuer {
     /// Creates an account with zero balance.
     pub fn create_account(&self, name: &str, merchant: bool) -> Result<(), IssuerError> {
         let name = Self::account_name(name)?;
-        let txn = self.store.write()?;
+        let txn = self.engine.accounts().write()?;
         {
             let mut t = txn.open_table(store::ACCOUNTS)?;
             if t.get(name.as_str())?.is_some() {
@@ -283,7 +252,7 @@ impl Issuer {
 
     /// Credits an account from outside the system (a bank transfer in).
     pub fn fund(&self, name: &str, amount: u64) -> Result<u64, IssuerError> {
-        let txn = self.store.write()?;
+        let txn = self.engine.accounts().write()?;
         let balance = {
             let mut t = txn.open_table(store::ACCOUNTS)?;
             let (balance, merchant) = t
@@ -301,12 +270,39 @@ impl Issuer {
         Ok(balance)
     }
 
-    /// An account's balance.
+    /// An account's balance: funding minus withdrawals, plus redemptions credited to it.
     pub fn balance(&self, name: &str) -> Result<u64, IssuerError> {
-        self.store
-            .account(name)?
-            .map(|(b, _)| b)
+        self.engine
+            .balance(name)?
             .ok_or_else(|| IssuerError::UnknownAccount(name.to_owned()))
+    }
+
+    /// Settles verified deposits against the spent set: all of them in one commit group,
+    /// or none when any is refused.
+    fn settle(
+        &self,
+        verified: Vec<VerifiedDeposit>,
+        allow_swap: bool,
+        now: u64,
+    ) -> Result<Vec<Verdict>, IssuerError> {
+        let mut spent = self.engine.spent();
+        let items = verified
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, Ok(v)))
+            .collect();
+        let plan = settle::plan(
+            &spent,
+            self.engine.accounts(),
+            &mut BatchMemory::default(),
+            items,
+            allow_swap,
+            now,
+        )?;
+        if let Some(refusal) = plan.first_refusal() {
+            return Err(IssuerError::Refused(refusal.clone()));
+        }
+        Ok(settle::commit(&mut spent, plan)?)
     }
 
     /// Checks outputs: known keysets of `kind`, open for issuance at `now`; returns each
@@ -373,26 +369,6 @@ impl Issuer {
             })
             .collect()
     }
-
-    fn verify_account_deposit(
-        &self,
-        deposit: &Deposit,
-        now: u64,
-    ) -> Result<(VerifiedDeposit, AccountName), IssuerError> {
-        let verified =
-            Verifier::new(&self.keys.keysets, &self.keys.policy).verify_deposit(deposit, now)?;
-        let CreditTarget::Account(account) = verified.target().clone() else {
-            return Err(IssuerError::NotAnAccountDeposit);
-        };
-        Ok((verified, account))
-    }
-
-    fn double_spent(verified: &VerifiedDeposit, first: &SpentRecord) -> IssuerError {
-        IssuerError::DoubleSpent {
-            serial: verified.serial().to_string(),
-            evidence: evidence(verified, first),
-        }
-    }
 }
 
 impl IssuerApi for Issuer {
@@ -412,7 +388,7 @@ impl IssuerApi for Issuer {
     ) -> Result<Vec<G1Affine>, IssuerError> {
         let (_, total) = self.check_outputs(outputs, KeysetKind::Coin, now)?;
         let signatures = self.sign_outputs(outputs)?;
-        let txn = self.store.write()?;
+        let txn = self.engine.accounts().write()?;
         {
             let mut t = txn.open_table(store::ACCOUNTS)?;
             let (balance, merchant) = t
@@ -438,7 +414,7 @@ impl IssuerApi for Issuer {
 
     fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), IssuerError> {
         let key = address.0.to_bytes();
-        let txn = self.store.write()?;
+        let txn = self.engine.accounts().write()?;
         {
             let mut t = txn.open_table(store::WALLETS)?;
             if t.get(&key[..])?.is_some() {
@@ -469,7 +445,7 @@ impl IssuerApi for Issuer {
         let key = request.address.to_bytes();
         let limit = self.keys.policy.allowance.daily_limit;
         let signatures = self.sign_outputs(&request.outputs)?;
-        let txn = self.store.write()?;
+        let txn = self.engine.accounts().write()?;
         {
             if txn.open_table(store::WALLETS)?.get(&key[..])?.is_none() {
                 return Err(IssuerError::WalletNotRegistered(
@@ -492,36 +468,27 @@ impl IssuerApi for Issuer {
     }
 
     fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, IssuerError> {
-        let (verified, account) = self.verify_account_deposit(deposit, now)?;
-        let txn = self.store.write()?;
-        let (balance, merchant) = txn
-            .open_table(store::ACCOUNTS)?
-            .get(account.as_str())?
-            .map(|v| v.value())
-            .ok_or_else(|| IssuerError::UnknownAccount(account.to_string()))?;
-        if verified.merchant_only() && !merchant {
-            return Err(Rejection::PolicyViolation {
-                rule: PolicyRule::MerchantOnlyDeposit,
-                detail: format!("account {account} is not a merchant account"),
-            }
-            .into());
+        let verified =
+            Verifier::new(&self.keys.keysets, &self.keys.policy).verify_deposit(deposit, now)?;
+        if !matches!(verified.target(), CreditTarget::Account(_)) {
+            return Err(IssuerError::NotAnAccountDeposit);
         }
-        let record = match store::mark_spent(&txn, &verified, now)? {
-            SpendOutcome::Fresh(record) => record,
-            SpendOutcome::Replay(record) => {
-                return Ok(Receipt::from_record(&verified.serial(), &record, true))
-            }
-            SpendOutcome::DoubleSpent(first) => return Err(Self::double_spent(&verified, &first)),
-            SpendOutcome::AllowanceReused(serial) => {
-                return Err(Rejection::AllowanceReused { serial }.into())
-            }
-        };
-        txn.open_table(store::ACCOUNTS)?.insert(
-            account.as_str(),
-            (balance.saturating_add(verified.value()), merchant),
-        )?;
-        txn.commit()?;
-        Ok(Receipt::from_record(&verified.serial(), &record, false))
+        let serial = verified.serial().to_string();
+        match self.settle(vec![verified], false, now)?.remove(0) {
+            Verdict::Accepted {
+                receipt,
+                value,
+                account,
+                replayed,
+            } => Ok(Receipt {
+                receipt_id: receipt,
+                serial,
+                value,
+                account,
+                replayed,
+            }),
+            other => Err(IssuerError::Refused(other)),
+        }
     }
 
     fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, IssuerError> {
@@ -569,28 +536,15 @@ impl IssuerApi for Issuer {
                 fee,
             });
         }
-        let txn = self.store.write()?;
-        let mut first_replay = None;
-        let mut replays = 0;
-        for v in &verified {
-            match store::mark_spent(&txn, v, now)? {
-                SpendOutcome::Fresh(_) => {}
-                SpendOutcome::Replay(record) => {
-                    replays += 1;
-                    first_replay.get_or_insert((v, record));
-                }
-                SpendOutcome::DoubleSpent(first) => return Err(Self::double_spent(v, &first)),
-                SpendOutcome::AllowanceReused(serial) => {
-                    return Err(Rejection::AllowanceReused { serial }.into())
-                }
-            }
+        let n = verified.len();
+        let verdicts = self.settle(verified, true, now)?;
+        let replays = verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Accepted { replayed: true, .. }))
+            .count();
+        if replays != 0 && replays != n {
+            return Err(IssuerError::SwapPartiallyReplayed);
         }
-        // A swap commits all its inputs at once, so a genuine resubmission replays every
-        // input; a partial replay cannot come from the same request and is a double spend.
-        if let Some((v, record)) = first_replay.filter(|_| replays != verified.len()) {
-            return Err(Self::double_spent(v, &record));
-        }
-        txn.commit()?;
         // Outputs are signed only now that the inputs are durably spent. Signing is
         // deterministic (sk·B), so a replayed swap gets the same answers again.
         self.sign_outputs(&request.outputs)

@@ -139,7 +139,10 @@ fn chained_payment_with_allowance_verifies() {
         .unwrap();
     assert_eq!(
         v.allowance_serials(),
-        &[allowance_b.token.serial(), allowance_c.token.serial()]
+        &[
+            (allowance_b.token.serial(), 1),
+            (allowance_c.token.serial(), 1)
+        ]
     );
     assert_eq!(v.owner_keys().len(), 3);
 }

@@ -141,7 +141,8 @@ pub struct VerifiedDeposit {
     keyset_id: KeysetId,
     target: CreditTarget,
     merchant_only: bool,
-    allowance_serials: Vec<Serial>,
+    epoch: u32,
+    allowance_serials: Vec<(Serial, u32)>,
     owner_keys: Vec<OwnerKey>,
     digest: [u8; 32],
 }
@@ -167,8 +168,13 @@ impl VerifiedDeposit {
     pub fn merchant_only(&self) -> bool {
         self.merchant_only
     }
-    /// Serials of the allowance tokens spent anywhere in the coin or deposit.
-    pub fn allowance_serials(&self) -> &[Serial] {
+    /// Key epoch of the coin's keyset (its spent-set partition).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+    /// Serials (with their keysets' epochs) of the allowance tokens spent anywhere in the
+    /// coin or deposit.
+    pub fn allowance_serials(&self) -> &[(Serial, u32)] {
         &self.allowance_serials
     }
     /// The chain of owner keys: X, P₁, …, Pₙ (double-spend evidence).
@@ -190,8 +196,8 @@ pub struct VerifiedCoin<'a> {
     pub class: &'a ClassPolicy,
     /// Its serial.
     pub serial: Serial,
-    /// Allowance serials spent on its links.
-    pub allowance_serials: Vec<Serial>,
+    /// Allowance serials (with epochs) spent on its links.
+    pub allowance_serials: Vec<(Serial, u32)>,
 }
 
 /// The reference verifier over a published keyset list and policy.
@@ -257,7 +263,7 @@ impl<'a> Verifier<'a> {
         binding: &[u8; 32],
         need: u64,
         now: u64,
-        seen: &mut Vec<Serial>,
+        seen: &mut Vec<(Serial, u32)>,
     ) -> Result<(), Rejection> {
         if need > 0 && spends.is_empty() {
             return Err(Rejection::AllowanceMissing { site, need });
@@ -280,10 +286,10 @@ impl<'a> Verifier<'a> {
             ) {
                 return Err(bad("token key signature invalid".into()));
             }
-            if seen.contains(&serial) {
+            if seen.iter().any(|(s, _)| *s == serial) {
                 return Err(Rejection::AllowanceReused { serial });
             }
-            seen.push(serial);
+            seen.push((serial, ks.epoch));
             have = have.saturating_add(ks.value());
         }
         if have < need {
@@ -432,6 +438,7 @@ impl<'a> Verifier<'a> {
             keyset_id: keyset.id,
             target: deposit.target.clone(),
             merchant_only: class.merchant_only_deposit,
+            epoch: keyset.epoch,
             allowance_serials: seen,
             owner_keys,
             digest: deposit.digest(),

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use microcash_kernels::bloom;
 
-use super::mmap::MappedFile;
+use crate::mmap::MappedFile;
 
 const MAGIC: &[u8; 8] = b"MCSPBL01";
 const HEADER_BYTES: usize = 4096;

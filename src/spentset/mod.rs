@@ -17,7 +17,6 @@
 //! so neither can exist without the other.
 
 mod bloom;
-mod mmap;
 pub mod receipt;
 mod table;
 pub mod wal;

@@ -11,7 +11,7 @@
 use std::io;
 use std::path::Path;
 
-use super::mmap::MappedFile;
+use crate::mmap::MappedFile;
 
 const MAGIC: &[u8; 8] = b"MCSPTB01";
 /// Header bytes (one page, so slots start page-aligned).

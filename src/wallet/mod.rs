@@ -22,7 +22,7 @@ use crate::protocol::keyset::{KeysetKind, KeysetList};
 use crate::protocol::policy::{Policy, DAY_SECS};
 use crate::protocol::spend::{OwnedAllowance, OwnedCoin};
 use crate::protocol::stealth::{recognise, Address};
-use crate::protocol::verify::{Rejection, Verifier};
+use crate::protocol::verify::Verifier;
 use crate::protocol::withdraw::{
     blind, denominations, finish_allowance, finish_coin, PendingIssue, UnblindError,
 };
@@ -702,8 +702,7 @@ impl Wallet {
                 Err(e) => {
                     let spent = matches!(
                         e,
-                        IssuerError::DoubleSpent { .. }
-                            | IssuerError::Rejected(Rejection::AllowanceReused { .. })
+                        IssuerError::Refused(crate::engine::Verdict::DoubleSpent { .. })
                     );
                     if spent {
                         gone.push(i);

@@ -1,0 +1,372 @@
+//! The clearing pipeline:
+//!
+//! ```text
+//!  read ──▶ [raw chunks] ──▶ decode + verify ──▶ [verified chunks] ──▶ settle + commit ──▶ verdicts,
+//!  (mmap,     bounded        (rayon pool:          bounded              (spent set, one      journal,
+//!   records)  queue          all cores)            queue                 fsync per chunk)    progress
+//! ```
+//!
+//! Stages run on their own threads joined by bounded crossbeam channels
+//! ([`QUEUE_DEPTH_MAX`] chunks of at most `chunk_records` records), so memory is bounded by
+//! the chunk size whatever the file size. Data-parallel work runs on a rayon pool of
+//! `threads` threads (optionally pinned to cores). Weights come from a CSPRNG seeded from the
+//! OS once per batch.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crossbeam_channel::bounded;
+use rand::SeedableRng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::batch_file::{BatchReader, RawRecord};
+use super::settle::{self, BatchMemory};
+use super::verdict::Verdict;
+use super::{batch_verify, Engine, EngineError};
+use crate::protocol::deposit::Deposit;
+use crate::protocol::encoding::Decode;
+use crate::protocol::verify::{VerifiedDeposit, Verifier};
+
+/// Chunks in flight between two stages.
+pub const QUEUE_DEPTH_MAX: usize = 2;
+/// Default records per chunk.
+pub const CHUNK_RECORDS_DEFAULT: usize = 4096;
+/// Upper bound on records per chunk (memory bound).
+pub const CHUNK_RECORDS_MAX: usize = 65_536;
+
+/// How to clear.
+#[derive(Clone, Debug)]
+pub struct ClearOptions {
+    /// Worker threads for verification (0: all cores).
+    pub threads: usize,
+    /// Records per chunk (one fsync per chunk).
+    pub chunk_records: usize,
+    /// Pin worker threads to cores.
+    pub pin_cores: bool,
+    /// The clock the keyset windows are checked against (Unix seconds).
+    pub now: u64,
+    /// Settlement journal output (JSON lines, one per accepted coin).
+    pub journal: Option<PathBuf>,
+    /// Per-record verdicts output (JSON lines).
+    pub verdicts: Option<PathBuf>,
+    /// Keep every verdict in the summary (tests, small batches).
+    pub collect_verdicts: bool,
+}
+
+impl Default for ClearOptions {
+    fn default() -> Self {
+        ClearOptions {
+            threads: 0,
+            chunk_records: CHUNK_RECORDS_DEFAULT,
+            pin_cores: false,
+            now: crate::unix_now(),
+            journal: None,
+            verdicts: None,
+            collect_verdicts: false,
+        }
+    }
+}
+
+/// The verdict on one record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordVerdict {
+    /// Record number.
+    pub record: u64,
+    /// Byte offset in the batch file.
+    pub offset: u64,
+    /// Coin serial (hex), when the record decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// The verdict.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// What a clearing run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClearSummary {
+    /// Batch id (hex).
+    pub batch_id: String,
+    /// Records read.
+    pub records: u64,
+    /// Records the header announced.
+    pub header_records: u64,
+    /// Coins accepted (including idempotent replays).
+    pub accepted: u64,
+    /// Of those, replays of earlier acceptances.
+    pub replayed: u64,
+    /// Rejections by reason code.
+    pub rejected: BTreeMap<String, u64>,
+    /// Value credited by this run (replays excluded).
+    pub value_credited: u64,
+    /// Value credited per account by this run.
+    pub credited_by_account: BTreeMap<String, u64>,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+    /// Records per second.
+    pub coins_per_s: f64,
+    /// Verification threads.
+    pub threads: usize,
+    /// Every verdict, if requested.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<RecordVerdict>,
+}
+
+struct Decoded {
+    index: u64,
+    offset: u64,
+    deposit: Result<Deposit, Verdict>,
+}
+
+type VerifiedChunk = Vec<(u64, u64, Option<String>, Result<VerifiedDeposit, Verdict>)>;
+
+fn decode(raw: RawRecord) -> Decoded {
+    let deposit = match raw.payload {
+        Err(reason) => Err(Verdict::Malformed {
+            offset: raw.offset,
+            reason,
+        }),
+        Ok(bytes) => Deposit::from_bytes(&bytes).map_err(|e| Verdict::Malformed {
+            offset: raw.offset + super::batch_file::RECORD_HEADER_BYTES as u64 + e.offset as u64,
+            reason: e.reason.to_string(),
+        }),
+    };
+    Decoded {
+        index: raw.index,
+        offset: raw.offset,
+        deposit,
+    }
+}
+
+fn verify_raw_chunk(
+    engine: &Engine,
+    chunk: Vec<RawRecord>,
+    now: u64,
+    rng: &mut rand::rngs::StdRng,
+) -> VerifiedChunk {
+    let decoded: Vec<Decoded> = chunk.into_par_iter().map(decode).collect();
+    let deposits: Vec<&Deposit> = decoded
+        .iter()
+        .filter_map(|d| d.deposit.as_ref().ok())
+        .collect();
+    let params = engine.params();
+    let verifier = Verifier::new(&params.keysets, &params.policy);
+    let mut results =
+        batch_verify::verify_chunk(&verifier, &params.keysets, &deposits, now, rng).into_iter();
+    decoded
+        .into_iter()
+        .map(|d| match d.deposit {
+            Err(v) => (d.index, d.offset, None, Err(v)),
+            Ok(dep) => {
+                let r = results
+                    .next()
+                    .expect("one result per decoded deposit")
+                    .map_err(Verdict::from);
+                (d.index, d.offset, Some(dep.coin.serial().to_string()), r)
+            }
+        })
+        .collect()
+}
+
+fn create_output(path: &Option<PathBuf>) -> Result<Option<BufWriter<File>>, EngineError> {
+    path.as_ref()
+        .map(|p| {
+            File::create(p)
+                .map(BufWriter::new)
+                .map_err(|source| EngineError::Output {
+                    path: p.clone(),
+                    source,
+                })
+        })
+        .transpose()
+}
+
+fn write_line(
+    out: &mut Option<BufWriter<File>>,
+    path: &Option<PathBuf>,
+    value: &impl Serialize,
+) -> Result<(), EngineError> {
+    if let (Some(w), Some(p)) = (out.as_mut(), path.as_ref()) {
+        serde_json::to_writer(&mut *w, value).map_err(|e| EngineError::Output {
+            path: p.clone(),
+            source: e.into(),
+        })?;
+        w.write_all(b"\n").map_err(|source| EngineError::Output {
+            path: p.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn thread_pool(threads: usize, pin: bool) -> Result<rayon::ThreadPool, EngineError> {
+    let cores = if pin {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("microcash-verify-{i}"))
+        .start_handler(move |i| {
+            if let Some(core) = cores.get(i % cores.len().max(1)) {
+                core_affinity::set_for_current(*core);
+            }
+        })
+        .build()
+        .map_err(|e| EngineError::Pipeline(e.to_string()))
+}
+
+/// Clears `batch` against `engine`'s store.
+pub fn clear(
+    engine: &Engine,
+    batch: &Path,
+    options: &ClearOptions,
+    on_progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<ClearSummary, EngineError> {
+    let start = Instant::now();
+    let mut reader = BatchReader::open(batch)?;
+    let header = reader.header().clone();
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        options.threads
+    };
+    let chunk_records = options.chunk_records.clamp(1, CHUNK_RECORDS_MAX);
+    let pool = thread_pool(threads, options.pin_cores)?;
+    let mut summary = ClearSummary {
+        batch_id: hex::encode(header.batch_id),
+        header_records: header.record_count,
+        threads,
+        ..ClearSummary::default()
+    };
+    let mut journal = create_output(&options.journal)?;
+    let mut verdict_out = create_output(&options.verdicts)?;
+    let (raw_tx, raw_rx) = bounded::<Vec<RawRecord>>(QUEUE_DEPTH_MAX);
+    let (ver_tx, ver_rx) = bounded::<VerifiedChunk>(QUEUE_DEPTH_MAX);
+    let now = options.now;
+
+    let result: Result<(), EngineError> = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            loop {
+                let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record())
+                    .take(chunk_records)
+                    .collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                metrics::counter!("microcash_stage_records_total", "stage" => "read")
+                    .increment(chunk.len() as u64);
+                if raw_tx.send(chunk).is_err() {
+                    break; // downstream stopped
+                }
+                metrics::gauge!("microcash_queue_depth", "queue" => "raw").set(raw_tx.len() as f64);
+            }
+        });
+        let pool = &pool;
+        scope.spawn(move || {
+            // A fresh CSPRNG per batch, seeded from the OS.
+            let mut rng =
+                rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng).expect("OS randomness");
+            for chunk in raw_rx {
+                let n = chunk.len() as u64;
+                let t = Instant::now();
+                let verified = pool.install(|| verify_raw_chunk(engine, chunk, now, &mut rng));
+                metrics::histogram!("microcash_stage_seconds", "stage" => "verify")
+                    .record(t.elapsed().as_secs_f64());
+                metrics::counter!("microcash_stage_records_total", "stage" => "verify")
+                    .increment(n);
+                if ver_tx.send(verified).is_err() {
+                    break;
+                }
+                metrics::gauge!("microcash_queue_depth", "queue" => "verified")
+                    .set(ver_tx.len() as f64);
+            }
+        });
+        let mut memory = BatchMemory::default();
+        for chunk in ver_rx.iter() {
+            let meta: Vec<(u64, u64, Option<String>)> = chunk
+                .iter()
+                .map(|(i, o, s, _)| (*i, *o, s.clone()))
+                .collect();
+            let items: Vec<(u64, Result<VerifiedDeposit, Verdict>)> =
+                chunk.into_iter().map(|(i, _, _, r)| (i, r)).collect();
+            let t = Instant::now();
+            let verdicts = {
+                let mut spent = engine.spent();
+                let plan = settle::plan(&spent, engine.accounts(), &mut memory, items, false, now)?;
+                settle::commit(&mut spent, plan)?
+            };
+            metrics::histogram!("microcash_commit_seconds").record(t.elapsed().as_secs_f64());
+            for ((record, offset, serial), verdict) in meta.into_iter().zip(verdicts) {
+                summary.records += 1;
+                match &verdict {
+                    Verdict::Accepted {
+                        receipt,
+                        value,
+                        account,
+                        replayed,
+                    } => {
+                        summary.accepted += 1;
+                        if *replayed {
+                            summary.replayed += 1;
+                        } else {
+                            summary.value_credited += value;
+                            *summary
+                                .credited_by_account
+                                .entry(account.clone())
+                                .or_default() += value;
+                        }
+                        let line = serde_json::json!({
+                            "record": record, "receipt": receipt, "serial": serial,
+                            "account": account, "value": value, "replayed": replayed,
+                        });
+                        write_line(&mut journal, &options.journal, &line)?;
+                    }
+                    other => {
+                        let code = other.code();
+                        metrics::counter!("microcash_rejections_total", "reason" => code.clone())
+                            .increment(1);
+                        *summary.rejected.entry(code).or_default() += 1;
+                    }
+                }
+                let rv = RecordVerdict {
+                    record,
+                    offset,
+                    serial,
+                    verdict,
+                };
+                write_line(&mut verdict_out, &options.verdicts, &rv)?;
+                if options.collect_verdicts {
+                    summary.verdicts.push(rv);
+                }
+            }
+            metrics::counter!("microcash_stage_records_total", "stage" => "commit")
+                .increment(summary.records);
+            on_progress(summary.records, summary.header_records.max(summary.records));
+        }
+        Ok(())
+    });
+    // On an error the commit loop returned early; dropping its receiver stopped the others.
+    result?;
+    for (out, path) in [
+        (&mut journal, &options.journal),
+        (&mut verdict_out, &options.verdicts),
+    ] {
+        if let (Some(w), Some(p)) = (out.as_mut(), path.as_ref()) {
+            w.flush().map_err(|source| EngineError::Output {
+                path: p.clone(),
+                source,
+            })?;
+        }
+    }
+    engine.spent().checkpoint()?;
+    summary.elapsed_s = start.elapsed().as_secs_f64();
+    summary.coins_per_s = summary.records as f64 / summary.elapsed_s.max(1e-9);
+    metrics::histogram!("microcash_batch_seconds").record(summary.elapsed_s);
+    Ok(summary)
+}

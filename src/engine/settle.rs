@@ -1,0 +1,207 @@
+//! Settlement: the spent-set side of a redemption, shared by the batch engine and the
+//! issuer's single-deposit and swap paths, so that "spent" has one source of truth.
+//!
+//! For each verified deposit, in record order: the credit target must be acceptable; the
+//! serial must not appear earlier in the same batch (`duplicate_in_batch`); if the spent set
+//! knows it, the same deposit is answered with its original receipt (idempotent) and a
+//! different one is a double spend with evidence; its allowance serials must be unused. The
+//! fresh ones become one commit group: one fsync, then `accepted`.
+
+use std::collections::{HashMap, HashSet};
+
+use super::verdict::{Evidence, Verdict};
+use crate::protocol::deposit::CreditTarget;
+use crate::protocol::policy::PolicyRule;
+use crate::protocol::verify::VerifiedDeposit;
+use crate::spentset::{JournalIo, ReceiptEntry, SpentSet, SpentSetError};
+
+/// What settlement needs to know about accounts.
+pub trait Accounts {
+    /// `Some(merchant?)` if the account exists.
+    fn merchant(&self, name: &str) -> Option<bool>;
+}
+
+/// Serials seen earlier in the same batch (kept across its chunks).
+#[derive(Default)]
+pub struct BatchMemory {
+    serials: HashMap<[u8; 32], u64>,
+    allowances: HashSet<[u8; 32]>,
+}
+
+/// Verdicts decided without the journal, plus the fresh entries to commit.
+pub struct Plan {
+    verdicts: Vec<Option<Verdict>>,
+    fresh: Vec<(usize, ReceiptEntry)>,
+}
+
+impl Plan {
+    /// Whether every deposit is either fresh or an idempotent replay (what a swap needs).
+    pub fn all_acceptable(&self) -> bool {
+        self.verdicts
+            .iter()
+            .all(|v| v.as_ref().is_none_or(Verdict::is_accepted))
+    }
+
+    /// The first refusal, if any.
+    pub fn first_refusal(&self) -> Option<&Verdict> {
+        self.verdicts.iter().flatten().find(|v| !v.is_accepted())
+    }
+
+    /// Number of fresh entries.
+    pub fn fresh_count(&self) -> usize {
+        self.fresh.len()
+    }
+}
+
+fn evidence(first_receipt: u64, first: &ReceiptEntry, ours: &VerifiedDeposit) -> Evidence {
+    let ours: Vec<[u8; 32]> = ours.owner_keys().iter().map(|k| k.to_bytes()).collect();
+    let common = ours
+        .iter()
+        .zip(&first.owner_keys)
+        .take_while(|(a, b)| a == b)
+        .count()
+        .max(1);
+    Evidence {
+        first_receipt,
+        diverges_at_link: common - 1,
+        double_signer: hex::encode(ours[common - 1]),
+    }
+}
+
+fn account_of(target: &str) -> String {
+    target.strip_prefix("account:").unwrap_or(target).to_owned()
+}
+
+/// Decides every deposit of `items` that can be decided without writing; collects the
+/// fresh ones. `index` is each item's record number (for `duplicate_in_batch`).
+pub fn plan<I: JournalIo>(
+    spent: &SpentSet<I>,
+    accounts: &dyn Accounts,
+    memory: &mut BatchMemory,
+    items: Vec<(u64, Result<VerifiedDeposit, Verdict>)>,
+    allow_swap_targets: bool,
+    now: u64,
+) -> Result<Plan, SpentSetError> {
+    let mut verdicts = Vec::with_capacity(items.len());
+    let mut fresh = Vec::new();
+    for (pos, (index, item)) in items.into_iter().enumerate() {
+        let vd = match item {
+            Err(v) => {
+                verdicts.push(Some(v));
+                continue;
+            }
+            Ok(vd) => vd,
+        };
+        let verdict = decide(spent, accounts, memory, &vd, allow_swap_targets)?;
+        if verdict.is_none() {
+            let target = crate::issuer::store::target_label(vd.target());
+            memory.serials.insert(vd.serial().0, index);
+            memory
+                .allowances
+                .extend(vd.allowance_serials().iter().map(|(s, _)| s.0));
+            fresh.push((
+                pos,
+                ReceiptEntry {
+                    serial: vd.serial().0,
+                    epoch: vd.epoch(),
+                    deposit_digest: vd.digest(),
+                    value: vd.value(),
+                    time: now,
+                    target,
+                    owner_keys: vd.owner_keys().iter().map(|k| k.to_bytes()).collect(),
+                    allowances: vd
+                        .allowance_serials()
+                        .iter()
+                        .map(|(s, e)| (s.0, *e))
+                        .collect(),
+                },
+            ));
+        }
+        verdicts.push(verdict);
+    }
+    Ok(Plan { verdicts, fresh })
+}
+
+fn decide<I: JournalIo>(
+    spent: &SpentSet<I>,
+    accounts: &dyn Accounts,
+    memory: &BatchMemory,
+    vd: &VerifiedDeposit,
+    allow_swap_targets: bool,
+) -> Result<Option<Verdict>, SpentSetError> {
+    match vd.target() {
+        CreditTarget::Account(name) => match accounts.merchant(name.as_str()) {
+            None => {
+                return Ok(Some(Verdict::UnknownAccount {
+                    account: name.to_string(),
+                }))
+            }
+            Some(false) if vd.merchant_only() => {
+                return Ok(Some(Verdict::PolicyViolation {
+                    rule: PolicyRule::MerchantOnlyDeposit,
+                    detail: format!("account {name} is not a merchant account"),
+                }))
+            }
+            Some(_) => {}
+        },
+        CreditTarget::Swap(_) if !allow_swap_targets => {
+            return Ok(Some(Verdict::Malformed {
+                offset: 0,
+                reason: "swap deposits are not cleared in batches".into(),
+            }))
+        }
+        CreditTarget::Swap(_) => {}
+    }
+    let serial = vd.serial().0;
+    if let Some(&first_record) = memory.serials.get(&serial) {
+        return Ok(Some(Verdict::DuplicateInBatch { first_record }));
+    }
+    if let Some(id) = spent.lookup(vd.epoch(), &serial) {
+        let first = spent.receipt(id)?;
+        return Ok(Some(if first.deposit_digest == vd.digest() {
+            Verdict::Accepted {
+                receipt: id,
+                value: first.value,
+                account: account_of(&first.target),
+                replayed: true,
+            }
+        } else {
+            Verdict::DoubleSpent {
+                evidence: evidence(id, &first, vd),
+            }
+        }));
+    }
+    for (s, e) in vd.allowance_serials() {
+        if memory.allowances.contains(&s.0) || spent.lookup(*e, &s.0).is_some() {
+            return Ok(Some(Verdict::AllowanceReused {
+                serial: s.to_string(),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Commits the plan's fresh entries (one fsync) and returns every verdict in order.
+pub fn commit<I: JournalIo>(
+    spent: &mut SpentSet<I>,
+    plan: Plan,
+) -> Result<Vec<Verdict>, SpentSetError> {
+    let Plan {
+        mut verdicts,
+        fresh,
+    } = plan;
+    let entries: Vec<ReceiptEntry> = fresh.iter().map(|(_, e)| e.clone()).collect();
+    let ids = spent.commit(&entries)?;
+    for ((pos, e), id) in fresh.into_iter().zip(ids) {
+        verdicts[pos] = Some(Verdict::Accepted {
+            receipt: id,
+            value: e.value,
+            account: account_of(&e.target),
+            replayed: false,
+        });
+    }
+    Ok(verdicts
+        .into_iter()
+        .map(|v| v.expect("every position decided"))
+        .collect())
+}
