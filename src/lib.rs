@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod dataset;
 pub mod engine;
 pub mod issuer;
 mod mmap;

@@ -95,10 +95,7 @@ pub struct Engine {
 
 impl settle::Accounts for Store {
     fn merchant(&self, name: &str) -> Option<bool> {
-        self.account(name)
-            .ok()
-            .flatten()
-            .map(|(_, merchant)| merchant)
+        self.account(name).ok().flatten().map(|r| r.merchant)
     }
 }
 
@@ -149,19 +146,14 @@ impl Engine {
         self.spent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An account's balance: its stored balance (funding minus withdrawals) plus what
-    /// redemptions credited to it (from the settlement journal).
+    /// Value the settlement journal credited to `account`.
+    pub fn credited(&self, account: &str) -> u64 {
+        self.spent().credits().get(&format!("account:{account}")).copied().unwrap_or(0)
+    }
+
+    /// An account's balance: funded − withdrawn + credited by redemptions.
     pub fn balance(&self, account: &str) -> Result<Option<u64>, EngineError> {
-        let Some((base, _)) = self.accounts.account(account)? else {
-            return Ok(None);
-        };
-        let credited = self
-            .spent()
-            .credits()
-            .get(&format!("account:{account}"))
-            .copied()
-            .unwrap_or(0);
-        Ok(Some(base.saturating_add(credited)))
+        Ok(self.accounts.account(account)?.map(|r| r.balance(self.credited(account))))
     }
 
     /// Clears a batch file.

@@ -172,6 +172,53 @@ fn verify_raw_chunk(
         .collect()
 }
 
+/// The reference twin of [`verify_raw_chunk`]: one deposit at a time with direct checks.
+fn verify_raw_chunk_reference(engine: &Engine, chunk: Vec<RawRecord>, now: u64) -> VerifiedChunk {
+    let params = engine.params();
+    let verifier = Verifier::new(&params.keysets, &params.policy);
+    chunk
+        .into_iter()
+        .map(decode)
+        .map(|d| match d.deposit {
+            Err(v) => (d.index, d.offset, None, Err(v)),
+            Ok(dep) => {
+                let r = verifier.verify_deposit(&dep, now).map_err(Verdict::from);
+                (d.index, d.offset, Some(dep.coin.serial().to_string()), r)
+            }
+        })
+        .collect()
+}
+
+/// Settles one verified chunk: spent-set checks, one commit group, verdicts in order.
+fn settle_chunk(engine: &Engine, memory: &mut BatchMemory, chunk: VerifiedChunk, now: u64) -> Result<Vec<RecordVerdict>, EngineError> {
+    let meta: Vec<(u64, u64, Option<String>)> = chunk.iter().map(|(i, o, s, _)| (*i, *o, s.clone())).collect();
+    let items: Vec<(u64, Result<VerifiedDeposit, Verdict>)> = chunk.into_iter().map(|(i, _, _, r)| (i, r)).collect();
+    let mut spent = engine.spent();
+    let plan = settle::plan(&spent, engine.accounts(), memory, items, false, now)?;
+    let verdicts = settle::commit(&mut spent, plan)?;
+    Ok(meta.into_iter().zip(verdicts).map(|((record, offset, serial), verdict)| RecordVerdict { record, offset, serial, verdict }).collect())
+}
+
+/// The reference clearing path: the same reader, settlement and verdicts as [`clear`], but
+/// every deposit checked by the one-at-a-time reference verifier on one thread. Slow and
+/// obviously correct: the golden verdicts of the datasets come from here, and the tests
+/// require [`clear`] to agree with it record for record.
+pub fn clear_reference(engine: &Engine, batch: &Path, now: u64) -> Result<Vec<RecordVerdict>, EngineError> {
+    let mut reader = BatchReader::open(batch)?;
+    let mut memory = BatchMemory::default();
+    let mut out = Vec::new();
+    loop {
+        let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record()).take(CHUNK_RECORDS_DEFAULT).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let verified = verify_raw_chunk_reference(engine, chunk, now);
+        out.extend(settle_chunk(engine, &mut memory, verified, now)?);
+    }
+    engine.spent().checkpoint()?;
+    Ok(out)
+}
+
 fn create_output(path: &Option<PathBuf>) -> Result<Option<BufWriter<File>>, EngineError> {
     path.as_ref()
         .map(|p| {
@@ -289,57 +336,32 @@ pub fn clear(
         });
         let mut memory = BatchMemory::default();
         for chunk in ver_rx.iter() {
-            let meta: Vec<(u64, u64, Option<String>)> = chunk
-                .iter()
-                .map(|(i, o, s, _)| (*i, *o, s.clone()))
-                .collect();
-            let items: Vec<(u64, Result<VerifiedDeposit, Verdict>)> =
-                chunk.into_iter().map(|(i, _, _, r)| (i, r)).collect();
             let t = Instant::now();
-            let verdicts = {
-                let mut spent = engine.spent();
-                let plan = settle::plan(&spent, engine.accounts(), &mut memory, items, false, now)?;
-                settle::commit(&mut spent, plan)?
-            };
+            let verdicts = settle_chunk(engine, &mut memory, chunk, now)?;
             metrics::histogram!("microcash_commit_seconds").record(t.elapsed().as_secs_f64());
-            for ((record, offset, serial), verdict) in meta.into_iter().zip(verdicts) {
+            for rv in verdicts {
                 summary.records += 1;
-                match &verdict {
-                    Verdict::Accepted {
-                        receipt,
-                        value,
-                        account,
-                        replayed,
-                    } => {
+                match &rv.verdict {
+                    Verdict::Accepted { receipt, value, account, replayed } => {
                         summary.accepted += 1;
                         if *replayed {
                             summary.replayed += 1;
                         } else {
                             summary.value_credited += value;
-                            *summary
-                                .credited_by_account
-                                .entry(account.clone())
-                                .or_default() += value;
+                            *summary.credited_by_account.entry(account.clone()).or_default() += value;
                         }
                         let line = serde_json::json!({
-                            "record": record, "receipt": receipt, "serial": serial,
+                            "record": rv.record, "receipt": receipt, "serial": rv.serial,
                             "account": account, "value": value, "replayed": replayed,
                         });
                         write_line(&mut journal, &options.journal, &line)?;
                     }
                     other => {
                         let code = other.code();
-                        metrics::counter!("microcash_rejections_total", "reason" => code.clone())
-                            .increment(1);
+                        metrics::counter!("microcash_rejections_total", "reason" => code.clone()).increment(1);
                         *summary.rejected.entry(code).or_default() += 1;
                     }
                 }
-                let rv = RecordVerdict {
-                    record,
-                    offset,
-                    serial,
-                    verdict,
-                };
                 write_line(&mut verdict_out, &options.verdicts, &rv)?;
                 if options.collect_verdicts {
                     summary.verdicts.push(rv);

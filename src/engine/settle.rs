@@ -47,6 +47,11 @@ impl Plan {
         self.verdicts.iter().flatten().find(|v| !v.is_accepted())
     }
 
+    /// Number of idempotent replays.
+    pub fn replay_count(&self) -> usize {
+        self.verdicts.iter().flatten().filter(|v| matches!(v, Verdict::Accepted { replayed: true, .. })).count()
+    }
+
     /// Number of fresh entries.
     pub fn fresh_count(&self) -> usize {
         self.fresh.len()

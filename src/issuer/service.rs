@@ -244,7 +244,7 @@ impl Issuer {
             if t.get(name.as_str())?.is_some() {
                 return Err(IssuerError::AccountExists(name.to_string()));
             }
-            t.insert(name.as_str(), (0u64, merchant))?;
+            t.insert(name.as_str(), (0u64, 0u64, merchant))?;
         }
         txn.commit()?;
         Ok(())
@@ -253,21 +253,20 @@ impl Issuer {
     /// Credits an account from outside the system (a bank transfer in).
     pub fn fund(&self, name: &str, amount: u64) -> Result<u64, IssuerError> {
         let txn = self.engine.accounts().write()?;
-        let balance = {
+        {
             let mut t = txn.open_table(store::ACCOUNTS)?;
-            let (balance, merchant) = t
+            let mut r = t
                 .get(name)?
-                .map(|v| v.value())
+                .map(|v| store::AccountRecord::from(v.value()))
                 .ok_or_else(|| IssuerError::UnknownAccount(name.to_owned()))?;
-            let new = balance.checked_add(amount).ok_or(IssuerError::BadOutput {
-                index: 0,
-                reason: "balance overflow".into(),
-            })?;
-            t.insert(name, (new, merchant))?;
-            new
-        };
+            r.funded = r
+                .funded
+                .checked_add(amount)
+                .ok_or(IssuerError::BadOutput { index: 0, reason: "balance overflow".into() })?;
+            t.insert(name, r.to_row())?;
+        }
         txn.commit()?;
-        Ok(balance)
+        self.balance(name)
     }
 
     /// An account's balance: funding minus withdrawals, plus redemptions credited to it.
@@ -286,21 +285,16 @@ impl Issuer {
         now: u64,
     ) -> Result<Vec<Verdict>, IssuerError> {
         let mut spent = self.engine.spent();
-        let items = verified
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (i as u64, Ok(v)))
-            .collect();
-        let plan = settle::plan(
-            &spent,
-            self.engine.accounts(),
-            &mut BatchMemory::default(),
-            items,
-            allow_swap,
-            now,
-        )?;
+        let n = verified.len();
+        let items = verified.into_iter().enumerate().map(|(i, v)| (i as u64, Ok(v))).collect();
+        let plan = settle::plan(&spent, self.engine.accounts(), &mut BatchMemory::default(), items, allow_swap, now)?;
         if let Some(refusal) = plan.first_refusal() {
             return Err(IssuerError::Refused(refusal.clone()));
+        }
+        // A group commits all its inputs at once, so a genuine resubmission replays every
+        // one; a partial replay cannot be one, and must not spend the fresh inputs.
+        if plan.replay_count() != 0 && plan.replay_count() != n {
+            return Err(IssuerError::SwapPartiallyReplayed);
         }
         Ok(settle::commit(&mut spent, plan)?)
     }
@@ -391,18 +385,18 @@ impl IssuerApi for Issuer {
         let txn = self.engine.accounts().write()?;
         {
             let mut t = txn.open_table(store::ACCOUNTS)?;
-            let (balance, merchant) = t
+            let mut r = t
                 .get(account.as_str())?
-                .map(|v| v.value())
+                .map(|v| store::AccountRecord::from(v.value()))
                 .ok_or_else(|| IssuerError::UnknownAccount(account.to_string()))?;
+            // Credits only ever grow, so reading them outside this transaction can only
+            // understate the balance, never let a withdrawal overdraw it.
+            let balance = r.balance(self.engine.credited(account.as_str()));
             if balance < total {
-                return Err(IssuerError::InsufficientFunds {
-                    account: account.to_string(),
-                    balance,
-                    needed: total,
-                });
+                return Err(IssuerError::InsufficientFunds { account: account.to_string(), balance, needed: total });
             }
-            t.insert(account.as_str(), (balance - total, merchant))?;
+            r.withdrawn += total;
+            t.insert(account.as_str(), r.to_row())?;
         }
         let seq = store::next_counter(&txn, "next_withdrawal")?;
         txn.open_table(store::WITHDRAWALS)?
@@ -536,15 +530,7 @@ impl IssuerApi for Issuer {
                 fee,
             });
         }
-        let n = verified.len();
-        let verdicts = self.settle(verified, true, now)?;
-        let replays = verdicts
-            .iter()
-            .filter(|v| matches!(v, Verdict::Accepted { replayed: true, .. }))
-            .count();
-        if replays != 0 && replays != n {
-            return Err(IssuerError::SwapPartiallyReplayed);
-        }
+        self.settle(verified, true, now)?;
         // Outputs are signed only now that the inputs are durably spent. Signing is
         // deterministic (sk·B), so a replayed swap gets the same answers again.
         self.sign_outputs(&request.outputs)

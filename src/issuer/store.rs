@@ -10,8 +10,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 
 use crate::protocol::deposit::CreditTarget;
 
-/// account name → (balance, merchant?)
-pub(crate) const ACCOUNTS: TableDefinition<&str, (u64, bool)> = TableDefinition::new("accounts");
+/// account name → (funded, withdrawn, merchant?); the balance adds journal credits.
+pub(crate) const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> = TableDefinition::new("accounts");
 /// wallet address (32 bytes) → identity registered with it
 pub(crate) const WALLETS: TableDefinition<&[u8], &str> = TableDefinition::new("wallets");
 /// (wallet address, UTC day) → allowance value issued that day
@@ -57,6 +57,36 @@ pub fn target_label(t: &CreditTarget) -> String {
     }
 }
 
+/// What the store keeps of an account. Its balance is `funded + credited − withdrawn`, where
+/// `credited` comes from the settlement journal (redemptions to the account).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Money paid in from outside.
+    pub funded: u64,
+    /// Money withdrawn as coins.
+    pub withdrawn: u64,
+    /// Merchant account (may receive merchant-only deposits).
+    pub merchant: bool,
+}
+
+impl From<(u64, u64, bool)> for AccountRecord {
+    fn from((funded, withdrawn, merchant): (u64, u64, bool)) -> Self {
+        AccountRecord { funded, withdrawn, merchant }
+    }
+}
+
+impl AccountRecord {
+    /// The tuple stored in redb.
+    pub fn to_row(self) -> (u64, u64, bool) {
+        (self.funded, self.withdrawn, self.merchant)
+    }
+
+    /// Balance given the journal credits.
+    pub fn balance(&self, credited: u64) -> u64 {
+        self.funded.saturating_add(credited).saturating_sub(self.withdrawn)
+    }
+}
+
 /// The store.
 pub struct Store {
     db: Database,
@@ -83,11 +113,11 @@ impl Store {
         Ok(self.db.begin_write()?)
     }
 
-    /// An account's (balance, merchant) if it exists.
-    pub fn account(&self, name: &str) -> Result<Option<(u64, bool)>, StoreError> {
+    /// An account's record, if it exists.
+    pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ACCOUNTS)?;
-        Ok(t.get(name)?.map(|v| v.value()))
+        Ok(t.get(name)?.map(|v| AccountRecord::from(v.value())))
     }
 }
 

@@ -35,7 +35,7 @@ impl core::fmt::Display for KeysetId {
 }
 
 /// What a keyset's signatures certify.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeysetKind {
     /// Coins: value-bearing, transferable.

@@ -1,0 +1,514 @@
+//! Synthetic redemption days from a real issuer key set: valid coins over a mix of hop
+//! counts (with allowance tokens where the class requires them) and every kind of bad
+//! coin, written as batch files with their expected verdicts beside them.
+//!
+//! Output for `--out DIR/NAME.mcb` (one day) or `NAME-dayK.mcb` (several days):
+//!
+//! ```text
+//! NAME.mcb                  the batch
+//! NAME.expected.jsonl       expected verdict per record: {"record": i, "verdict": code}
+//! NAME.params/              public parameters and accounts for a store to clear it:
+//!     keysets.json  policy.toml  accounts.json
+//! ```
+//!
+//! The expected verdicts are those of the *reference* clearing path
+//! ([`crate::engine::pipeline::clear_reference`]) on a fresh store, days in order; the
+//! generator also checks them against the fault it injected into each record and fails if
+//! the two disagree. Generation is deterministic for a seed (per-record ChaCha20 streams,
+//! parallel over records).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use microcash_kernels::bls;
+use rand::SeedableRng;
+use rand_chacha_alias::ChaCha20Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::batch_file::BatchWriter;
+use crate::engine::{Engine, EngineError};
+use crate::issuer::files::{keysets_path, policy_path, write_atomic, FilesError, PublicKeysets};
+use crate::protocol::coin::{AllowanceToken, Coin, PaymentContext, Serial};
+use crate::protocol::deposit::{AccountName, CreditTarget};
+use crate::protocol::encoding::Encode;
+use crate::protocol::keys::OwnerSecret;
+use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, Windows};
+use crate::protocol::policy::{Policy, DAY_SECS};
+use crate::protocol::spend::{OwnedAllowance, OwnedCoin};
+use crate::protocol::stealth::{recognise, Address};
+use crate::protocol::tags;
+use crate::spentset::SpentSetConfig;
+
+mod rand_chacha_alias {
+    pub use rand::rngs::ChaCha20Rng;
+}
+
+/// Generation options.
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    /// Records per day.
+    pub coins: u64,
+    /// Seed (deterministic output).
+    pub seed: u64,
+    /// Fraction of records that re-deposit a coin deposited earlier (same day: duplicate in
+    /// batch; later days: double spend).
+    pub double_spend_rate: f64,
+    /// Fraction of records with an injected fault of another kind.
+    pub invalid_rate: f64,
+    /// (hops, weight) of valid coins.
+    pub hops_mix: Vec<(u8, u32)>,
+    /// Whether received coins carry allowance tokens (class requires them).
+    pub allowance: bool,
+    /// Number of merchant accounts deposits go to.
+    pub accounts: u32,
+    /// Number of days (batch files).
+    pub days: u32,
+    /// Time of the first day (Unix seconds).
+    pub now: u64,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            coins: 1000,
+            seed: 1,
+            double_spend_rate: 0.0,
+            invalid_rate: 0.0,
+            hops_mix: vec![(1, 80), (2, 15), (3, 5)],
+            allowance: false,
+            accounts: 16,
+            days: 1,
+            now: crate::unix_now(),
+        }
+    }
+}
+
+/// Parses `1:80,2:15,3:5`.
+pub fn parse_hops_mix(s: &str) -> Result<Vec<(u8, u32)>, String> {
+    s.split(',')
+        .map(|part| {
+            let (h, w) = part.split_once(':').ok_or_else(|| format!("expected hops:weight, got {part:?}"))?;
+            Ok((h.trim().parse().map_err(|_| format!("bad hops {h:?}"))?, w.trim().parse().map_err(|_| format!("bad weight {w:?}"))?))
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .and_then(|v| if v.iter().map(|(_, w)| *w as u64).sum::<u64>() == 0 { Err("weights sum to zero".into()) } else { Ok(v) })
+}
+
+/// Dataset errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// Files.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// Engine (reference clearing).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Batch output.
+    #[error(transparent)]
+    Batch(#[from] crate::engine::batch_file::BatchFileError),
+    /// I/O.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Generator self-check failed.
+    #[error("generator self-check: {0}")]
+    SelfCheck(String),
+}
+
+/// One account of a dataset's store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountSpec {
+    /// Name.
+    pub name: String,
+    /// Merchant?
+    pub merchant: bool,
+}
+
+/// What the generator injected into a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    Redeposit,
+    ForgedSigma,
+    BadLinkSignature,
+    ExpiredKeyset,
+    HopCap,
+    AllowanceMissing,
+    AllowanceReused,
+    MaxPayment,
+    UnknownAccount,
+    Malformed,
+    Corrupt,
+}
+
+impl Fault {
+    /// The verdict code the reference must give.
+    fn expected(self) -> &'static str {
+        match self {
+            Fault::None => "accepted",
+            Fault::Redeposit => "redeposit", // resolved per day below
+            Fault::ForgedSigma => "bad_issuer_signature",
+            Fault::BadLinkSignature => "bad_link_signature",
+            Fault::ExpiredKeyset => "unknown_or_expired_keyset",
+            Fault::HopCap => "hop_cap_exceeded",
+            Fault::AllowanceMissing => "allowance_missing",
+            Fault::AllowanceReused => "allowance_reused",
+            Fault::MaxPayment => "policy_violation(max_payment)",
+            Fault::UnknownAccount => "unknown_account",
+            Fault::Malformed | Fault::Corrupt => "malformed",
+        }
+    }
+}
+
+const MAX_HOPS: u8 = 4;
+const MAX_PAYMENT: u64 = 100_000;
+const DENOMINATION_EXP_MAX: u8 = 10;
+
+/// The generator's issuer: keys in memory, deterministic from the seed.
+struct GenIssuer {
+    keysets: KeysetList,
+    secrets: BTreeMap<(KeysetKind, u32, u8), (Keyset, bls::SecretKey)>,
+    policy: Policy,
+}
+
+impl GenIssuer {
+    fn new(seed: u64, now: u64, allowance: bool) -> GenIssuer {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6b65_7973);
+        let mut policy = Policy::default();
+        // Long-lived keys so checked-in samples stay clearable for decades.
+        policy.epochs.withdraw_days = 365 * 50;
+        policy.epochs.deposit_days = 365 * 50;
+        policy.epochs.max_denomination_exp = DENOMINATION_EXP_MAX;
+        let class = policy.class.get_mut("standard").expect("default class");
+        class.max_hops = MAX_HOPS;
+        class.max_payment = MAX_PAYMENT;
+        class.deposit_deadline_days = 365 * 50;
+        class.allowance_required = allowance;
+        let day = now - now % DAY_SECS;
+        let current = Windows { withdraw_from: day - 30 * DAY_SECS, withdraw_until: day + 365 * 50 * DAY_SECS, deposit_until: day + 365 * 100 * DAY_SECS };
+        let expired = Windows { withdraw_from: day - 400 * DAY_SECS, withdraw_until: day - 300 * DAY_SECS, deposit_until: day - 200 * DAY_SECS };
+        let mut secrets = BTreeMap::new();
+        let mut list = Vec::new();
+        for (kind, class) in [(KeysetKind::Coin, "standard"), (KeysetKind::Allowance, crate::issuer::files::ALLOWANCE_CLASS)] {
+            for (epoch, windows) in [(1u32, expired), (2u32, current)] {
+                for exp in 0..=DENOMINATION_EXP_MAX {
+                    let sk = bls::SecretKey::generate(&mut rng);
+                    let ks = Keyset::new(kind, epoch, exp, class, windows, sk.public_key()).expect("valid parameters");
+                    list.push(ks.clone());
+                    secrets.insert((kind, epoch, exp), (ks, sk));
+                }
+            }
+        }
+        GenIssuer { keysets: KeysetList::new(list).expect("distinct ids"), secrets, policy }
+    }
+
+    fn keyset(&self, kind: KeysetKind, epoch: u32, exp: u8) -> &(Keyset, bls::SecretKey) {
+        &self.secrets[&(kind, epoch, exp)]
+    }
+
+    fn coin(&self, rng: &mut ChaCha20Rng, epoch: u32, exp: u8, forged: bool) -> OwnedCoin {
+        let (ks, sk) = self.keyset(KeysetKind::Coin, epoch, exp);
+        let x = OwnerSecret::generate(rng);
+        let serial = Serial::derive(KeysetKind::Coin, &ks.id, &x.public());
+        let signer = if forged { bls::SecretKey::generate(rng) } else { sk.clone() };
+        let sigma = signer.sign(&serial.0, tags::H1_DST);
+        OwnedCoin { coin: Coin { keyset_id: ks.id, coin_key: x.public(), sigma, links: vec![] }, secret: x }
+    }
+
+    fn allowance(&self, rng: &mut ChaCha20Rng, exp: u8) -> OwnedAllowance {
+        let (ks, sk) = self.keyset(KeysetKind::Allowance, 2, exp);
+        let t = OwnerSecret::generate(rng);
+        let serial = Serial::derive(KeysetKind::Allowance, &ks.id, &t.public());
+        OwnedAllowance { token: AllowanceToken { keyset_id: ks.id, key: t.public(), sigma: sk.sign(&serial.0, tags::H1_DST) }, secret: t }
+    }
+
+    fn write_params(&self, dir: &Path, accounts: &[AccountSpec]) -> Result<(), DatasetError> {
+        std::fs::create_dir_all(dir)?;
+        let doc = PublicKeysets { version: 1, keysets: self.keysets.to_json() };
+        write_atomic(&keysets_path(dir), &serde_json::to_vec_pretty(&doc).expect("json"), 0o644)?;
+        write_atomic(&policy_path(dir), self.policy.to_toml().as_bytes(), 0o644)?;
+        write_atomic(&dir.join("accounts.json"), &serde_json::to_vec_pretty(accounts).expect("json"), 0o644)?;
+        Ok(())
+    }
+}
+
+/// A coin generated for a record (kept for re-deposits on later records or days).
+struct Generated {
+    payload: Vec<u8>,
+    fault: Fault,
+    coin: Option<(OwnedCoin, bool)>,
+}
+
+fn pay_once(coin: &OwnedCoin, amount: u64, allowance: &[OwnedAllowance], rng: &mut ChaCha20Rng) -> OwnedCoin {
+    let w = OwnerSecret::generate(rng);
+    let mut payment_id = [0u8; 16];
+    rand_core::Rng::fill_bytes(rng, &mut payment_id);
+    let ctx = PaymentContext { payment_id, amount, time: 0 };
+    let paid = coin.pay(&Address(w.public()), ctx, allowance, rng);
+    let last = paid.links.last().expect("just appended");
+    let secret = recognise(&w, &last.ephemeral, &last.one_time_key).expect("generated for w");
+    OwnedCoin { coin: paid, secret }
+}
+
+fn pick_hops(mix: &[(u8, u32)], r: u64) -> u8 {
+    let total: u64 = mix.iter().map(|(_, w)| *w as u64).sum();
+    let mut x = r % total;
+    for (h, w) in mix {
+        if x < *w as u64 {
+            return *h;
+        }
+        x -= *w as u64;
+    }
+    mix[0].0
+}
+
+fn fault_for(i: u64, opts: &GenOptions, r: f64) -> Fault {
+    const KINDS: [Fault; 10] = [
+        Fault::ForgedSigma,
+        Fault::BadLinkSignature,
+        Fault::ExpiredKeyset,
+        Fault::HopCap,
+        Fault::AllowanceMissing,
+        Fault::AllowanceReused,
+        Fault::MaxPayment,
+        Fault::UnknownAccount,
+        Fault::Malformed,
+        Fault::Corrupt,
+    ];
+    if r < opts.invalid_rate {
+        let kinds: Vec<Fault> = KINDS
+            .iter()
+            .copied()
+            .filter(|k| opts.allowance || !matches!(k, Fault::AllowanceMissing | Fault::AllowanceReused))
+            .collect();
+        kinds[(i as usize) % kinds.len()]
+    } else if r < opts.invalid_rate + opts.double_spend_rate && i > 0 {
+        Fault::Redeposit
+    } else {
+        Fault::None
+    }
+}
+
+fn gen_record(issuer: &GenIssuer, opts: &GenOptions, accounts: &[AccountSpec], day: u32, i: u64, fault: Fault, now: u64) -> Generated {
+    let mut rng = ChaCha20Rng::seed_from_u64(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((day as u64) << 40) ^ i);
+    let r = |rng: &mut ChaCha20Rng| rand_core::Rng::next_u64(rng);
+    if fault == Fault::Malformed {
+        let len = 8 + (r(&mut rng) % 200) as usize;
+        let mut junk = vec![0u8; len];
+        rand_core::Rng::fill_bytes(&mut rng, &mut junk);
+        junk[0] = 1; // a deposit version byte, so decoding fails further in
+        return Generated { payload: junk, fault, coin: None };
+    }
+    let exp = (r(&mut rng) % (DENOMINATION_EXP_MAX as u64 + 1)) as u8;
+    let value = 1u64 << exp;
+    let mut hops = pick_hops(&opts.hops_mix, r(&mut rng)).min(MAX_HOPS);
+    if fault == Fault::HopCap {
+        hops = MAX_HOPS + 1;
+    }
+    if matches!(fault, Fault::AllowanceMissing | Fault::AllowanceReused | Fault::BadLinkSignature) {
+        hops = hops.max(1);
+    }
+    let epoch = if fault == Fault::ExpiredKeyset { 1 } else { 2 };
+    let mut coin = issuer.coin(&mut rng, epoch, exp, fault == Fault::ForgedSigma);
+    let amount = if fault == Fault::MaxPayment { MAX_PAYMENT + 1 } else { value };
+    for hop in 0..hops {
+        let tokens = if opts.allowance && hop >= 1 { vec![issuer.allowance(&mut rng, exp)] } else { vec![] };
+        coin = pay_once(&coin, amount, &tokens, &mut rng);
+    }
+    if fault == Fault::BadLinkSignature {
+        let last = coin.coin.links.len() - 1;
+        coin.coin.links[last].signature.0[5] ^= 0x20;
+    }
+    let account = if fault == Fault::UnknownAccount {
+        "nobody-here".to_owned()
+    } else {
+        accounts[(r(&mut rng) % accounts.len() as u64) as usize].name.clone()
+    };
+    let target = CreditTarget::Account(AccountName::new(&account).expect("generated names are valid"));
+    let mut tokens = if opts.allowance && hops >= 1 && fault != Fault::AllowanceMissing { vec![issuer.allowance(&mut rng, exp)] } else { vec![] };
+    if fault == Fault::AllowanceReused {
+        // The same token on the last link and on the deposit.
+        tokens = vec![];
+        let reused = issuer.allowance(&mut rng, exp);
+        let prev = {
+            let mut c = coin.clone();
+            c.coin.links.pop();
+            c
+        };
+        // Rebuild the last hop with the token we will reuse (a hop ≥ 1 needs one anyway).
+        if hops >= 2 {
+            coin = pay_once(&prev, amount, &[reused.clone()], &mut rng);
+        }
+        tokens.push(reused);
+    }
+    let deposit = coin.deposit(target, now, &tokens, &mut rng);
+    Generated { payload: deposit.to_bytes(), fault, coin: Some((coin, opts.allowance && hops >= 1)) }
+}
+
+/// What a generation run wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct GenReport {
+    /// Batch files, in day order.
+    pub batches: Vec<PathBuf>,
+    /// Records per day.
+    pub records: Vec<u64>,
+    /// Expected verdict counts per day.
+    pub expected: Vec<BTreeMap<String, u64>>,
+    /// The params directory.
+    pub params: PathBuf,
+    /// Seconds spent.
+    pub elapsed_s: f64,
+}
+
+fn day_path(out: &Path, days: u32, day: u32, suffix: &str) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "batch".into());
+    let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
+    if days == 1 {
+        dir.join(format!("{stem}{suffix}"))
+    } else {
+        dir.join(format!("{stem}-day{day}{suffix}"))
+    }
+}
+
+/// The params directory for a batch path (`NAME.params`, shared by all days).
+pub fn params_dir(out: &Path) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "batch".into());
+    let stem = stem.split("-day").next().unwrap_or(&stem).to_owned();
+    out.parent().map(Path::to_path_buf).unwrap_or_default().join(format!("{stem}.params"))
+}
+
+/// Initialises a store directory from a dataset's params (keysets, policy, accounts).
+pub fn init_store_from_params(params: &Path, store: &Path) -> Result<(), DatasetError> {
+    std::fs::create_dir_all(store)?;
+    for f in ["keysets.json", "policy.toml"] {
+        std::fs::copy(params.join(f), store.join(f))?;
+    }
+    let accounts: Vec<AccountSpec> = serde_json::from_slice(&std::fs::read(params.join("accounts.json"))?)
+        .map_err(|e| DatasetError::SelfCheck(format!("accounts.json: {e}")))?;
+    let engine = Engine::open(store, SpentSetConfig::default())?;
+    let txn = engine.accounts().write().map_err(EngineError::from)?;
+    {
+        let mut t = txn.open_table(crate::issuer::store::ACCOUNTS).map_err(|e| EngineError::Store(crate::issuer::store::StoreError::Redb(e.to_string())))?;
+        for a in &accounts {
+            t.insert(a.name.as_str(), (0u64, 0u64, a.merchant)).map_err(|e| EngineError::Store(crate::issuer::store::StoreError::Redb(e.to_string())))?;
+        }
+    }
+    txn.commit().map_err(|e| EngineError::Store(crate::issuer::store::StoreError::Redb(e.to_string())))?;
+    Ok(())
+}
+
+/// Generates the dataset.
+pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError> {
+    let start = std::time::Instant::now();
+    let issuer = GenIssuer::new(opts.seed, opts.now, opts.allowance);
+    let accounts: Vec<AccountSpec> = (0..opts.accounts.max(1)).map(|i| AccountSpec { name: format!("merchant-{i:04}"), merchant: true }).collect();
+    let params = params_dir(out);
+    issuer.write_params(&params, &accounts)?;
+    let scratch = tempfile_dir(out)?;
+    init_store_from_params(&params, &scratch)?;
+    let engine = Engine::open(&scratch, SpentSetConfig::default())?;
+    let mut report = GenReport { batches: vec![], records: vec![], expected: vec![], params: params.clone(), elapsed_s: 0.0 };
+    let mut earlier: Vec<(OwnedCoin, bool)> = Vec::new();
+    for day in 1..=opts.days {
+        let now = opts.now + (day as u64 - 1) * DAY_SECS;
+        let mut plan_rng = ChaCha20Rng::seed_from_u64(opts.seed ^ ((day as u64) << 32));
+        let faults: Vec<Fault> = (0..opts.coins)
+            .map(|i| fault_for(i, opts, (rand_core::Rng::next_u64(&mut plan_rng) >> 11) as f64 / (1u64 << 53) as f64))
+            .collect();
+        let generated: Vec<Generated> = (0..opts.coins)
+            .into_par_iter()
+            .map(|i| {
+                let f = faults[i as usize];
+                let base = if f == Fault::Redeposit { Fault::None } else { f };
+                gen_record(&issuer, opts, &accounts, day, i, base, now)
+            })
+            .collect();
+        // Re-deposits: a new deposit of a coin deposited earlier (this day or before).
+        let path = day_path(out, opts.days, day, ".mcb");
+        let mut writer = BatchWriter::create(&path, batch_id(opts.seed, day), now)?;
+        let mut corrupt_offsets = Vec::new();
+        let mut expected_codes = Vec::new();
+        let mut todays: Vec<(OwnedCoin, bool)> = Vec::new();
+        for (i, g) in generated.into_iter().enumerate() {
+            let mut payload = g.payload;
+            let mut code = g.fault.expected().to_owned();
+            if faults[i] == Fault::Redeposit {
+                let mut rng = ChaCha20Rng::seed_from_u64(opts.seed ^ 0x7265_6470 ^ ((day as u64) << 24) ^ i as u64);
+                let pool_today = !todays.is_empty() && (earlier.is_empty() || rand_core::Rng::next_u32(&mut rng) % 2 == 0);
+                let pool = if pool_today { &todays } else { &earlier };
+                if let Some((coin, needs_allowance)) = pool.get((rand_core::Rng::next_u64(&mut rng) % pool.len().max(1) as u64) as usize).cloned() {
+                    let tokens = if needs_allowance { vec![issuer.allowance(&mut rng, exp_of(&issuer, &coin))] } else { vec![] };
+                    let acct = &accounts[(rand_core::Rng::next_u32(&mut rng) as usize) % accounts.len()].name;
+                    let d = coin.deposit(CreditTarget::Account(AccountName::new(acct).expect("valid")), now, &tokens, &mut rng);
+                    payload = d.to_bytes();
+                    code = if pool_today { "duplicate_in_batch".into() } else { "double_spent".into() };
+                }
+            }
+            if g.fault == Fault::Corrupt {
+                corrupt_offsets.push(writer.position());
+            }
+            writer.append(&payload)?;
+            expected_codes.push(code);
+            if let (Fault::None, Some(c)) = (g.fault, g.coin) {
+                if faults[i] != Fault::Redeposit {
+                    todays.push(c);
+                }
+            }
+        }
+        writer.finish()?;
+        if !corrupt_offsets.is_empty() {
+            let mut bytes = std::fs::read(&path)?;
+            for o in corrupt_offsets {
+                // Flip a payload byte: the record's checksum no longer holds.
+                bytes[o as usize + crate::engine::batch_file::RECORD_HEADER_BYTES + 3] ^= 0x40;
+            }
+            std::fs::write(&path, &bytes)?;
+        }
+        // Expected verdicts from the reference path, checked against the injected faults.
+        let verdicts = crate::engine::pipeline::clear_reference(&engine, &path, now)?;
+        let mut lines = String::new();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut mismatches = Vec::new();
+        for (v, want) in verdicts.iter().zip(&expected_codes) {
+            let code = v.verdict.code();
+            if &code != want {
+                mismatches.push(format!("record {}: generated as {want}, reference says {}", v.record, v.verdict));
+            }
+            lines.push_str(&serde_json::json!({"record": v.record, "verdict": code}).to_string());
+            lines.push('\n');
+            *counts.entry(code).or_default() += 1;
+        }
+        if verdicts.len() != expected_codes.len() {
+            mismatches.push(format!("{} records written, {} read back", expected_codes.len(), verdicts.len()));
+        }
+        if !mismatches.is_empty() {
+            return Err(DatasetError::SelfCheck(mismatches.into_iter().take(5).collect::<Vec<_>>().join("; ")));
+        }
+        write_atomic(&day_path(out, opts.days, day, ".expected.jsonl"), lines.as_bytes(), 0o644)?;
+        report.batches.push(path);
+        report.records.push(verdicts.len() as u64);
+        report.expected.push(counts);
+        earlier.extend(todays);
+    }
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&scratch);
+    report.elapsed_s = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn exp_of(issuer: &GenIssuer, coin: &OwnedCoin) -> u8 {
+    issuer.keysets.get(&coin.coin.keyset_id).map_or(0, |k| k.denomination_exp)
+}
+
+fn batch_id(seed: u64, day: u32) -> [u8; 16] {
+    let h: [u8; 16] = tags::blake2b(b"mc1/dataset-id", &[&seed.to_le_bytes(), &day.to_le_bytes()]);
+    h
+}
+
+fn tempfile_dir(out: &Path) -> Result<PathBuf, DatasetError> {
+    let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = format!(".{}.reference-store-{}", out.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id());
+    let path = dir.join(name);
+    let _ = std::fs::remove_dir_all(&path);
+    Ok(path)
+}
