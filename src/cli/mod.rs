@@ -37,6 +37,73 @@ enum Command {
     /// Wallet operations.
     #[command(subcommand)]
     Wallet(WalletCmd),
+    /// Synthetic redemption batches.
+    #[command(subcommand)]
+    Dataset(DatasetCmd),
+    /// Clear a redemption batch file against a store (the back-office job).
+    Clear(ClearArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum DatasetCmd {
+    /// Generate batch files with their expected verdicts.
+    Gen {
+        /// Records per day.
+        #[arg(long)]
+        coins: u64,
+        /// Output batch file (NAME.mcb; several days give NAME-dayK.mcb).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed for deterministic output.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Fraction of records re-depositing an earlier coin.
+        #[arg(long, default_value_t = 0.0)]
+        double_spend_rate: f64,
+        /// Fraction of records with another injected fault.
+        #[arg(long, default_value_t = 0.0)]
+        invalid_rate: f64,
+        /// Hop-count mix of valid coins, hops:weight.
+        #[arg(long, default_value = "1:80,2:15,3:5")]
+        hops_mix: String,
+        /// Received coins carry allowance tokens (the class requires them).
+        #[arg(long)]
+        allowance: bool,
+        /// Merchant accounts receiving the deposits.
+        #[arg(long, default_value_t = 16)]
+        accounts: u32,
+        /// Days (one batch file per day; later days re-deposit earlier coins).
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ClearArgs {
+    /// The batch file.
+    batch: PathBuf,
+    /// Store directory (an issuer directory, or a clearing store). Created from the
+    /// batch's `NAME.params/` beside it when it does not exist yet.
+    #[arg(long, env = "MICROCASH_STORE", default_value = "microcash-store")]
+    store: PathBuf,
+    /// Verification threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Records per chunk (one fsync per chunk).
+    #[arg(long, default_value_t = crate::engine::pipeline::CHUNK_RECORDS_DEFAULT)]
+    chunk: usize,
+    /// Pin verification threads to cores.
+    #[arg(long)]
+    pin: bool,
+    /// Write the settlement journal (JSON lines, one per accepted coin).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// Write every record's verdict (JSON lines).
+    #[arg(long)]
+    verdicts: Option<PathBuf>,
+    /// Print the summary as one JSON object on the last line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -259,6 +326,87 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         },
         Command::Wallet(cmd) => run_wallet(cmd, now)?,
+        Command::Dataset(DatasetCmd::Gen {
+            coins,
+            out,
+            seed,
+            double_spend_rate,
+            invalid_rate,
+            hops_mix,
+            allowance,
+            accounts,
+            days,
+        }) => {
+            let opts = crate::dataset::GenOptions {
+                coins,
+                seed,
+                double_spend_rate,
+                invalid_rate,
+                hops_mix: crate::dataset::parse_hops_mix(&hops_mix)?,
+                allowance,
+                accounts,
+                days,
+                now,
+            };
+            let report = crate::dataset::generate(&out, &opts)?;
+            print_json(&report);
+        }
+        Command::Clear(args) => run_clear(args, now)?,
+    }
+    Ok(())
+}
+
+fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
+    use crate::engine::{ClearOptions, Engine};
+    if !crate::issuer::files::keysets_path(&args.store).exists() {
+        let params = crate::dataset::params_dir(&args.batch);
+        if !params.join("keysets.json").exists() {
+            return Err(format!(
+                "store {} has no keysets.json and no {} exists beside the batch to create it from",
+                args.store.display(),
+                params.display()
+            )
+            .into());
+        }
+        crate::dataset::init_store_from_params(&params, &args.store)?;
+        eprintln!("created store {} from {}", args.store.display(), params.display());
+    }
+    let engine = Engine::open(&args.store, crate::spentset::SpentSetConfig::default())?;
+    let options = ClearOptions {
+        threads: args.threads,
+        chunk_records: args.chunk,
+        pin_cores: args.pin,
+        now,
+        journal: args.journal,
+        verdicts: args.verdicts,
+        collect_verdicts: false,
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} clearing [{bar:40}] {pos}/{len} coins {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let summary = engine.clear(&args.batch, &options, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    println!("batch {} cleared in {:.2} s ({:.0} coins/s, {} threads)", summary.batch_id, summary.elapsed_s, summary.coins_per_s, summary.threads);
+    println!("  records   {:>10}{}", summary.records, if summary.records != summary.header_records { format!("   (header announced {})", summary.header_records) } else { String::new() });
+    println!("  accepted  {:>10}   ({} replayed from an earlier run)", summary.accepted, summary.replayed);
+    for (reason, n) in &summary.rejected {
+        println!("  {reason:<34} {n:>6}");
+    }
+    println!("  credited  {:>10} minor units to {} accounts", summary.value_credited, summary.credited_by_account.len());
+    for (account, v) in summary.credited_by_account.iter().take(10) {
+        println!("    {account:<30} {v:>10}");
+    }
+    if summary.credited_by_account.len() > 10 {
+        println!("    … {} more", summary.credited_by_account.len() - 10);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
     }
     Ok(())
 }

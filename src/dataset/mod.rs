@@ -305,14 +305,23 @@ fn gen_record(issuer: &GenIssuer, opts: &GenOptions, accounts: &[AccountSpec], d
     if fault == Fault::HopCap {
         hops = MAX_HOPS + 1;
     }
-    if matches!(fault, Fault::AllowanceMissing | Fault::AllowanceReused | Fault::BadLinkSignature) {
+    if matches!(fault, Fault::AllowanceMissing | Fault::BadLinkSignature) {
         hops = hops.max(1);
+    }
+    if fault == Fault::AllowanceReused {
+        hops = hops.clamp(2, MAX_HOPS);
     }
     let epoch = if fault == Fault::ExpiredKeyset { 1 } else { 2 };
     let mut coin = issuer.coin(&mut rng, epoch, exp, fault == Fault::ForgedSigma);
     let amount = if fault == Fault::MaxPayment { MAX_PAYMENT + 1 } else { value };
+    // For AllowanceReused: the same token on the last link and on the deposit.
+    let reused = (fault == Fault::AllowanceReused).then(|| issuer.allowance(&mut rng, exp));
     for hop in 0..hops {
-        let tokens = if opts.allowance && hop >= 1 { vec![issuer.allowance(&mut rng, exp)] } else { vec![] };
+        let tokens = match (&reused, opts.allowance && hop >= 1) {
+            (_, false) => vec![],
+            (Some(t), true) if hop + 1 == hops => vec![t.clone()],
+            (_, true) => vec![issuer.allowance(&mut rng, exp)],
+        };
         coin = pay_once(&coin, amount, &tokens, &mut rng);
     }
     if fault == Fault::BadLinkSignature {
@@ -325,22 +334,11 @@ fn gen_record(issuer: &GenIssuer, opts: &GenOptions, accounts: &[AccountSpec], d
         accounts[(r(&mut rng) % accounts.len() as u64) as usize].name.clone()
     };
     let target = CreditTarget::Account(AccountName::new(&account).expect("generated names are valid"));
-    let mut tokens = if opts.allowance && hops >= 1 && fault != Fault::AllowanceMissing { vec![issuer.allowance(&mut rng, exp)] } else { vec![] };
-    if fault == Fault::AllowanceReused {
-        // The same token on the last link and on the deposit.
-        tokens = vec![];
-        let reused = issuer.allowance(&mut rng, exp);
-        let prev = {
-            let mut c = coin.clone();
-            c.coin.links.pop();
-            c
-        };
-        // Rebuild the last hop with the token we will reuse (a hop ≥ 1 needs one anyway).
-        if hops >= 2 {
-            coin = pay_once(&prev, amount, &[reused.clone()], &mut rng);
-        }
-        tokens.push(reused);
-    }
+    let tokens = match (&reused, opts.allowance && hops >= 1 && fault != Fault::AllowanceMissing) {
+        (Some(t), _) => vec![t.clone()],
+        (None, true) => vec![issuer.allowance(&mut rng, exp)],
+        (None, false) => vec![],
+    };
     let deposit = coin.deposit(target, now, &tokens, &mut rng);
     Generated { payload: deposit.to_bytes(), fault, coin: Some((coin, opts.allowance && hops >= 1)) }
 }
