@@ -547,7 +547,9 @@ fn wallet_pays_any_amount_by_splitting() {
 fn redeemed_value_can_be_withdrawn_again() {
     let e = env();
     let coin = withdraw_coin(&e, 4);
-    e.issuer.deposit(&deposit_to(&coin, "bob", &[]), NOW).unwrap();
+    e.issuer
+        .deposit(&deposit_to(&coin, "bob", &[]), NOW)
+        .unwrap();
     assert_eq!(e.issuer.balance("bob").unwrap(), 16);
     let ks = keyset(&e, KeysetKind::Coin, 4);
     let (_, out) = blind(&ks, &mut microcash::os_rng());
@@ -556,6 +558,10 @@ fn redeemed_value_can_be_withdrawn_again() {
     let (_, out) = blind(&ks, &mut microcash::os_rng());
     assert!(matches!(
         e.issuer.withdraw(&account("bob"), &[out], NOW),
-        Err(IssuerError::InsufficientFunds { balance: 0, needed: 16, .. })
+        Err(IssuerError::InsufficientFunds {
+            balance: 0,
+            needed: 16,
+            ..
+        })
     ));
 }

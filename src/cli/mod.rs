@@ -369,7 +369,11 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
             .into());
         }
         crate::dataset::init_store_from_params(&params, &args.store)?;
-        eprintln!("created store {} from {}", args.store.display(), params.display());
+        eprintln!(
+            "created store {} from {}",
+            args.store.display(),
+            params.display()
+        );
     }
     let engine = Engine::open(&args.store, crate::spentset::SpentSetConfig::default())?;
     let options = ClearOptions {
@@ -383,22 +387,42 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} clearing [{bar:40}] {pos}/{len} coins {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} clearing [{bar:40}] {pos}/{len} coins {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     let summary = engine.clear(&args.batch, &options, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
-    println!("batch {} cleared in {:.2} s ({:.0} coins/s, {} threads)", summary.batch_id, summary.elapsed_s, summary.coins_per_s, summary.threads);
-    println!("  records   {:>10}{}", summary.records, if summary.records != summary.header_records { format!("   (header announced {})", summary.header_records) } else { String::new() });
-    println!("  accepted  {:>10}   ({} replayed from an earlier run)", summary.accepted, summary.replayed);
+    println!(
+        "batch {} cleared in {:.2} s ({:.0} coins/s, {} threads)",
+        summary.batch_id, summary.elapsed_s, summary.coins_per_s, summary.threads
+    );
+    println!(
+        "  records   {:>10}{}",
+        summary.records,
+        if summary.records != summary.header_records {
+            format!("   (header announced {})", summary.header_records)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "  accepted  {:>10}   ({} replayed from an earlier run)",
+        summary.accepted, summary.replayed
+    );
     for (reason, n) in &summary.rejected {
         println!("  {reason:<34} {n:>6}");
     }
-    println!("  credited  {:>10} minor units to {} accounts", summary.value_credited, summary.credited_by_account.len());
+    println!(
+        "  credited  {:>10} minor units to {} accounts",
+        summary.value_credited,
+        summary.credited_by_account.len()
+    );
     for (account, v) in summary.credited_by_account.iter().take(10) {
         println!("    {account:<30} {v:>10}");
     }

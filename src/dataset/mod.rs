@@ -88,11 +88,22 @@ impl Default for GenOptions {
 pub fn parse_hops_mix(s: &str) -> Result<Vec<(u8, u32)>, String> {
     s.split(',')
         .map(|part| {
-            let (h, w) = part.split_once(':').ok_or_else(|| format!("expected hops:weight, got {part:?}"))?;
-            Ok((h.trim().parse().map_err(|_| format!("bad hops {h:?}"))?, w.trim().parse().map_err(|_| format!("bad weight {w:?}"))?))
+            let (h, w) = part
+                .split_once(':')
+                .ok_or_else(|| format!("expected hops:weight, got {part:?}"))?;
+            Ok((
+                h.trim().parse().map_err(|_| format!("bad hops {h:?}"))?,
+                w.trim().parse().map_err(|_| format!("bad weight {w:?}"))?,
+            ))
         })
         .collect::<Result<Vec<_>, String>>()
-        .and_then(|v| if v.iter().map(|(_, w)| *w as u64).sum::<u64>() == 0 { Err("weights sum to zero".into()) } else { Ok(v) })
+        .and_then(|v| {
+            if v.iter().map(|(_, w)| *w as u64).sum::<u64>() == 0 {
+                Err("weights sum to zero".into())
+            } else {
+                Ok(v)
+            }
+        })
 }
 
 /// Dataset errors.
@@ -185,21 +196,37 @@ impl GenIssuer {
         class.deposit_deadline_days = 365 * 50;
         class.allowance_required = allowance;
         let day = now - now % DAY_SECS;
-        let current = Windows { withdraw_from: day - 30 * DAY_SECS, withdraw_until: day + 365 * 50 * DAY_SECS, deposit_until: day + 365 * 100 * DAY_SECS };
-        let expired = Windows { withdraw_from: day - 400 * DAY_SECS, withdraw_until: day - 300 * DAY_SECS, deposit_until: day - 200 * DAY_SECS };
+        let current = Windows {
+            withdraw_from: day - 30 * DAY_SECS,
+            withdraw_until: day + 365 * 50 * DAY_SECS,
+            deposit_until: day + 365 * 100 * DAY_SECS,
+        };
+        let expired = Windows {
+            withdraw_from: day - 400 * DAY_SECS,
+            withdraw_until: day - 300 * DAY_SECS,
+            deposit_until: day - 200 * DAY_SECS,
+        };
         let mut secrets = BTreeMap::new();
         let mut list = Vec::new();
-        for (kind, class) in [(KeysetKind::Coin, "standard"), (KeysetKind::Allowance, crate::issuer::files::ALLOWANCE_CLASS)] {
+        for (kind, class) in [
+            (KeysetKind::Coin, "standard"),
+            (KeysetKind::Allowance, crate::issuer::files::ALLOWANCE_CLASS),
+        ] {
             for (epoch, windows) in [(1u32, expired), (2u32, current)] {
                 for exp in 0..=DENOMINATION_EXP_MAX {
                     let sk = bls::SecretKey::generate(&mut rng);
-                    let ks = Keyset::new(kind, epoch, exp, class, windows, sk.public_key()).expect("valid parameters");
+                    let ks = Keyset::new(kind, epoch, exp, class, windows, sk.public_key())
+                        .expect("valid parameters");
                     list.push(ks.clone());
                     secrets.insert((kind, epoch, exp), (ks, sk));
                 }
             }
         }
-        GenIssuer { keysets: KeysetList::new(list).expect("distinct ids"), secrets, policy }
+        GenIssuer {
+            keysets: KeysetList::new(list).expect("distinct ids"),
+            secrets,
+            policy,
+        }
     }
 
     fn keyset(&self, kind: KeysetKind, epoch: u32, exp: u8) -> &(Keyset, bls::SecretKey) {
@@ -210,24 +237,54 @@ impl GenIssuer {
         let (ks, sk) = self.keyset(KeysetKind::Coin, epoch, exp);
         let x = OwnerSecret::generate(rng);
         let serial = Serial::derive(KeysetKind::Coin, &ks.id, &x.public());
-        let signer = if forged { bls::SecretKey::generate(rng) } else { sk.clone() };
+        let signer = if forged {
+            bls::SecretKey::generate(rng)
+        } else {
+            sk.clone()
+        };
         let sigma = signer.sign(&serial.0, tags::H1_DST);
-        OwnedCoin { coin: Coin { keyset_id: ks.id, coin_key: x.public(), sigma, links: vec![] }, secret: x }
+        OwnedCoin {
+            coin: Coin {
+                keyset_id: ks.id,
+                coin_key: x.public(),
+                sigma,
+                links: vec![],
+            },
+            secret: x,
+        }
     }
 
     fn allowance(&self, rng: &mut ChaCha20Rng, exp: u8) -> OwnedAllowance {
         let (ks, sk) = self.keyset(KeysetKind::Allowance, 2, exp);
         let t = OwnerSecret::generate(rng);
         let serial = Serial::derive(KeysetKind::Allowance, &ks.id, &t.public());
-        OwnedAllowance { token: AllowanceToken { keyset_id: ks.id, key: t.public(), sigma: sk.sign(&serial.0, tags::H1_DST) }, secret: t }
+        OwnedAllowance {
+            token: AllowanceToken {
+                keyset_id: ks.id,
+                key: t.public(),
+                sigma: sk.sign(&serial.0, tags::H1_DST),
+            },
+            secret: t,
+        }
     }
 
     fn write_params(&self, dir: &Path, accounts: &[AccountSpec]) -> Result<(), DatasetError> {
         std::fs::create_dir_all(dir)?;
-        let doc = PublicKeysets { version: 1, keysets: self.keysets.to_json() };
-        write_atomic(&keysets_path(dir), &serde_json::to_vec_pretty(&doc).expect("json"), 0o644)?;
+        let doc = PublicKeysets {
+            version: 1,
+            keysets: self.keysets.to_json(),
+        };
+        write_atomic(
+            &keysets_path(dir),
+            &serde_json::to_vec_pretty(&doc).expect("json"),
+            0o644,
+        )?;
         write_atomic(&policy_path(dir), self.policy.to_toml().as_bytes(), 0o644)?;
-        write_atomic(&dir.join("accounts.json"), &serde_json::to_vec_pretty(accounts).expect("json"), 0o644)?;
+        write_atomic(
+            &dir.join("accounts.json"),
+            &serde_json::to_vec_pretty(accounts).expect("json"),
+            0o644,
+        )?;
         Ok(())
     }
 }
@@ -239,11 +296,20 @@ struct Generated {
     coin: Option<(OwnedCoin, bool)>,
 }
 
-fn pay_once(coin: &OwnedCoin, amount: u64, allowance: &[OwnedAllowance], rng: &mut ChaCha20Rng) -> OwnedCoin {
+fn pay_once(
+    coin: &OwnedCoin,
+    amount: u64,
+    allowance: &[OwnedAllowance],
+    rng: &mut ChaCha20Rng,
+) -> OwnedCoin {
     let w = OwnerSecret::generate(rng);
     let mut payment_id = [0u8; 16];
     rand_core::Rng::fill_bytes(rng, &mut payment_id);
-    let ctx = PaymentContext { payment_id, amount, time: 0 };
+    let ctx = PaymentContext {
+        payment_id,
+        amount,
+        time: 0,
+    };
     let paid = coin.pay(&Address(w.public()), ctx, allowance, rng);
     let last = paid.links.last().expect("just appended");
     let secret = recognise(&w, &last.ephemeral, &last.one_time_key).expect("generated for w");
@@ -279,7 +345,9 @@ fn fault_for(i: u64, opts: &GenOptions, r: f64) -> Fault {
         let kinds: Vec<Fault> = KINDS
             .iter()
             .copied()
-            .filter(|k| opts.allowance || !matches!(k, Fault::AllowanceMissing | Fault::AllowanceReused))
+            .filter(|k| {
+                opts.allowance || !matches!(k, Fault::AllowanceMissing | Fault::AllowanceReused)
+            })
             .collect();
         kinds[(i as usize) % kinds.len()]
     } else if r < opts.invalid_rate + opts.double_spend_rate && i > 0 {
@@ -289,15 +357,29 @@ fn fault_for(i: u64, opts: &GenOptions, r: f64) -> Fault {
     }
 }
 
-fn gen_record(issuer: &GenIssuer, opts: &GenOptions, accounts: &[AccountSpec], day: u32, i: u64, fault: Fault, now: u64) -> Generated {
-    let mut rng = ChaCha20Rng::seed_from_u64(opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((day as u64) << 40) ^ i);
+fn gen_record(
+    issuer: &GenIssuer,
+    opts: &GenOptions,
+    accounts: &[AccountSpec],
+    day: u32,
+    i: u64,
+    fault: Fault,
+    now: u64,
+) -> Generated {
+    let mut rng = ChaCha20Rng::seed_from_u64(
+        opts.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((day as u64) << 40) ^ i,
+    );
     let r = |rng: &mut ChaCha20Rng| rand_core::Rng::next_u64(rng);
     if fault == Fault::Malformed {
         let len = 8 + (r(&mut rng) % 200) as usize;
         let mut junk = vec![0u8; len];
         rand_core::Rng::fill_bytes(&mut rng, &mut junk);
         junk[0] = 1; // a deposit version byte, so decoding fails further in
-        return Generated { payload: junk, fault, coin: None };
+        return Generated {
+            payload: junk,
+            fault,
+            coin: None,
+        };
     }
     let exp = (r(&mut rng) % (DENOMINATION_EXP_MAX as u64 + 1)) as u8;
     let value = 1u64 << exp;
@@ -305,7 +387,10 @@ fn gen_record(issuer: &GenIssuer, opts: &GenOptions, accounts: &[AccountSpec], d
     if fault == Fault::HopCap {
         hops = MAX_HOPS + 1;
     }
-    if matches!(fault, Fault::AllowanceMissing | Fault::BadLinkSignature) {
+    if matches!(
+        fault,
+        Fault::AllowanceMissing | Fault::BadLinkSignature | Fault::MaxPayment
+    ) {
         hops = hops.max(1);
     }
     if fault == Fault::AllowanceReused {
@@ -313,7 +398,11 @@ fn gen_record(issuer: &GenIssuer, opts: &GenOptions, accounts: &[AccountSpec], d
     }
     let epoch = if fault == Fault::ExpiredKeyset { 1 } else { 2 };
     let mut coin = issuer.coin(&mut rng, epoch, exp, fault == Fault::ForgedSigma);
-    let amount = if fault == Fault::MaxPayment { MAX_PAYMENT + 1 } else { value };
+    let amount = if fault == Fault::MaxPayment {
+        MAX_PAYMENT + 1
+    } else {
+        value
+    };
     // For AllowanceReused: the same token on the last link and on the deposit.
     let reused = (fault == Fault::AllowanceReused).then(|| issuer.allowance(&mut rng, exp));
     for hop in 0..hops {
@@ -331,16 +420,26 @@ fn gen_record(issuer: &GenIssuer, opts: &GenOptions, accounts: &[AccountSpec], d
     let account = if fault == Fault::UnknownAccount {
         "nobody-here".to_owned()
     } else {
-        accounts[(r(&mut rng) % accounts.len() as u64) as usize].name.clone()
+        accounts[(r(&mut rng) % accounts.len() as u64) as usize]
+            .name
+            .clone()
     };
-    let target = CreditTarget::Account(AccountName::new(&account).expect("generated names are valid"));
-    let tokens = match (&reused, opts.allowance && hops >= 1 && fault != Fault::AllowanceMissing) {
+    let target =
+        CreditTarget::Account(AccountName::new(&account).expect("generated names are valid"));
+    let tokens = match (
+        &reused,
+        opts.allowance && hops >= 1 && fault != Fault::AllowanceMissing,
+    ) {
         (Some(t), _) => vec![t.clone()],
         (None, true) => vec![issuer.allowance(&mut rng, exp)],
         (None, false) => vec![],
     };
     let deposit = coin.deposit(target, now, &tokens, &mut rng);
-    Generated { payload: deposit.to_bytes(), fault, coin: Some((coin, opts.allowance && hops >= 1)) }
+    Generated {
+        payload: deposit.to_bytes(),
+        fault,
+        coin: Some((coin, opts.allowance && hops >= 1)),
+    }
 }
 
 /// What a generation run wrote.
@@ -359,7 +458,10 @@ pub struct GenReport {
 }
 
 fn day_path(out: &Path, days: u32, day: u32, suffix: &str) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "batch".into());
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "batch".into());
     let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
     if days == 1 {
         dir.join(format!("{stem}{suffix}"))
@@ -370,28 +472,53 @@ fn day_path(out: &Path, days: u32, day: u32, suffix: &str) -> PathBuf {
 
 /// The params directory for a batch path (`NAME.params`, shared by all days).
 pub fn params_dir(out: &Path) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "batch".into());
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "batch".into());
     let stem = stem.split("-day").next().unwrap_or(&stem).to_owned();
-    out.parent().map(Path::to_path_buf).unwrap_or_default().join(format!("{stem}.params"))
+    out.parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+        .join(format!("{stem}.params"))
 }
 
 /// Initialises a store directory from a dataset's params (keysets, policy, accounts).
+/// Built in a temporary directory and renamed into place, so an interrupted start never
+/// leaves a half-made store behind.
 pub fn init_store_from_params(params: &Path, store: &Path) -> Result<(), DatasetError> {
-    std::fs::create_dir_all(store)?;
+    let staging = store.with_extension("init-tmp");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)?;
     for f in ["keysets.json", "policy.toml"] {
-        std::fs::copy(params.join(f), store.join(f))?;
+        std::fs::copy(params.join(f), staging.join(f))?;
     }
-    let accounts: Vec<AccountSpec> = serde_json::from_slice(&std::fs::read(params.join("accounts.json"))?)
-        .map_err(|e| DatasetError::SelfCheck(format!("accounts.json: {e}")))?;
-    let engine = Engine::open(store, SpentSetConfig::default())?;
-    let txn = engine.accounts().write().map_err(EngineError::from)?;
+    let accounts: Vec<AccountSpec> =
+        serde_json::from_slice(&std::fs::read(params.join("accounts.json"))?)
+            .map_err(|e| DatasetError::SelfCheck(format!("accounts.json: {e}")))?;
     {
-        let mut t = txn.open_table(crate::issuer::store::ACCOUNTS).map_err(|e| EngineError::Store(crate::issuer::store::StoreError::Redb(e.to_string())))?;
-        for a in &accounts {
-            t.insert(a.name.as_str(), (0u64, 0u64, a.merchant)).map_err(|e| EngineError::Store(crate::issuer::store::StoreError::Redb(e.to_string())))?;
+        let engine = Engine::open(&staging, SpentSetConfig::default())?;
+        let redb_err = |e: String| {
+            DatasetError::Engine(EngineError::Store(crate::issuer::store::StoreError::Redb(
+                e,
+            )))
+        };
+        let txn = engine.accounts().write().map_err(EngineError::from)?;
+        {
+            let mut t = txn
+                .open_table(crate::issuer::store::ACCOUNTS)
+                .map_err(|e| redb_err(e.to_string()))?;
+            for a in &accounts {
+                t.insert(a.name.as_str(), (0u64, 0u64, a.merchant))
+                    .map_err(|e| redb_err(e.to_string()))?;
+            }
         }
+        txn.commit().map_err(|e| redb_err(e.to_string()))?;
     }
-    txn.commit().map_err(|e| EngineError::Store(crate::issuer::store::StoreError::Redb(e.to_string())))?;
+    if let Some(parent) = store.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(&staging, store)?;
     Ok(())
 }
 
@@ -399,25 +526,46 @@ pub fn init_store_from_params(params: &Path, store: &Path) -> Result<(), Dataset
 pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError> {
     let start = std::time::Instant::now();
     let issuer = GenIssuer::new(opts.seed, opts.now, opts.allowance);
-    let accounts: Vec<AccountSpec> = (0..opts.accounts.max(1)).map(|i| AccountSpec { name: format!("merchant-{i:04}"), merchant: true }).collect();
+    let accounts: Vec<AccountSpec> = (0..opts.accounts.max(1))
+        .map(|i| AccountSpec {
+            name: format!("merchant-{i:04}"),
+            merchant: true,
+        })
+        .collect();
     let params = params_dir(out);
     issuer.write_params(&params, &accounts)?;
     let scratch = tempfile_dir(out)?;
     init_store_from_params(&params, &scratch)?;
     let engine = Engine::open(&scratch, SpentSetConfig::default())?;
-    let mut report = GenReport { batches: vec![], records: vec![], expected: vec![], params: params.clone(), elapsed_s: 0.0 };
+    let mut report = GenReport {
+        batches: vec![],
+        records: vec![],
+        expected: vec![],
+        params: params.clone(),
+        elapsed_s: 0.0,
+    };
     let mut earlier: Vec<(OwnedCoin, bool)> = Vec::new();
     for day in 1..=opts.days {
         let now = opts.now + (day as u64 - 1) * DAY_SECS;
         let mut plan_rng = ChaCha20Rng::seed_from_u64(opts.seed ^ ((day as u64) << 32));
         let faults: Vec<Fault> = (0..opts.coins)
-            .map(|i| fault_for(i, opts, (rand_core::Rng::next_u64(&mut plan_rng) >> 11) as f64 / (1u64 << 53) as f64))
+            .map(|i| {
+                fault_for(
+                    i,
+                    opts,
+                    (rand_core::Rng::next_u64(&mut plan_rng) >> 11) as f64 / (1u64 << 53) as f64,
+                )
+            })
             .collect();
         let generated: Vec<Generated> = (0..opts.coins)
             .into_par_iter()
             .map(|i| {
                 let f = faults[i as usize];
-                let base = if f == Fault::Redeposit { Fault::None } else { f };
+                let base = if f == Fault::Redeposit {
+                    Fault::None
+                } else {
+                    f
+                };
                 gen_record(&issuer, opts, &accounts, day, i, base, now)
             })
             .collect();
@@ -431,15 +579,36 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
             let mut payload = g.payload;
             let mut code = g.fault.expected().to_owned();
             if faults[i] == Fault::Redeposit {
-                let mut rng = ChaCha20Rng::seed_from_u64(opts.seed ^ 0x7265_6470 ^ ((day as u64) << 24) ^ i as u64);
-                let pool_today = !todays.is_empty() && (earlier.is_empty() || rand_core::Rng::next_u32(&mut rng) % 2 == 0);
+                let mut rng = ChaCha20Rng::seed_from_u64(
+                    opts.seed ^ 0x7265_6470 ^ ((day as u64) << 24) ^ i as u64,
+                );
+                let pool_today = !todays.is_empty()
+                    && (earlier.is_empty() || rand_core::Rng::next_u32(&mut rng) % 2 == 0);
                 let pool = if pool_today { &todays } else { &earlier };
-                if let Some((coin, needs_allowance)) = pool.get((rand_core::Rng::next_u64(&mut rng) % pool.len().max(1) as u64) as usize).cloned() {
-                    let tokens = if needs_allowance { vec![issuer.allowance(&mut rng, exp_of(&issuer, &coin))] } else { vec![] };
-                    let acct = &accounts[(rand_core::Rng::next_u32(&mut rng) as usize) % accounts.len()].name;
-                    let d = coin.deposit(CreditTarget::Account(AccountName::new(acct).expect("valid")), now, &tokens, &mut rng);
+                if let Some((coin, needs_allowance)) = pool
+                    .get((rand_core::Rng::next_u64(&mut rng) % pool.len().max(1) as u64) as usize)
+                    .cloned()
+                {
+                    let tokens = if needs_allowance {
+                        vec![issuer.allowance(&mut rng, exp_of(&issuer, &coin))]
+                    } else {
+                        vec![]
+                    };
+                    let acct = &accounts
+                        [(rand_core::Rng::next_u32(&mut rng) as usize) % accounts.len()]
+                    .name;
+                    let d = coin.deposit(
+                        CreditTarget::Account(AccountName::new(acct).expect("valid")),
+                        now,
+                        &tokens,
+                        &mut rng,
+                    );
                     payload = d.to_bytes();
-                    code = if pool_today { "duplicate_in_batch".into() } else { "double_spent".into() };
+                    code = if pool_today {
+                        "duplicate_in_batch".into()
+                    } else {
+                        "double_spent".into()
+                    };
                 }
             }
             if g.fault == Fault::Corrupt {
@@ -470,19 +639,36 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
         for (v, want) in verdicts.iter().zip(&expected_codes) {
             let code = v.verdict.code();
             if &code != want {
-                mismatches.push(format!("record {}: generated as {want}, reference says {}", v.record, v.verdict));
+                mismatches.push(format!(
+                    "record {}: generated as {want}, reference says {}",
+                    v.record, v.verdict
+                ));
             }
             lines.push_str(&serde_json::json!({"record": v.record, "verdict": code}).to_string());
             lines.push('\n');
             *counts.entry(code).or_default() += 1;
         }
         if verdicts.len() != expected_codes.len() {
-            mismatches.push(format!("{} records written, {} read back", expected_codes.len(), verdicts.len()));
+            mismatches.push(format!(
+                "{} records written, {} read back",
+                expected_codes.len(),
+                verdicts.len()
+            ));
         }
         if !mismatches.is_empty() {
-            return Err(DatasetError::SelfCheck(mismatches.into_iter().take(5).collect::<Vec<_>>().join("; ")));
+            return Err(DatasetError::SelfCheck(
+                mismatches
+                    .into_iter()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
         }
-        write_atomic(&day_path(out, opts.days, day, ".expected.jsonl"), lines.as_bytes(), 0o644)?;
+        write_atomic(
+            &day_path(out, opts.days, day, ".expected.jsonl"),
+            lines.as_bytes(),
+            0o644,
+        )?;
         report.batches.push(path);
         report.records.push(verdicts.len() as u64);
         report.expected.push(counts);
@@ -495,17 +681,29 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
 }
 
 fn exp_of(issuer: &GenIssuer, coin: &OwnedCoin) -> u8 {
-    issuer.keysets.get(&coin.coin.keyset_id).map_or(0, |k| k.denomination_exp)
+    issuer
+        .keysets
+        .get(&coin.coin.keyset_id)
+        .map_or(0, |k| k.denomination_exp)
 }
 
 fn batch_id(seed: u64, day: u32) -> [u8; 16] {
-    let h: [u8; 16] = tags::blake2b(b"mc1/dataset-id", &[&seed.to_le_bytes(), &day.to_le_bytes()]);
+    let h: [u8; 16] = tags::blake2b(
+        b"mc1/dataset-id",
+        &[&seed.to_le_bytes(), &day.to_le_bytes()],
+    );
     h
 }
 
 fn tempfile_dir(out: &Path) -> Result<PathBuf, DatasetError> {
     let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
-    let name = format!(".{}.reference-store-{}", out.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id());
+    let name = format!(
+        ".{}.reference-store-{}",
+        out.file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    );
     let path = dir.join(name);
     let _ = std::fs::remove_dir_all(&path);
     Ok(path)

@@ -148,12 +148,19 @@ impl Engine {
 
     /// Value the settlement journal credited to `account`.
     pub fn credited(&self, account: &str) -> u64 {
-        self.spent().credits().get(&format!("account:{account}")).copied().unwrap_or(0)
+        self.spent()
+            .credits()
+            .get(&format!("account:{account}"))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// An account's balance: funded − withdrawn + credited by redemptions.
     pub fn balance(&self, account: &str) -> Result<Option<u64>, EngineError> {
-        Ok(self.accounts.account(account)?.map(|r| r.balance(self.credited(account))))
+        Ok(self
+            .accounts
+            .account(account)?
+            .map(|r| r.balance(self.credited(account))))
     }
 
     /// Clears a batch file.

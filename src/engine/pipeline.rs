@@ -190,25 +190,49 @@ fn verify_raw_chunk_reference(engine: &Engine, chunk: Vec<RawRecord>, now: u64) 
 }
 
 /// Settles one verified chunk: spent-set checks, one commit group, verdicts in order.
-fn settle_chunk(engine: &Engine, memory: &mut BatchMemory, chunk: VerifiedChunk, now: u64) -> Result<Vec<RecordVerdict>, EngineError> {
-    let meta: Vec<(u64, u64, Option<String>)> = chunk.iter().map(|(i, o, s, _)| (*i, *o, s.clone())).collect();
-    let items: Vec<(u64, Result<VerifiedDeposit, Verdict>)> = chunk.into_iter().map(|(i, _, _, r)| (i, r)).collect();
+fn settle_chunk(
+    engine: &Engine,
+    memory: &mut BatchMemory,
+    chunk: VerifiedChunk,
+    now: u64,
+) -> Result<Vec<RecordVerdict>, EngineError> {
+    let meta: Vec<(u64, u64, Option<String>)> = chunk
+        .iter()
+        .map(|(i, o, s, _)| (*i, *o, s.clone()))
+        .collect();
+    let items: Vec<(u64, Result<VerifiedDeposit, Verdict>)> =
+        chunk.into_iter().map(|(i, _, _, r)| (i, r)).collect();
     let mut spent = engine.spent();
     let plan = settle::plan(&spent, engine.accounts(), memory, items, false, now)?;
     let verdicts = settle::commit(&mut spent, plan)?;
-    Ok(meta.into_iter().zip(verdicts).map(|((record, offset, serial), verdict)| RecordVerdict { record, offset, serial, verdict }).collect())
+    Ok(meta
+        .into_iter()
+        .zip(verdicts)
+        .map(|((record, offset, serial), verdict)| RecordVerdict {
+            record,
+            offset,
+            serial,
+            verdict,
+        })
+        .collect())
 }
 
 /// The reference clearing path: the same reader, settlement and verdicts as [`clear`], but
 /// every deposit checked by the one-at-a-time reference verifier on one thread. Slow and
 /// obviously correct: the golden verdicts of the datasets come from here, and the tests
 /// require [`clear`] to agree with it record for record.
-pub fn clear_reference(engine: &Engine, batch: &Path, now: u64) -> Result<Vec<RecordVerdict>, EngineError> {
+pub fn clear_reference(
+    engine: &Engine,
+    batch: &Path,
+    now: u64,
+) -> Result<Vec<RecordVerdict>, EngineError> {
     let mut reader = BatchReader::open(batch)?;
     let mut memory = BatchMemory::default();
     let mut out = Vec::new();
     loop {
-        let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record()).take(CHUNK_RECORDS_DEFAULT).collect();
+        let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record())
+            .take(CHUNK_RECORDS_DEFAULT)
+            .collect();
         if chunk.is_empty() {
             break;
         }
@@ -342,13 +366,21 @@ pub fn clear(
             for rv in verdicts {
                 summary.records += 1;
                 match &rv.verdict {
-                    Verdict::Accepted { receipt, value, account, replayed } => {
+                    Verdict::Accepted {
+                        receipt,
+                        value,
+                        account,
+                        replayed,
+                    } => {
                         summary.accepted += 1;
                         if *replayed {
                             summary.replayed += 1;
                         } else {
                             summary.value_credited += value;
-                            *summary.credited_by_account.entry(account.clone()).or_default() += value;
+                            *summary
+                                .credited_by_account
+                                .entry(account.clone())
+                                .or_default() += value;
                         }
                         let line = serde_json::json!({
                             "record": rv.record, "receipt": receipt, "serial": rv.serial,
@@ -358,7 +390,8 @@ pub fn clear(
                     }
                     other => {
                         let code = other.code();
-                        metrics::counter!("microcash_rejections_total", "reason" => code.clone()).increment(1);
+                        metrics::counter!("microcash_rejections_total", "reason" => code.clone())
+                            .increment(1);
                         *summary.rejected.entry(code).or_default() += 1;
                     }
                 }

@@ -49,7 +49,11 @@ impl Plan {
 
     /// Number of idempotent replays.
     pub fn replay_count(&self) -> usize {
-        self.verdicts.iter().flatten().filter(|v| matches!(v, Verdict::Accepted { replayed: true, .. })).count()
+        self.verdicts
+            .iter()
+            .flatten()
+            .filter(|v| matches!(v, Verdict::Accepted { replayed: true, .. }))
+            .count()
     }
 
     /// Number of fresh entries.
@@ -98,12 +102,17 @@ pub fn plan<I: JournalIo>(
             Ok(vd) => vd,
         };
         let verdict = decide(spent, accounts, memory, &vd, allow_swap_targets)?;
-        if verdict.is_none() {
-            let target = crate::issuer::store::target_label(vd.target());
+        // Fresh acceptances and replays of earlier ones both claim the serial for this
+        // batch, so a later copy in the batch is `duplicate_in_batch` whether the batch
+        // runs once or is re-run after a crash.
+        if verdict.as_ref().is_none_or(Verdict::is_accepted) {
             memory.serials.insert(vd.serial().0, index);
             memory
                 .allowances
                 .extend(vd.allowance_serials().iter().map(|(s, _)| s.0));
+        }
+        if verdict.is_none() {
+            let target = crate::issuer::store::target_label(vd.target());
             fresh.push((
                 pos,
                 ReceiptEntry {

@@ -259,10 +259,10 @@ impl Issuer {
                 .get(name)?
                 .map(|v| store::AccountRecord::from(v.value()))
                 .ok_or_else(|| IssuerError::UnknownAccount(name.to_owned()))?;
-            r.funded = r
-                .funded
-                .checked_add(amount)
-                .ok_or(IssuerError::BadOutput { index: 0, reason: "balance overflow".into() })?;
+            r.funded = r.funded.checked_add(amount).ok_or(IssuerError::BadOutput {
+                index: 0,
+                reason: "balance overflow".into(),
+            })?;
             t.insert(name, r.to_row())?;
         }
         txn.commit()?;
@@ -286,8 +286,19 @@ impl Issuer {
     ) -> Result<Vec<Verdict>, IssuerError> {
         let mut spent = self.engine.spent();
         let n = verified.len();
-        let items = verified.into_iter().enumerate().map(|(i, v)| (i as u64, Ok(v))).collect();
-        let plan = settle::plan(&spent, self.engine.accounts(), &mut BatchMemory::default(), items, allow_swap, now)?;
+        let items = verified
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, Ok(v)))
+            .collect();
+        let plan = settle::plan(
+            &spent,
+            self.engine.accounts(),
+            &mut BatchMemory::default(),
+            items,
+            allow_swap,
+            now,
+        )?;
         if let Some(refusal) = plan.first_refusal() {
             return Err(IssuerError::Refused(refusal.clone()));
         }
@@ -393,7 +404,11 @@ impl IssuerApi for Issuer {
             // understate the balance, never let a withdrawal overdraw it.
             let balance = r.balance(self.engine.credited(account.as_str()));
             if balance < total {
-                return Err(IssuerError::InsufficientFunds { account: account.to_string(), balance, needed: total });
+                return Err(IssuerError::InsufficientFunds {
+                    account: account.to_string(),
+                    balance,
+                    needed: total,
+                });
             }
             r.withdrawn += total;
             t.insert(account.as_str(), r.to_row())?;

@@ -11,7 +11,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use crate::protocol::deposit::CreditTarget;
 
 /// account name → (funded, withdrawn, merchant?); the balance adds journal credits.
-pub(crate) const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> = TableDefinition::new("accounts");
+pub(crate) const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> =
+    TableDefinition::new("accounts");
 /// wallet address (32 bytes) → identity registered with it
 pub(crate) const WALLETS: TableDefinition<&[u8], &str> = TableDefinition::new("wallets");
 /// (wallet address, UTC day) → allowance value issued that day
@@ -71,7 +72,11 @@ pub struct AccountRecord {
 
 impl From<(u64, u64, bool)> for AccountRecord {
     fn from((funded, withdrawn, merchant): (u64, u64, bool)) -> Self {
-        AccountRecord { funded, withdrawn, merchant }
+        AccountRecord {
+            funded,
+            withdrawn,
+            merchant,
+        }
     }
 }
 
@@ -83,7 +88,9 @@ impl AccountRecord {
 
     /// Balance given the journal credits.
     pub fn balance(&self, credited: u64) -> u64 {
-        self.funded.saturating_add(credited).saturating_sub(self.withdrawn)
+        self.funded
+            .saturating_add(credited)
+            .saturating_sub(self.withdrawn)
     }
 }
 
