@@ -42,6 +42,18 @@ enum Command {
     Dataset(DatasetCmd),
     /// Clear a redemption batch file against a store (the back-office job).
     Clear(ClearArgs),
+    /// Measure the engine against one-at-a-time verification (JSON for capacity planning).
+    Bench {
+        /// Coins in the generated batch.
+        #[arg(long, default_value_t = 4096)]
+        coins: u64,
+        /// Threads for the all-threads runs (default: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -352,6 +364,22 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&report);
         }
         Command::Clear(args) => run_clear(args, now)?,
+        Command::Bench {
+            coins,
+            threads,
+            json,
+        } => {
+            let work = std::env::temp_dir().join(format!("microcash-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&work)?;
+            let report = crate::bench::run(&crate::bench::BenchOptions { coins, threads }, &work);
+            let _ = std::fs::remove_dir_all(&work);
+            let report = report?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print_json(&report);
+            }
+        }
     }
     Ok(())
 }

@@ -133,7 +133,9 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
         || {
             let prepared: Vec<Option<redpallas::Prepared>> = owner_refs
                 .par_iter()
-                .map(|(key, msg, sig)| redpallas::Prepared::new(&key.to_bytes(), &sig.0, msg))
+                .map(|(key, msg, sig)| {
+                    redpallas::Prepared::with_key(*key.affine(), &key.to_bytes(), &sig.0, msg)
+                })
                 .collect();
             let positions: Vec<usize> = (0..prepared.len())
                 .filter(|&i| prepared[i].is_some())

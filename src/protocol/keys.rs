@@ -22,7 +22,7 @@ pub const SIGNATURE_LEN: usize = 64;
 /// validity check), never the identity.
 #[derive(Clone, Copy)]
 pub struct OwnerKey {
-    vk: reddsa::VerificationKey<SpendAuth>,
+    point: pallas::Affine,
     bytes: [u8; POINT_LEN],
 }
 
@@ -67,8 +67,10 @@ impl OwnerKey {
         if &point.to_bytes() != bytes {
             return Err(KeyError::NotAPoint);
         }
-        let vk = reddsa::VerificationKey::try_from(*bytes).map_err(|_| KeyError::NotAPoint)?;
-        Ok(OwnerKey { vk, bytes: *bytes })
+        Ok(OwnerKey {
+            point,
+            bytes: *bytes,
+        })
     }
 
     /// The canonical 32-byte encoding.
@@ -78,21 +80,32 @@ impl OwnerKey {
 
     /// The point, for stealth-address arithmetic.
     pub fn point(&self) -> pallas::Point {
-        // The bytes were validated on construction.
-        Option::<pallas::Point>::from(pallas::Point::from_bytes(&self.bytes))
-            .expect("validated on construction")
+        self.point.into()
     }
 
-    /// Verifies a RedPallas signature by this key over `msg`.
+    /// The decoded affine point (the batch verifier uses it as is: no second square root).
+    pub fn affine(&self) -> &pallas::Affine {
+        &self.point
+    }
+
+    /// Verifies a RedPallas signature by this key over `msg` (`reddsa`'s verifier).
     pub fn verify(&self, msg: &[u8], sig: &RedSig) -> bool {
-        self.vk.verify(msg, &reddsa::Signature::from(sig.0)).is_ok()
+        reddsa::VerificationKey::<SpendAuth>::try_from(self.bytes)
+            .is_ok_and(|vk| vk.verify(msg, &reddsa::Signature::from(sig.0)).is_ok())
     }
 
-    /// This key plus `s·G` (stealth derivation; `reddsa` key re-randomisation).
+    /// This key plus `s·G` (stealth derivation; matches `reddsa` key re-randomisation).
     pub fn randomize(&self, s: &pallas::Scalar) -> OwnerKey {
-        let vk = self.vk.randomize(s);
+        let vk = reddsa::VerificationKey::<SpendAuth>::try_from(self.bytes)
+            .expect("validated on construction");
+        Self::from_vk(vk.randomize(s))
+    }
+
+    fn from_vk(vk: reddsa::VerificationKey<SpendAuth>) -> OwnerKey {
         let bytes: [u8; 32] = vk.into();
-        OwnerKey { vk, bytes }
+        let point = Option::<pallas::Affine>::from(pallas::Affine::from_bytes(&bytes))
+            .expect("reddsa keys are points");
+        OwnerKey { point, bytes }
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>, what: &'static str) -> Result<OwnerKey, DecodeError> {
@@ -157,9 +170,7 @@ impl OwnerSecret {
 
     /// The public key.
     pub fn public(&self) -> OwnerKey {
-        let vk = reddsa::VerificationKey::from(&self.0);
-        let bytes: [u8; 32] = vk.into();
-        OwnerKey { vk, bytes }
+        OwnerKey::from_vk(reddsa::VerificationKey::from(&self.0))
     }
 
     /// This secret plus `s` (matches [`OwnerKey::randomize`]).

@@ -423,5 +423,25 @@ impl<I: JournalIo> Drop for SpentSet<I> {
     }
 }
 
+/// Benchmark helper: probe-then-insert of each (fresh) serial on a bloom + table pair in
+/// `dir`, sized for them, without the journal. Returns operations per second.
+pub fn bench_probe_insert(dir: &Path, serials: &[[u8; 32]]) -> f64 {
+    let _ = fs::remove_dir_all(dir);
+    let Ok(mut set) = EpochSet::open_or_create(dir, serials.len() as u64) else {
+        return 0.0;
+    };
+    let start = std::time::Instant::now();
+    let mut inserted = 0u64;
+    for (i, s) in serials.iter().enumerate() {
+        if set.lookup(s).is_none() && set.insert(s, i as u64 + 1) == Insert::Inserted {
+            inserted += 1;
+        }
+    }
+    let rate = inserted as f64 / start.elapsed().as_secs_f64();
+    drop(set);
+    let _ = fs::remove_dir_all(dir);
+    rate
+}
+
 #[cfg(test)]
 mod tests;

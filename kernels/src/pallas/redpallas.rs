@@ -63,6 +63,17 @@ impl Prepared {
     /// is invalid on its encoding alone.
     pub fn new(a: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> Option<Prepared> {
         let a_point = Option::<pallas::Affine>::from(pallas::Affine::from_bytes(a))?;
+        Self::with_key(a_point, a, sig, msg)
+    }
+
+    /// As [`Prepared::new`] for a key already decoded (and validated) by the caller, saving
+    /// its square root.
+    pub fn with_key(
+        a_point: pallas::Affine,
+        a: &[u8; 32],
+        sig: &[u8; 64],
+        msg: &[u8],
+    ) -> Option<Prepared> {
         let r_bytes: [u8; 32] = sig[..32].try_into().expect("32 bytes");
         let r = Option::<pallas::Affine>::from(pallas::Affine::from_bytes(&r_bytes))?;
         let s = Option::<pallas::Scalar>::from(pallas::Scalar::from_repr(

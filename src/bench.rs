@@ -1,0 +1,370 @@
+//! `microcash bench`: one process, one run, ours beside the baselines on the same coins.
+//!
+//! Measured on a generated batch of one-hop coins (σ, one link signature, one deposit
+//! signature each):
+//! * the engine end to end (`clear` on a fresh store), on one thread and on all threads;
+//! * the verification kernels only (decoded deposits in memory → batched verdicts);
+//! * the same coins verified one at a time, the way existing mints check notes: blst
+//!   `Signature::verify` (with its group check) plus `reddsa` single verification of every
+//!   RedPallas signature;
+//! * the primitives that bound the floor: hash_to_g1, G1 decompression, G1 subgroup check,
+//!   Pallas decompression;
+//! * spent-set probe+insert of fresh serials in RAM (bloom + table, no journal).
+//!
+//! Ratios are taken within this one run (this machine is shared and noisy).
+
+use std::path::Path;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::dataset::{self, GenOptions};
+use crate::engine::{batch_verify, ClearOptions, Engine};
+use crate::protocol::deposit::Deposit;
+use crate::protocol::encoding::Decode;
+use crate::protocol::keys::RedSig;
+use crate::protocol::tags;
+use crate::protocol::verify::Verifier;
+use crate::spentset::SpentSetConfig;
+
+/// Benchmark settings.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Coins in the generated batch.
+    pub coins: u64,
+    /// Threads for the "all threads" runs (0: all cores).
+    pub threads: usize,
+}
+
+/// Per-coin costs in microseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PerCoin {
+    /// Engine end to end (read, decode, verify, settle, fsync), one thread.
+    pub engine_1t_us: f64,
+    /// Engine end to end, all threads (wall clock per coin).
+    pub engine_all_us: f64,
+    /// Batched verification kernels only, one thread.
+    pub kernels_1t_us: f64,
+    /// Batched verification kernels only, all threads.
+    pub kernels_all_us: f64,
+    /// One at a time (blst verify + reddsa), one thread.
+    pub one_at_a_time_1t_us: f64,
+    /// One at a time, all threads.
+    pub one_at_a_time_all_us: f64,
+}
+
+/// The report `--json` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Machine facts.
+    pub machine: Machine,
+    /// Coins measured.
+    pub coins: u64,
+    /// Threads in the all-threads runs.
+    pub threads: usize,
+    /// Per-coin costs.
+    pub per_coin: PerCoin,
+    /// Ratios within this run.
+    pub ratios: Ratios,
+    /// Primitive costs, µs per operation, one thread.
+    pub primitives_us: Primitives,
+    /// Spent set: fresh-serial probe+insert per second, one thread, in RAM.
+    pub spentset_probe_insert_per_s: f64,
+    /// Bloom backend in use.
+    pub bloom_backend: &'static str,
+}
+
+/// Ratios (higher is better for "speedup", lower for "overhead").
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Ratios {
+    /// One-at-a-time ÷ engine, one thread each.
+    pub speedup_vs_one_at_a_time_1t: f64,
+    /// One-at-a-time ÷ engine, all threads each.
+    pub speedup_vs_one_at_a_time_all: f64,
+    /// Engine ÷ kernels only, all threads (pipeline overhead).
+    pub engine_over_kernels: f64,
+    /// Engine throughput on all threads ÷ on one thread.
+    pub thread_scaling: f64,
+}
+
+/// Primitive costs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Primitives {
+    /// blst hash_to_g1 (RO) of a 32-byte serial.
+    pub hash_to_g1: f64,
+    /// G1 decompression (48 bytes).
+    pub g1_decompress: f64,
+    /// G1 subgroup check.
+    pub g1_subgroup_check: f64,
+    /// Pallas point decompression.
+    pub pallas_decompress: f64,
+    /// blst `Signature::verify`, one signature.
+    pub blst_verify: f64,
+    /// `reddsa` verification, one signature.
+    pub reddsa_verify: f64,
+}
+
+/// Machine facts.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// CPU model.
+    pub cpu: String,
+    /// Logical cores.
+    pub cores: usize,
+    /// Architecture.
+    pub arch: &'static str,
+}
+
+fn machine() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("CPU part"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        arch: std::env::consts::ARCH,
+    }
+}
+
+fn per_item_us(n: usize, f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64
+}
+
+fn one_at_a_time(engine: &Engine, deposits: &[Deposit], now: u64) -> usize {
+    let params = engine.params();
+    deposits
+        .par_iter()
+        .filter(|d| {
+            let coin = &d.coin;
+            let Some(ks) = params.keysets.get(&coin.keyset_id) else {
+                return false;
+            };
+            let pk = blst::min_sig::PublicKey::from_bytes(&ks.public_key.to_bytes());
+            let sig = blst::min_sig::Signature::from_bytes(&coin.sigma.to_compressed());
+            let sigma_ok = match (pk, sig) {
+                (Ok(pk), Ok(sig)) => {
+                    sig.verify(true, &coin.serial().0, tags::H1_DST, &[], &pk, true)
+                        == blst::BLST_ERROR::BLST_SUCCESS
+                }
+                _ => false,
+            };
+            // Every RedPallas signature of the coin through reddsa's own verifier.
+            let mut recorder = SigRecorder::default();
+            let _ = Verifier::new(&params.keysets, &params.policy).verify_deposit_with(
+                &mut recorder,
+                d,
+                now,
+            );
+            debug_assert_eq!(recorder.sigs.len(), 2, "one link and one deposit signature");
+            sigma_ok
+                && recorder.sigs.len() == 2
+                && recorder.sigs.iter().all(|(k, m, s)| k.verify(m, s))
+        })
+        .count()
+}
+
+/// Collects the owner signatures of a deposit (so the baseline verifies exactly those).
+#[derive(Default)]
+struct SigRecorder {
+    sigs: Vec<(crate::protocol::keys::OwnerKey, Vec<u8>, RedSig)>,
+}
+
+impl crate::protocol::verify::CryptoChecks for SigRecorder {
+    fn issuer_signature(
+        &mut self,
+        _: &crate::protocol::keyset::Keyset,
+        _: &microcash_kernels::bls::G1Affine,
+        _: &crate::protocol::coin::Serial,
+    ) -> bool {
+        true
+    }
+    fn owner_signature(
+        &mut self,
+        key: &crate::protocol::keys::OwnerKey,
+        msg: &[u8],
+        sig: &RedSig,
+    ) -> bool {
+        self.sigs.push((*key, msg.to_vec(), *sig));
+        true
+    }
+}
+
+fn primitives(deposits: &[Deposit]) -> Primitives {
+    let n = deposits.len().min(2000);
+    let d = &deposits[..n];
+    let serials: Vec<[u8; 32]> = d.iter().map(|x| x.coin.serial().0).collect();
+    let sigmas: Vec<[u8; 48]> = d.iter().map(|x| x.coin.sigma.to_compressed()).collect();
+    let keys: Vec<[u8; 32]> = d.iter().map(|x| x.coin.coin_key.to_bytes()).collect();
+    let mut p = Primitives::default();
+    p.hash_to_g1 = per_item_us(n, || {
+        serials.iter().for_each(|s| {
+            std::hint::black_box(microcash_kernels::bls::hash_to_g1(s, tags::H1_DST));
+        })
+    });
+    let mut decoded = Vec::with_capacity(n);
+    p.g1_decompress = per_item_us(n, || {
+        decoded.extend(
+            sigmas
+                .iter()
+                .filter_map(|s| microcash_kernels::bls::G1Affine::from_compressed(s).ok()),
+        )
+    });
+    p.g1_subgroup_check = per_item_us(n, || assert!(decoded.iter().all(|s| s.in_subgroup())));
+    p.pallas_decompress = per_item_us(n, || {
+        keys.iter().for_each(|k| {
+            let _ = std::hint::black_box(crate::protocol::keys::OwnerKey::from_bytes(k));
+        })
+    });
+    p
+}
+
+fn spentset_rate(dir: &Path, n: u64) -> f64 {
+    let serials: Vec<[u8; 32]> = (0..n)
+        .map(|i| tags::blake2b(b"bench-serial", &[&i.to_le_bytes()]))
+        .collect();
+    crate::spentset::bench_probe_insert(dir, &serials)
+}
+
+/// Runs the benchmark.
+pub fn run(
+    opts: &BenchOptions,
+    work: &Path,
+) -> Result<BenchReport, Box<dyn std::error::Error + Send + Sync>> {
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let now = crate::unix_now();
+    let out = work.join("bench.mcb");
+    let gen = GenOptions {
+        coins: opts.coins,
+        seed: 42,
+        hops_mix: vec![(1, 1)],
+        allowance: false,
+        accounts: 8,
+        now,
+        ..GenOptions::default()
+    };
+    dataset::generate(&out, &gen)?;
+    let params = dataset::params_dir(&out);
+    let fresh = |name: &str| -> Result<Engine, Box<dyn std::error::Error + Send + Sync>> {
+        let store = work.join(name);
+        dataset::init_store_from_params(&params, &store)?;
+        Ok(Engine::open(&store, SpentSetConfig::default())?)
+    };
+    let n = opts.coins as usize;
+    let mut per = PerCoin::default();
+    for (t, slot) in [(1usize, 0), (threads, 1)] {
+        let engine = fresh(&format!("store-{slot}"))?;
+        let options = ClearOptions {
+            threads: t,
+            chunk_records: 8192,
+            now,
+            ..ClearOptions::default()
+        };
+        let s = engine.clear(&out, &options, &|_, _| {})?;
+        assert_eq!(s.accepted, opts.coins, "benchmark coins must all verify");
+        let us = s.elapsed_s * 1e6 / n as f64;
+        if slot == 0 {
+            per.engine_1t_us = us
+        } else {
+            per.engine_all_us = us
+        }
+    }
+    // Decoded deposits for the kernel-only and one-at-a-time runs.
+    let mut reader = crate::engine::batch_file::BatchReader::open(&out)?;
+    let deposits: Vec<Deposit> = std::iter::from_fn(|| reader.next_record())
+        .filter_map(|r| r.payload.ok().and_then(|p| Deposit::from_bytes(&p).ok()))
+        .collect();
+    let engine = fresh("store-k")?;
+    let p = engine.params().clone();
+    let verifier = Verifier::new(&p.keysets, &p.policy);
+    let refs: Vec<&Deposit> = deposits.iter().collect();
+    for (t, slot) in [(1usize, 0), (threads, 1)] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
+        let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng)?;
+        let mut ok = 0;
+        let kernels = per_item_us(n, || {
+            ok = pool.install(|| {
+                refs.chunks(8192)
+                    .map(|c| {
+                        batch_verify::verify_chunk(&verifier, &p.keysets, c, now, &mut rng)
+                            .iter()
+                            .filter(|r| r.is_ok())
+                            .count()
+                    })
+                    .sum::<usize>()
+            })
+        });
+        assert_eq!(ok, n);
+        let mut good = 0;
+        let single = per_item_us(n, || {
+            good = pool.install(|| one_at_a_time(&engine, &deposits, now))
+        });
+        assert_eq!(good, n, "baseline must accept the same coins");
+        if slot == 0 {
+            per.kernels_1t_us = kernels;
+            per.one_at_a_time_1t_us = single;
+        } else {
+            per.kernels_all_us = kernels;
+            per.one_at_a_time_all_us = single;
+        }
+    }
+    let primitives_us = {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        let mut p = pool.install(|| primitives(&deposits));
+        p.blst_verify = pool.install(|| {
+            per_item_us(n.min(500), || {
+                std::hint::black_box(one_at_a_time_sigma_only(&engine, &deposits[..n.min(500)]));
+            })
+        });
+        p.reddsa_verify = (per.one_at_a_time_1t_us - p.blst_verify).max(0.0) / 2.0;
+        p
+    };
+    let ratios = Ratios {
+        speedup_vs_one_at_a_time_1t: per.one_at_a_time_1t_us / per.engine_1t_us,
+        speedup_vs_one_at_a_time_all: per.one_at_a_time_all_us / per.engine_all_us,
+        engine_over_kernels: per.engine_all_us / per.kernels_all_us,
+        thread_scaling: per.engine_1t_us / per.engine_all_us,
+    };
+    let rate = spentset_rate(
+        &work.join("spent-bench"),
+        (opts.coins * 64).clamp(100_000, 4_000_000),
+    );
+    Ok(BenchReport {
+        machine: machine(),
+        coins: opts.coins,
+        threads,
+        per_coin: per,
+        ratios,
+        primitives_us,
+        spentset_probe_insert_per_s: rate,
+        bloom_backend: microcash_kernels::bloom::backend(),
+    })
+}
+
+fn one_at_a_time_sigma_only(engine: &Engine, deposits: &[Deposit]) -> usize {
+    let params = engine.params();
+    deposits
+        .iter()
+        .filter(|d| {
+            let ks = params.keysets.get(&d.coin.keyset_id).expect("known");
+            let pk =
+                blst::min_sig::PublicKey::from_bytes(&ks.public_key.to_bytes()).expect("valid");
+            let sig =
+                blst::min_sig::Signature::from_bytes(&d.coin.sigma.to_compressed()).expect("valid");
+            sig.verify(true, &d.coin.serial().0, tags::H1_DST, &[], &pk, true)
+                == blst::BLST_ERROR::BLST_SUCCESS
+        })
+        .count()
+}
