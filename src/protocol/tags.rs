@@ -21,7 +21,7 @@ pub const SERIAL_ALLOWANCE: &[u8] = b"mc1/serial/allow";
 pub const KEYSET_ID: &[u8] = b"mc1/keyset-id";
 /// H_s: stealth scalar = BLAKE2b-512(e·W ‖ E) reduced mod q (Pallas scalar field).
 pub const STEALTH: &[u8] = b"mc1/stealth";
-/// Chain digest: d₀ = H(serial), dᵢ = H(dᵢ₋₁ ‖ encoded linkᵢ).
+/// Chain digest: d₀ = H(serial ‖ σ), dᵢ = H(dᵢ₋₁ ‖ encoded linkᵢ).
 pub const LINK_CHAIN: &[u8] = b"mc1/link-chain";
 /// Digest of the allowance spends attached to a link or deposit.
 pub const ALLOWANCE_LIST: &[u8] = b"mc1/allow-list";
