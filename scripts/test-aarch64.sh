@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Cross-builds for aarch64-unknown-linux-gnu and runs the tests under qemu-user, so the
+# NEON and portable kernel paths are exercised, not just compiled.
+#
+#   scripts/test-aarch64.sh            # the kernels crate (bloom NEON, BLS, Pallas, bisection)
+#   WORKSPACE=1 scripts/test-aarch64.sh   # the whole workspace (slow under emulation)
+#
+# Needs: rustup target aarch64-unknown-linux-gnu, Debian's gcc-aarch64-linux-gnu (linker and
+# C compiler for blst) and qemu-user. Installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=aarch64-unknown-linux-gnu
+rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
+  apt-get install -y gcc-aarch64-linux-gnu qemu-user
+fi
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+if [ "${WORKSPACE:-0}" = 1 ]; then
+  # pasta_curves' asm is x86-64 only: the portable build path.
+  cargo test --release --workspace --no-default-features --target "$target"
+else
+  cargo test --release -p microcash-kernels --target "$target"
+fi
