@@ -284,7 +284,7 @@ pub fn run(
     // Decoded deposits for the kernel-only and one-at-a-time runs.
     let mut reader = crate::engine::batch_file::BatchReader::open(&out)?;
     let deposits: Vec<Deposit> = std::iter::from_fn(|| reader.next_record())
-        .filter_map(|r| r.payload.ok().and_then(|p| Deposit::from_bytes(&p).ok()))
+        .filter_map(|r| r.payload.ok().and_then(|p| hinted_deposit(&p)))
         .collect();
     let engine = fresh("store-k")?;
     let p = engine.params().clone();
@@ -351,6 +351,13 @@ pub fn run(
         spentset_probe_insert_per_s: rate,
         bloom_backend: microcash_kernels::bloom::backend(),
     })
+}
+
+/// The deposit of a hinted record (the benchmark batch is written with hints).
+fn hinted_deposit(payload: &[u8]) -> Option<Deposit> {
+    let len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
+    let (dep, hints) = payload.get(4..)?.split_at_checked(len)?;
+    Deposit::from_bytes_with_hints(dep, hints).ok()
 }
 
 fn one_at_a_time_sigma_only(engine: &Engine, deposits: &[Deposit]) -> usize {

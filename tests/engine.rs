@@ -119,10 +119,11 @@ fn random_batches_agree_with_the_reference() {
     // `generate` itself clears each day through the reference path and checks it against
     // the injected faults; here the batched engine must reproduce those verdicts, across
     // chunk boundaries and thread counts.
-    for (seed, allowance, chunk, threads) in [
-        (11u64, true, 37usize, 2usize),
-        (12, false, 64, 1),
-        (13, true, 1000, 2),
+    for (seed, allowance, chunk, threads, hints) in [
+        (11u64, true, 37usize, 2usize, true),
+        (12, false, 64, 1, false),
+        (13, true, 1000, 2, false),
+        (14, false, 300, 2, true),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("r.mcb");
@@ -136,6 +137,7 @@ fn random_batches_agree_with_the_reference() {
             accounts: 5,
             days: 2,
             now: 1_900_000_000,
+            hints,
         };
         dataset::generate(&out, &opts).unwrap();
         let (_s, engine) = fresh_store(&dataset::params_dir(&out));

@@ -87,6 +87,9 @@ enum DatasetCmd {
         /// Days (one batch file per day; later days re-deposit earlier coins).
         #[arg(long, default_value_t = 1)]
         days: u32,
+        /// Write plain deposit records (kind 1) without decompression hints.
+        #[arg(long)]
+        no_hints: bool,
     },
 }
 
@@ -348,6 +351,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             allowance,
             accounts,
             days,
+            no_hints,
         }) => {
             let opts = crate::dataset::GenOptions {
                 coins,
@@ -359,6 +363,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 accounts,
                 days,
                 now,
+                hints: !no_hints,
             };
             let report = crate::dataset::generate(&out, &opts)?;
             print_json(&report);

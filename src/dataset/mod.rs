@@ -66,6 +66,8 @@ pub struct GenOptions {
     pub days: u32,
     /// Time of the first day (Unix seconds).
     pub now: u64,
+    /// Write records with decompression hints (kind 2) instead of plain deposits.
+    pub hints: bool,
 }
 
 impl Default for GenOptions {
@@ -80,6 +82,7 @@ impl Default for GenOptions {
             accounts: 16,
             days: 1,
             now: crate::unix_now(),
+            hints: true,
         }
     }
 }
@@ -292,6 +295,7 @@ impl GenIssuer {
 /// A coin generated for a record (kept for re-deposits on later records or days).
 struct Generated {
     payload: Vec<u8>,
+    hints: Option<Vec<u8>>,
     fault: Fault,
     coin: Option<(OwnedCoin, bool)>,
 }
@@ -377,6 +381,7 @@ fn gen_record(
         junk[0] = 1; // a deposit version byte, so decoding fails further in
         return Generated {
             payload: junk,
+            hints: None,
             fault,
             coin: None,
         };
@@ -435,8 +440,10 @@ fn gen_record(
         (None, false) => vec![],
     };
     let deposit = coin.deposit(target, now, &tokens, &mut rng);
+    let (payload, hints) = deposit.to_bytes_with_hints();
     Generated {
-        payload: deposit.to_bytes(),
+        payload,
+        hints: opts.hints.then_some(hints),
         fault,
         coin: Some((coin, opts.allowance && hops >= 1)),
     }
@@ -577,6 +584,7 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
         let mut todays: Vec<(OwnedCoin, bool)> = Vec::new();
         for (i, g) in generated.into_iter().enumerate() {
             let mut payload = g.payload;
+            let mut hints = g.hints;
             let mut code = g.fault.expected().to_owned();
             if faults[i] == Fault::Redeposit {
                 let mut rng = ChaCha20Rng::seed_from_u64(
@@ -603,7 +611,9 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
                         &tokens,
                         &mut rng,
                     );
-                    payload = d.to_bytes();
+                    let (p, h) = d.to_bytes_with_hints();
+                    payload = p;
+                    hints = opts.hints.then_some(h);
                     code = if pool_today {
                         "duplicate_in_batch".into()
                     } else {
@@ -614,7 +624,10 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
             if g.fault == Fault::Corrupt {
                 corrupt_offsets.push(writer.position());
             }
-            writer.append(&payload)?;
+            match &hints {
+                Some(h) => writer.append_hinted(&payload, h)?,
+                None => writer.append(&payload)?,
+            }
             expected_codes.push(code);
             if let (Fault::None, Some(c)) = (g.fault, g.coin) {
                 if faults[i] != Fault::Redeposit {

@@ -34,6 +34,9 @@ pub const RECORD_HEADER_BYTES: usize = 16;
 pub const RECORD_PAYLOAD_MAX: usize = 1 << 20;
 /// Record kind: a deposit message (protocol v1 encoding).
 pub const KIND_DEPOSIT: u8 = 1;
+/// Record kind: a deposit message with decompression hints:
+/// `deposit length u32 | deposit | hints` (the y coordinate of every point, in order).
+pub const KIND_DEPOSIT_HINTED: u8 = 2;
 
 fn pad8(n: usize) -> usize {
     (8 - n % 8) % 8
@@ -139,8 +142,21 @@ impl BatchWriter {
         })
     }
 
-    /// Appends one deposit record.
+    /// Appends one deposit record (kind 1).
     pub fn append(&mut self, payload: &[u8]) -> Result<(), BatchFileError> {
+        self.append_kind(KIND_DEPOSIT, payload)
+    }
+
+    /// Appends one deposit with its decompression hints (kind 2).
+    pub fn append_hinted(&mut self, deposit: &[u8], hints: &[u8]) -> Result<(), BatchFileError> {
+        let mut payload = Vec::with_capacity(4 + deposit.len() + hints.len());
+        payload.extend_from_slice(&(deposit.len() as u32).to_le_bytes());
+        payload.extend_from_slice(deposit);
+        payload.extend_from_slice(hints);
+        self.append_kind(KIND_DEPOSIT_HINTED, &payload)
+    }
+
+    fn append_kind(&mut self, kind: u8, payload: &[u8]) -> Result<(), BatchFileError> {
         assert!(
             payload.len() <= RECORD_PAYLOAD_MAX,
             "record larger than the format allows"
@@ -149,7 +165,7 @@ impl BatchWriter {
         h[..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
         h[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         h[8..12].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        h[12] = KIND_DEPOSIT;
+        h[12] = kind;
         self.out.write_all(&h)?;
         self.out.write_all(payload)?;
         self.out.write_all(&[0u8; 8][..pad8(payload.len())])?;
@@ -180,6 +196,8 @@ pub struct RawRecord {
     pub index: u64,
     /// Byte offset of the record header.
     pub offset: u64,
+    /// Record kind ([`KIND_DEPOSIT`] or [`KIND_DEPOSIT_HINTED`]).
+    pub kind: u8,
     /// The payload bytes, or the reason the record is malformed.
     pub payload: Result<Vec<u8>, String>,
 }
@@ -194,7 +212,7 @@ pub struct BatchReader {
 }
 
 enum Probe {
-    Ok { len: usize },
+    Ok { len: usize, kind: u8 },
     Garbage(&'static str),
     Truncated,
     Checksum { len: usize },
@@ -250,13 +268,16 @@ impl BatchReader {
         if crc32fast::hash(payload) != u32_at(8) {
             return Probe::Checksum { len };
         }
-        if rest[12] != KIND_DEPOSIT {
+        if rest[12] != KIND_DEPOSIT && rest[12] != KIND_DEPOSIT_HINTED {
             return Probe::Kind {
                 len,
                 kind: rest[12],
             };
         }
-        Probe::Ok { len }
+        Probe::Ok {
+            len,
+            kind: rest[12],
+        }
     }
 
     /// The next aligned position after `from` holding a record that checks out.
@@ -281,8 +302,10 @@ impl BatchReader {
         let index = self.index;
         self.index += 1;
         let step = |len: usize| RECORD_HEADER_BYTES + len + pad8(len);
+        let mut kind = KIND_DEPOSIT;
         let payload = match Self::probe(bytes, self.pos) {
-            Probe::Ok { len } => {
+            Probe::Ok { len, kind: k } => {
+                kind = k;
                 let start = self.pos + RECORD_HEADER_BYTES;
                 let p = bytes[start..start + len].to_vec();
                 self.pos += step(len);
@@ -317,6 +340,7 @@ impl BatchReader {
         Some(RawRecord {
             index,
             offset,
+            kind,
             payload,
         })
     }

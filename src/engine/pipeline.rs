@@ -124,16 +124,35 @@ struct Decoded {
 
 type VerifiedChunk = Vec<(u64, u64, Option<String>, Result<VerifiedDeposit, Verdict>)>;
 
+/// Splits a hinted payload into (deposit, hints).
+fn split_hinted(payload: &[u8]) -> Result<(&[u8], &[u8]), String> {
+    let len = payload
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or("hinted record shorter than its length field")?;
+    let rest = &payload[4..];
+    if len > rest.len() {
+        return Err(format!(
+            "hinted record: deposit length {len} exceeds the payload"
+        ));
+    }
+    Ok(rest.split_at(len))
+}
+
 fn decode(raw: RawRecord) -> Decoded {
+    let base = raw.offset + super::batch_file::RECORD_HEADER_BYTES as u64;
+    let malformed = |at: u64, reason: String| Verdict::Malformed { offset: at, reason };
     let deposit = match raw.payload {
-        Err(reason) => Err(Verdict::Malformed {
-            offset: raw.offset,
-            reason,
-        }),
-        Ok(bytes) => Deposit::from_bytes(&bytes).map_err(|e| Verdict::Malformed {
-            offset: raw.offset + super::batch_file::RECORD_HEADER_BYTES as u64 + e.offset as u64,
-            reason: e.reason.to_string(),
-        }),
+        Err(reason) => Err(malformed(raw.offset, reason)),
+        Ok(bytes) if raw.kind == super::batch_file::KIND_DEPOSIT_HINTED => {
+            match split_hinted(&bytes) {
+                Err(reason) => Err(malformed(base, reason)),
+                Ok((dep, hints)) => Deposit::from_bytes_with_hints(dep, hints)
+                    .map_err(|e| malformed(base + 4 + e.offset as u64, e.reason.to_string())),
+            }
+        }
+        Ok(bytes) => Deposit::from_bytes(&bytes)
+            .map_err(|e| malformed(base + e.offset as u64, e.reason.to_string())),
     };
     Decoded {
         index: raw.index,

@@ -52,7 +52,11 @@ pub fn issuer_message_point(serial: &Serial) -> G1Affine {
 fn decode_sigma(r: &mut Reader<'_>) -> Result<G1Affine, DecodeError> {
     let at = r.offset();
     let bytes = r.array::<48>("issuer signature")?;
-    G1Affine::from_compressed(&bytes).map_err(|e| DecodeError {
+    let point = match r.hint::<48>("issuer signature")? {
+        Some(y) => G1Affine::from_compressed_with_y(&bytes, &y),
+        None => G1Affine::from_compressed(&bytes),
+    };
+    point.map_err(|e| DecodeError {
         offset: at,
         reason: DecodeReason::BadPoint {
             what: "issuer signature",
@@ -111,6 +115,7 @@ impl Encode for AllowanceToken {
         w.bytes(&self.keyset_id.0);
         self.key.encode(w);
         w.bytes(&self.sigma.to_compressed());
+        w.hint(|| self.sigma.y_bytes().to_vec());
     }
 }
 
@@ -291,6 +296,7 @@ impl Encode for Coin {
         w.u8(COIN_VERSION).bytes(&self.keyset_id.0);
         self.coin_key.encode(w);
         w.bytes(&self.sigma.to_compressed());
+        w.hint(|| self.sigma.y_bytes().to_vec());
         w.u8(u8::try_from(self.links.len()).expect("≤ LINKS_MAX"));
         for l in &self.links {
             l.encode(w);

@@ -65,10 +65,12 @@ pub enum DecodeReason {
     },
 }
 
-/// Appends canonical encodings to a byte vector.
+/// Appends canonical encodings to a byte vector; optionally collects decompression hints
+/// (the y coordinate of every point, in encoding order) beside it.
 #[derive(Default, Debug)]
 pub struct Writer {
     buf: Vec<u8>,
+    hints: Option<Vec<u8>>,
 }
 
 impl Writer {
@@ -110,6 +112,26 @@ impl Writer {
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
+
+    /// A writer that also collects decompression hints.
+    pub fn with_hints() -> Writer {
+        Writer {
+            buf: Vec::new(),
+            hints: Some(Vec::new()),
+        }
+    }
+
+    /// Records the y coordinate of the point just written (computed only when collecting).
+    pub fn hint(&mut self, y: impl FnOnce() -> Vec<u8>) {
+        if let Some(h) = self.hints.as_mut() {
+            h.extend_from_slice(&y());
+        }
+    }
+
+    /// The encoded bytes and the hints.
+    pub fn finish_with_hints(self) -> (Vec<u8>, Vec<u8>) {
+        (self.buf, self.hints.unwrap_or_default())
+    }
     /// The bytes written so far.
     pub fn as_slice(&self) -> &[u8] {
         &self.buf
@@ -117,16 +139,52 @@ impl Writer {
 }
 
 /// Reads canonical encodings from a byte slice, tracking the offset for error reports.
+/// With hints, points are decoded from their y coordinate instead of a square root.
 #[derive(Debug)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    hints: Option<&'a [u8]>,
+    hint_pos: usize,
 }
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `buf`.
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            hints: None,
+            hint_pos: 0,
+        }
+    }
+
+    /// A reader that takes the y coordinate of each point from `hints`, in order.
+    pub fn with_hints(buf: &'a [u8], hints: &'a [u8]) -> Reader<'a> {
+        Reader {
+            buf,
+            pos: 0,
+            hints: Some(hints),
+            hint_pos: 0,
+        }
+    }
+
+    /// The next `N`-byte hint, if this reader has hints.
+    pub fn hint<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<[u8; N]>, DecodeError> {
+        let Some(h) = self.hints else { return Ok(None) };
+        if h.len() - self.hint_pos < N {
+            return Err(self.error(DecodeReason::BadValue {
+                what,
+                detail: "decompression hint missing".into(),
+            }));
+        }
+        let mut out = [0u8; N];
+        out.copy_from_slice(&h[self.hint_pos..self.hint_pos + N]);
+        self.hint_pos += N;
+        Ok(Some(out))
     }
     /// The current offset.
     pub fn offset(&self) -> usize {
@@ -187,11 +245,19 @@ impl<'a> Reader<'a> {
         let n = self.count_u8(what, max)?;
         self.take(n, what)
     }
-    /// Checks that the whole buffer was consumed.
+    /// Checks that the whole buffer (and every hint) was consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
         let left = self.buf.len() - self.pos;
         if left != 0 {
             return Err(self.error(DecodeReason::TrailingBytes(left)));
+        }
+        if let Some(h) = self.hints {
+            if h.len() != self.hint_pos {
+                return Err(self.error(DecodeReason::BadValue {
+                    what: "decompression hints",
+                    detail: format!("{} unused bytes", h.len() - self.hint_pos),
+                }));
+            }
         }
         Ok(())
     }
@@ -222,6 +288,14 @@ pub trait Encode {
         self.encode(&mut w);
         w.finish()
     }
+    /// The encoding and its decompression hints: the y coordinate of every point in
+    /// encoding order (48 bytes big-endian for G1, 32 bytes little-endian for Pallas).
+    /// Bytes are cheaper than square roots: a clearing batch may carry them.
+    fn to_bytes_with_hints(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut w = Writer::with_hints();
+        self.encode(&mut w);
+        w.finish_with_hints()
+    }
 }
 
 /// A value decoded strictly from its canonical encoding.
@@ -231,6 +305,15 @@ pub trait Decode: Sized {
     /// Decodes a whole buffer, refusing trailing bytes.
     fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
+        let v = Self::decode(&mut r)?;
+        r.finish()?;
+        Ok(v)
+    }
+
+    /// Decodes a whole buffer with decompression hints (see [`Encode::to_bytes_with_hints`]).
+    /// The result is exactly what [`Decode::from_bytes`] gives; wrong hints are refused.
+    fn from_bytes_with_hints(bytes: &[u8], hints: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::with_hints(bytes, hints);
         let v = Self::decode(&mut r)?;
         r.finish()?;
         Ok(v)

@@ -7,6 +7,7 @@
 use group::ff::{FromUniformBytes, PrimeField};
 use group::CurveAffine;
 use group::GroupEncoding;
+use pasta_curves::arithmetic::CurveAffine as _;
 use pasta_curves::pallas;
 use rand_core::CryptoRng;
 use reddsa::orchard::SpendAuth;
@@ -73,6 +74,39 @@ impl OwnerKey {
         })
     }
 
+    /// Decodes with the point's y coordinate given (32 bytes, canonical little-endian): an
+    /// on-curve check instead of a square root. Succeeds exactly when [`OwnerKey::from_bytes`]
+    /// would give the same key.
+    pub fn from_bytes_with_y(bytes: &[u8; POINT_LEN], y: &[u8; 32]) -> Result<OwnerKey, KeyError> {
+        let mut x_repr = *bytes;
+        x_repr[31] &= 0x7f;
+        let x = Option::<pallas::Base>::from(pallas::Base::from_repr(x_repr))
+            .ok_or(KeyError::NotAPoint)?;
+        let y =
+            Option::<pallas::Base>::from(pallas::Base::from_repr(*y)).ok_or(KeyError::NotAPoint)?;
+        let point = Option::<pallas::Affine>::from(pallas::Affine::from_xy(x, y))
+            .ok_or(KeyError::NotAPoint)?;
+        if bool::from(point.is_identity()) {
+            return Err(KeyError::Identity);
+        }
+        if &point.to_bytes() != bytes {
+            return Err(KeyError::NotAPoint);
+        }
+        Ok(OwnerKey {
+            point,
+            bytes: *bytes,
+        })
+    }
+
+    /// The y coordinate (the decompression hint for this key).
+    pub fn y_bytes(&self) -> [u8; 32] {
+        let c = Option::<pasta_curves::arithmetic::Coordinates<pallas::Affine>>::from(
+            self.point.coordinates(),
+        )
+        .expect("not the identity");
+        c.y().to_repr()
+    }
+
     /// The canonical 32-byte encoding.
     pub fn to_bytes(&self) -> [u8; POINT_LEN] {
         self.bytes
@@ -111,7 +145,11 @@ impl OwnerKey {
     pub(crate) fn decode(r: &mut Reader<'_>, what: &'static str) -> Result<OwnerKey, DecodeError> {
         let at = r.offset();
         let bytes = r.array::<POINT_LEN>(what)?;
-        OwnerKey::from_bytes(&bytes).map_err(|e| DecodeError {
+        let key = match r.hint::<32>(what)? {
+            Some(y) => OwnerKey::from_bytes_with_y(&bytes, &y),
+            None => OwnerKey::from_bytes(&bytes),
+        };
+        key.map_err(|e| DecodeError {
             offset: at,
             reason: DecodeReason::BadPoint {
                 what,
@@ -122,6 +160,7 @@ impl OwnerKey {
 
     pub(crate) fn encode(&self, w: &mut Writer) {
         w.bytes(&self.bytes);
+        w.hint(|| self.y_bytes().to_vec());
     }
 }
 

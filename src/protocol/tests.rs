@@ -572,3 +572,48 @@ mod properties {
         static FIXTURE: Deposit = sample_deposit(&Fixture::new());
     }
 }
+
+#[test]
+fn decompression_hints_decode_to_the_same_message_and_wrong_hints_are_refused() {
+    let f = Fixture::new();
+    let d = sample_deposit(&f);
+    let (bytes, hints) = d.to_bytes_with_hints();
+    assert_eq!(
+        bytes,
+        d.to_bytes(),
+        "hints never change the canonical encoding"
+    );
+    assert_eq!(Deposit::from_bytes_with_hints(&bytes, &hints).unwrap(), d);
+    // Hints follow decode order: X (32 bytes), then σ (48 bytes), then the links.
+    // σ: another y is off the curve.
+    let mut bad = hints.clone();
+    bad[47] ^= 1;
+    assert!(matches!(
+        Deposit::from_bytes_with_hints(&bytes, &bad)
+            .unwrap_err()
+            .reason,
+        DecodeReason::BadPoint { .. }
+    ));
+    // A Pallas key hint: the negated y (the other square root) has the wrong sign.
+    let x_key = d.coin.coin_key;
+    let neg_y = ff::PrimeField::to_repr(
+        &-Option::<pasta_curves::pallas::Base>::from(ff::PrimeField::from_repr(x_key.y_bytes()))
+            .unwrap(),
+    );
+    let mut bad = hints.clone();
+    bad[..32].copy_from_slice(&neg_y);
+    assert!(matches!(
+        Deposit::from_bytes_with_hints(&bytes, &bad)
+            .unwrap_err()
+            .reason,
+        DecodeReason::BadPoint {
+            what: "coin key X",
+            ..
+        }
+    ));
+    // Missing and surplus hints.
+    assert!(Deposit::from_bytes_with_hints(&bytes, &hints[..hints.len() - 1]).is_err());
+    let mut long = hints.clone();
+    long.push(0);
+    assert!(Deposit::from_bytes_with_hints(&bytes, &long).is_err());
+}

@@ -175,6 +175,32 @@ impl G1Affine {
         Ok(point)
     }
 
+    /// Decodes a 48-byte compressed point given its y coordinate (48 bytes, big-endian): an
+    /// on-curve check instead of a square root. Succeeds exactly when `from_compressed`
+    /// would return the same point; a y that is off the curve or of the wrong sign is refused.
+    pub fn from_compressed_with_y(
+        bytes: &[u8; G1_COMPRESSED_LEN],
+        y: &[u8; G1_COMPRESSED_LEN],
+    ) -> Result<G1Affine, PointError> {
+        if bytes[0] & 0x80 == 0 || bytes[0] & 0x40 != 0 {
+            return Err(PointError::BadEncoding);
+        }
+        let mut u = [0u8; G1_UNCOMPRESSED_LEN];
+        u[..48].copy_from_slice(bytes);
+        u[0] &= 0x1f;
+        u[48..].copy_from_slice(y);
+        let p = G1Affine::from_uncompressed(&u)?;
+        if &p.to_compressed() != bytes {
+            return Err(PointError::NonCanonical);
+        }
+        Ok(p)
+    }
+
+    /// The y coordinate, big-endian (the decompression hint for this point).
+    pub fn y_bytes(&self) -> [u8; G1_COMPRESSED_LEN] {
+        self.to_uncompressed()[48..].try_into().expect("48 bytes")
+    }
+
     /// The 48-byte compressed encoding.
     pub fn to_compressed(&self) -> [u8; G1_COMPRESSED_LEN] {
         let mut out = [0u8; G1_COMPRESSED_LEN];
