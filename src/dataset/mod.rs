@@ -420,7 +420,7 @@ fn gen_record(
     }
     if fault == Fault::BadLinkSignature {
         let last = coin.coin.links.len() - 1;
-        coin.coin.links[last].signature.0[5] ^= 0x20;
+        coin.coin.links[last].signature.bytes_mut()[5] ^= 0x20;
     }
     let account = if fault == Fault::UnknownAccount {
         "nobody-here".to_owned()

@@ -134,7 +134,13 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
             let prepared: Vec<Option<redpallas::Prepared>> = owner_refs
                 .par_iter()
                 .map(|(key, msg, sig)| {
-                    redpallas::Prepared::with_key(*key.affine(), &key.to_bytes(), &sig.0, msg)
+                    redpallas::Prepared::with_key(
+                        *key.affine(),
+                        &key.to_bytes(),
+                        sig.bytes(),
+                        sig.r_point().copied(),
+                        msg,
+                    )
                 })
                 .collect();
             let positions: Vec<usize> = (0..prepared.len())

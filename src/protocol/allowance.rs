@@ -67,7 +67,7 @@ impl Encode for AllowanceRequest {
         self.address.encode(w);
         w.u64(self.day);
         encode_outputs(w, &self.outputs);
-        w.bytes(&self.signature.0);
+        self.signature.encode(w);
     }
 }
 

@@ -142,7 +142,7 @@ pub struct AllowanceSpend {
 impl Encode for AllowanceSpend {
     fn encode(&self, w: &mut Writer) {
         self.token.encode(w);
-        w.bytes(&self.signature.0);
+        self.signature.encode(w);
     }
 }
 
@@ -230,7 +230,7 @@ impl Encode for Link {
         self.one_time_key.encode(w);
         self.context.encode(w);
         encode_spends(w, &self.allowances);
-        w.bytes(&self.signature.0);
+        self.signature.encode(w);
     }
 }
 

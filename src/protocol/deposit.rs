@@ -144,7 +144,7 @@ impl Encode for Deposit {
         self.target.encode(w);
         w.bytes(&self.deposit_id).u64(self.time);
         encode_spends(w, &self.allowances);
-        w.bytes(&self.signature.0);
+        self.signature.encode(w);
     }
 }
 

@@ -124,8 +124,10 @@ impl OwnerKey {
 
     /// Verifies a RedPallas signature by this key over `msg` (`reddsa`'s verifier).
     pub fn verify(&self, msg: &[u8], sig: &RedSig) -> bool {
-        reddsa::VerificationKey::<SpendAuth>::try_from(self.bytes)
-            .is_ok_and(|vk| vk.verify(msg, &reddsa::Signature::from(sig.0)).is_ok())
+        reddsa::VerificationKey::<SpendAuth>::try_from(self.bytes).is_ok_and(|vk| {
+            vk.verify(msg, &reddsa::Signature::from(*sig.bytes()))
+                .is_ok()
+        })
     }
 
     /// This key plus `s·G` (stealth derivation; matches `reddsa` key re-randomisation).
@@ -220,23 +222,80 @@ impl OwnerSecret {
     /// A RedPallas signature over `msg` (fresh randomness from `rng`).
     pub fn sign<R: CryptoRng + ?Sized>(&self, rng: &mut R, msg: &[u8]) -> RedSig {
         let sig = self.0.sign(rng, msg);
-        RedSig(sig.into())
+        RedSig::from_bytes(sig.into())
     }
 }
 
-/// A RedPallas signature's 64 bytes. Validity is decided only by verification.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RedSig(pub [u8; SIGNATURE_LEN]);
+/// A RedPallas signature's 64 bytes (R ‖ s). Validity is decided only by verification.
+///
+/// When decoded with hints it may also carry R as a point (checked on the curve and equal
+/// to the encoded R), sparing the batch verifier a square root. The hint only accelerates:
+/// a wrong or missing one leaves R to be decompressed as usual, so the verdict is the same.
+#[derive(Clone, Copy)]
+pub struct RedSig {
+    bytes: [u8; SIGNATURE_LEN],
+    r_point: Option<pallas::Affine>,
+}
+
+impl PartialEq for RedSig {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+impl Eq for RedSig {}
 
 impl core::fmt::Debug for RedSig {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "RedSig({}…)", hex::encode(&self.0[..8]))
+        write!(f, "RedSig({}…)", hex::encode(&self.bytes[..8]))
     }
 }
 
 impl RedSig {
+    /// A signature from its 64 bytes.
+    pub fn from_bytes(bytes: [u8; SIGNATURE_LEN]) -> RedSig {
+        RedSig {
+            bytes,
+            r_point: None,
+        }
+    }
+
+    /// The 64 bytes.
+    pub fn bytes(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.bytes
+    }
+
+    /// The bytes, for tests and tools that tamper with signatures (drops any decoded R).
+    pub fn bytes_mut(&mut self) -> &mut [u8; SIGNATURE_LEN] {
+        self.r_point = None;
+        &mut self.bytes
+    }
+
+    /// R as a point, when a decompression hint supplied it.
+    pub fn r_point(&self) -> Option<&pallas::Affine> {
+        self.r_point.as_ref()
+    }
+
+    fn r_hint(&self) -> Vec<u8> {
+        let r_bytes: [u8; 32] = self.bytes[..32].try_into().expect("32 bytes");
+        OwnerKey::from_bytes(&r_bytes)
+            .map(|k| k.y_bytes().to_vec())
+            .unwrap_or_else(|_| vec![0u8; 32])
+    }
+
     pub(crate) fn decode(r: &mut Reader<'_>, what: &'static str) -> Result<RedSig, DecodeError> {
-        Ok(RedSig(r.array(what)?))
+        let bytes: [u8; SIGNATURE_LEN] = r.array(what)?;
+        let r_point = r.hint::<32>(what)?.and_then(|y| {
+            let r_bytes: [u8; 32] = bytes[..32].try_into().expect("32 bytes");
+            OwnerKey::from_bytes_with_y(&r_bytes, &y)
+                .ok()
+                .map(|k| *k.affine())
+        });
+        Ok(RedSig { bytes, r_point })
+    }
+
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.bytes(&self.bytes);
+        w.hint(|| self.r_hint());
     }
 }
 

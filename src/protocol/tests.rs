@@ -284,7 +284,7 @@ fn tampered_link_is_rejected() {
         match tamper {
             0 => coin.links[0].context.amount = 3,
             1 => coin.links[0].one_time_key = OwnerSecret::generate(&mut crate::os_rng()).public(),
-            _ => coin.links[0].signature.0[40] ^= 1,
+            _ => coin.links[0].signature.bytes_mut()[40] ^= 1,
         }
         assert_eq!(
             f.verifier().verify_coin(&coin, NOW).unwrap_err(),
@@ -611,6 +611,19 @@ fn decompression_hints_decode_to_the_same_message_and_wrong_hints_are_refused() 
             ..
         }
     ));
+    // R hints only accelerate: a wrong one (here the deposit signature's, the last hint)
+    // falls back to decompressing R, and the message is the same.
+    let mut bad = hints.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 1;
+    let decoded = Deposit::from_bytes_with_hints(&bytes, &bad).unwrap();
+    assert_eq!(decoded, d);
+    assert!(decoded.signature.r_point().is_none());
+    assert!(Deposit::from_bytes_with_hints(&bytes, &hints)
+        .unwrap()
+        .signature
+        .r_point()
+        .is_some());
     // Missing and surplus hints.
     assert!(Deposit::from_bytes_with_hints(&bytes, &hints[..hints.len() - 1]).is_err());
     let mut long = hints.clone();

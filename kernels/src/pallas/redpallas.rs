@@ -63,19 +63,26 @@ impl Prepared {
     /// is invalid on its encoding alone.
     pub fn new(a: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> Option<Prepared> {
         let a_point = Option::<pallas::Affine>::from(pallas::Affine::from_bytes(a))?;
-        Self::with_key(a_point, a, sig, msg)
+        Self::with_key(a_point, a, sig, None, msg)
     }
 
-    /// As [`Prepared::new`] for a key already decoded (and validated) by the caller, saving
-    /// its square root.
+    /// As [`Prepared::new`] for a key already decoded (and validated) by the caller, and
+    /// optionally R too (it must be the point `sig[..32]` encodes), saving square roots.
     pub fn with_key(
         a_point: pallas::Affine,
         a: &[u8; 32],
         sig: &[u8; 64],
+        r: Option<pallas::Affine>,
         msg: &[u8],
     ) -> Option<Prepared> {
         let r_bytes: [u8; 32] = sig[..32].try_into().expect("32 bytes");
-        let r = Option::<pallas::Affine>::from(pallas::Affine::from_bytes(&r_bytes))?;
+        let r = match r {
+            Some(r) => {
+                debug_assert_eq!(r.to_bytes(), r_bytes, "R hint must match the signature");
+                r
+            }
+            None => Option::<pallas::Affine>::from(pallas::Affine::from_bytes(&r_bytes))?,
+        };
         let s = Option::<pallas::Scalar>::from(pallas::Scalar::from_repr(
             sig[32..].try_into().expect("32 bytes"),
         ))?;
