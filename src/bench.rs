@@ -9,7 +9,9 @@
 //!   RedPallas signature;
 //! * the primitives that bound the floor: hash_to_g1, G1 decompression, G1 subgroup check,
 //!   Pallas decompression;
-//! * spent-set probe+insert of fresh serials in RAM (bloom + table, no journal).
+//! * spent-set probe+insert of fresh serials in RAM (bloom + table, no journal);
+//! * with the `peer-baselines` feature, Cashu's mint check (`dhke::verify_message` and
+//!   `Proof::verify_p2pk` on P2PK-locked proofs) on the same number of items.
 //!
 //! Ratios are taken within this one run (this machine is shared and noisy).
 
@@ -74,6 +76,56 @@ pub struct BenchReport {
     pub spentset_probe_insert_per_s: f64,
     /// Bloom backend in use.
     pub bloom_backend: &'static str,
+    /// Cashu's mint check on the same number of items, one thread (feature `peer-baselines`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cashu: Option<CashuBaseline>,
+}
+
+/// The peer baseline: Cashu (CDK's `cashu` crate) checking proofs one at a time.
+#[derive(Clone, Debug, Serialize)]
+pub struct CashuBaseline {
+    /// `dhke::verify_message` per proof, µs.
+    pub verify_message_us: f64,
+    /// `verify_message` + `Proof::verify_p2pk` per P2PK-locked proof, µs.
+    pub p2pk_proof_us: f64,
+    /// Our engine per one-hop coin on one thread ÷ Cashu's P2PK proof check (goal ≤ 0.75).
+    pub engine_1t_over_p2pk: f64,
+}
+
+#[cfg(feature = "peer-baselines")]
+fn cashu_baseline(n: usize) -> (f64, f64) {
+    use cashu::dhke::{hash_to_curve, sign_message, verify_message};
+    use cashu::nuts::{Id, Proof, SecretKey, SpendingConditions};
+    use cashu::secret::Secret;
+    use cashu::Amount;
+    use std::str::FromStr;
+    let mint = SecretKey::generate();
+    let keyset = Id::from_str("009a1f293253e41e").expect("a valid keyset id");
+    let proofs: Vec<Proof> = (0..n)
+        .map(|_| {
+            let owner = SecretKey::generate();
+            let secret: Secret = SpendingConditions::new_p2pk(owner.public_key(), None)
+                .try_into()
+                .expect("p2pk secret");
+            let c = sign_message(&mint, &hash_to_curve(&secret.to_bytes()).expect("hash"))
+                .expect("sign");
+            let mut proof = Proof::new(Amount::ONE, keyset, secret, c);
+            proof.sign_p2pk(owner).expect("sign p2pk");
+            proof
+        })
+        .collect();
+    let plain = per_item_us(n, || {
+        assert!(proofs
+            .iter()
+            .all(|p| verify_message(&mint, p.c, &p.secret.to_bytes()).is_ok()))
+    });
+    let p2pk = per_item_us(n, || {
+        assert!(proofs
+            .iter()
+            .all(|p| verify_message(&mint, p.c, &p.secret.to_bytes()).is_ok()
+                && p.verify_p2pk().is_ok()))
+    });
+    (plain, p2pk)
 }
 
 /// Ratios (higher is better for "speedup", lower for "overhead").
@@ -341,6 +393,17 @@ pub fn run(
         &work.join("spent-bench"),
         (opts.coins * 64).clamp(100_000, 4_000_000),
     );
+    #[cfg(feature = "peer-baselines")]
+    let cashu_report = {
+        let (plain, p2pk) = cashu_baseline(n);
+        Some(CashuBaseline {
+            verify_message_us: plain,
+            p2pk_proof_us: p2pk,
+            engine_1t_over_p2pk: per.engine_1t_us / p2pk,
+        })
+    };
+    #[cfg(not(feature = "peer-baselines"))]
+    let cashu_report = None;
     Ok(BenchReport {
         machine: machine(),
         coins: opts.coins,
@@ -350,6 +413,7 @@ pub fn run(
         primitives_us,
         spentset_probe_insert_per_s: rate,
         bloom_backend: microcash_kernels::bloom::backend(),
+        cashu: cashu_report,
     })
 }
 

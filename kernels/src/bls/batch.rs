@@ -174,7 +174,17 @@ pub fn hash_to_g1_many(messages: &[[u8; 32]], dst: &[u8]) -> Vec<G1Affine> {
                 .map(|m| {
                     let mut p = blst_p1::default();
                     // SAFETY: pointer/length pairs describe readable slices; empty `aug`.
-                    unsafe { blst::blst_hash_to_g1(&mut p, m.as_ptr(), m.len(), dst.as_ptr(), dst.len(), core::ptr::null(), 0) };
+                    unsafe {
+                        blst::blst_hash_to_g1(
+                            &mut p,
+                            m.as_ptr(),
+                            m.len(),
+                            dst.as_ptr(),
+                            dst.len(),
+                            core::ptr::null(),
+                            0,
+                        )
+                    };
                     p
                 })
                 .collect();
@@ -184,7 +194,16 @@ pub fn hash_to_g1_many(messages: &[[u8; 32]], dst: &[u8]) -> Vec<G1Affine> {
             // second pointer) and `affine` has room for as many.
             unsafe { blst::blst_p1s_to_affine(affine.as_mut_ptr(), ptrs.as_ptr(), chunk.len()) };
             // A hash landing on the identity has probability ≈ 2⁻²⁵⁵: that would be a bug.
-            affine.into_iter().map(|a| { assert!(a != blst_p1_affine::default(), "hash_to_g1 produced the identity"); G1Affine(a) }).collect()
+            affine
+                .into_iter()
+                .map(|a| {
+                    assert!(
+                        a != blst_p1_affine::default(),
+                        "hash_to_g1 produced the identity"
+                    );
+                    G1Affine(a)
+                })
+                .collect()
         })
         .collect();
     chunks.into_iter().flatten().collect()

@@ -240,7 +240,13 @@ mod batch_tests {
 
 #[test]
 fn batched_hash_to_g1_matches_one_at_a_time() {
-    let msgs: Vec<[u8; 32]> = (0..600u32).map(|i| { let mut m = [0u8; 32]; m[..4].copy_from_slice(&i.to_le_bytes()); m }).collect();
+    let msgs: Vec<[u8; 32]> = (0..600u32)
+        .map(|i| {
+            let mut m = [0u8; 32];
+            m[..4].copy_from_slice(&i.to_le_bytes());
+            m
+        })
+        .collect();
     let many = super::batch::hash_to_g1_many(&msgs, RFC_DST);
     assert_eq!(many.len(), msgs.len());
     for (m, p) in msgs.iter().zip(&many) {
