@@ -175,6 +175,10 @@ impl Fault {
 }
 
 const MAX_HOPS: u8 = 4;
+/// Records generated in parallel before being written.
+const GEN_BLOCK: usize = 8192;
+/// Most coins kept as candidates for re-deposits.
+const REDEPOSIT_POOL_MAX: usize = 50_000;
 const MAX_PAYMENT: u64 = 100_000;
 const DENOMINATION_EXP_MAX: u8 = 10;
 
@@ -564,25 +568,33 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
                 )
             })
             .collect();
-        let generated: Vec<Generated> = (0..opts.coins)
-            .into_par_iter()
-            .map(|i| {
-                let f = faults[i as usize];
-                let base = if f == Fault::Redeposit {
-                    Fault::None
-                } else {
-                    f
-                };
-                gen_record(&issuer, opts, &accounts, day, i, base, now)
-            })
-            .collect();
         // Re-deposits: a new deposit of a coin deposited earlier (this day or before).
         let path = day_path(out, opts.days, day, ".mcb");
         let mut writer = BatchWriter::create(&path, batch_id(opts.seed, day), now)?;
         let mut corrupt_offsets = Vec::new();
         let mut expected_codes = Vec::new();
         let mut todays: Vec<(OwnedCoin, bool)> = Vec::new();
-        for (i, g) in generated.into_iter().enumerate() {
+        // Records are generated in parallel blocks and written in order, so memory stays
+        // bounded by the block (and the re-deposit pool) whatever the number of coins.
+        let blocks = (0..opts.coins)
+            .step_by(GEN_BLOCK)
+            .map(|start| start..(start + GEN_BLOCK as u64).min(opts.coins));
+        for (i, g) in blocks.flat_map(|block| {
+            let generated: Vec<Generated> = block
+                .clone()
+                .into_par_iter()
+                .map(|i| {
+                    let f = faults[i as usize];
+                    let base = if f == Fault::Redeposit {
+                        Fault::None
+                    } else {
+                        f
+                    };
+                    gen_record(&issuer, opts, &accounts, day, i, base, now)
+                })
+                .collect();
+            block.map(|i| i as usize).zip(generated)
+        }) {
             let mut payload = g.payload;
             let mut hints = g.hints;
             let mut code = g.fault.expected().to_owned();
@@ -631,7 +643,12 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
             expected_codes.push(code);
             if let (Fault::None, Some(c)) = (g.fault, g.coin) {
                 if faults[i] != Fault::Redeposit {
-                    todays.push(c);
+                    // A bounded pool of re-deposit candidates (the newest replace old ones).
+                    if todays.len() < REDEPOSIT_POOL_MAX {
+                        todays.push(c);
+                    } else {
+                        todays[i % REDEPOSIT_POOL_MAX] = c;
+                    }
                 }
             }
         }

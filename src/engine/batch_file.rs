@@ -332,8 +332,8 @@ impl BatchReader {
                 ))
             }
         };
-        // Keep resident memory bounded: drop the pages behind us in 64 MiB steps.
-        if self.pos - self.released >= 64 << 20 {
+        // Keep resident memory bounded: drop the pages behind us in 8 MiB steps.
+        if self.pos - self.released >= 8 << 20 {
             self.map.release(self.released, self.pos - self.released);
             self.released = self.pos;
         }

@@ -191,12 +191,13 @@ fn verify_raw_chunk(
         .collect()
 }
 
-/// The reference twin of [`verify_raw_chunk`]: one deposit at a time with direct checks.
+/// The reference twin of [`verify_raw_chunk`]: each deposit checked on its own with direct
+/// checks (deposits spread over threads; no batching).
 fn verify_raw_chunk_reference(engine: &Engine, chunk: Vec<RawRecord>, now: u64) -> VerifiedChunk {
     let params = engine.params();
     let verifier = Verifier::new(&params.keysets, &params.policy);
     chunk
-        .into_iter()
+        .into_par_iter()
         .map(decode)
         .map(|d| match d.deposit {
             Err(v) => (d.index, d.offset, None, Err(v)),
@@ -224,6 +225,7 @@ fn settle_chunk(
     let mut spent = engine.spent();
     let plan = settle::plan(&spent, engine.accounts(), memory, items, false, now)?;
     let verdicts = settle::commit(&mut spent, plan)?;
+    memory.end_chunk();
     Ok(meta
         .into_iter()
         .zip(verdicts)
@@ -237,7 +239,7 @@ fn settle_chunk(
 }
 
 /// The reference clearing path: the same reader, settlement and verdicts as [`clear`], but
-/// every deposit checked by the one-at-a-time reference verifier on one thread. Slow and
+/// every deposit checked by the one-at-a-time reference verifier (no batching). Slow and
 /// obviously correct: the golden verdicts of the datasets come from here, and the tests
 /// require [`clear`] to agree with it record for record.
 pub fn clear_reference(
@@ -246,7 +248,7 @@ pub fn clear_reference(
     now: u64,
 ) -> Result<Vec<RecordVerdict>, EngineError> {
     let mut reader = BatchReader::open(batch)?;
-    let mut memory = BatchMemory::default();
+    let mut memory = BatchMemory::new(reader.header().batch_id);
     let mut out = Vec::new();
     loop {
         let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record())
@@ -377,7 +379,7 @@ pub fn clear(
                     .set(ver_tx.len() as f64);
             }
         });
-        let mut memory = BatchMemory::default();
+        let mut memory = BatchMemory::new(header.batch_id);
         for chunk in ver_rx.iter() {
             let t = Instant::now();
             let verdicts = settle_chunk(engine, &mut memory, chunk, now)?;

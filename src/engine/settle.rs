@@ -21,11 +21,30 @@ pub trait Accounts {
     fn merchant(&self, name: &str) -> Option<bool>;
 }
 
-/// Serials seen earlier in the same batch (kept across its chunks).
+/// What settlement remembers of the batch in progress: its id (receipts carry it, so a
+/// serial redeemed by an earlier record of the same batch is recognised from the spent set
+/// itself), and the serials of the chunk not yet committed. Memory is bounded by the chunk.
 #[derive(Default)]
 pub struct BatchMemory {
+    batch: [u8; 16],
     serials: HashMap<[u8; 32], u64>,
     allowances: HashSet<[u8; 32]>,
+}
+
+impl BatchMemory {
+    /// Memory for batch `batch` (all zeros: a single deposit or swap, no batch).
+    pub fn new(batch: [u8; 16]) -> BatchMemory {
+        BatchMemory {
+            batch,
+            ..BatchMemory::default()
+        }
+    }
+
+    /// Forgets the chunk just committed (its serials are in the spent set now).
+    pub fn end_chunk(&mut self) {
+        self.serials.clear();
+        self.allowances.clear();
+    }
 }
 
 /// Verdicts decided without the journal, plus the fresh entries to commit.
@@ -101,7 +120,7 @@ pub fn plan<I: JournalIo>(
             }
             Ok(vd) => vd,
         };
-        let verdict = decide(spent, accounts, memory, &vd, allow_swap_targets)?;
+        let verdict = decide(spent, accounts, memory, index, &vd, allow_swap_targets)?;
         // Fresh acceptances and replays of earlier ones both claim the serial for this
         // batch, so a later copy in the batch is `duplicate_in_batch` whether the batch
         // runs once or is re-run after a crash.
@@ -121,6 +140,8 @@ pub fn plan<I: JournalIo>(
                     deposit_digest: vd.digest(),
                     value: vd.value(),
                     time: now,
+                    batch: memory.batch,
+                    record: index,
                     target,
                     owner_keys: vd.owner_keys().iter().map(|k| k.to_bytes()).collect(),
                     allowances: vd
@@ -140,6 +161,7 @@ fn decide<I: JournalIo>(
     spent: &SpentSet<I>,
     accounts: &dyn Accounts,
     memory: &BatchMemory,
+    index: u64,
     vd: &VerifiedDeposit,
     allow_swap_targets: bool,
 ) -> Result<Option<Verdict>, SpentSetError> {
@@ -172,7 +194,13 @@ fn decide<I: JournalIo>(
     }
     if let Some(id) = spent.lookup(vd.epoch(), &serial) {
         let first = spent.receipt(id)?;
-        return Ok(Some(if first.deposit_digest == vd.digest() {
+        let same_batch = memory.batch != [0u8; 16] && first.batch == memory.batch;
+        if same_batch && first.record != index {
+            return Ok(Some(Verdict::DuplicateInBatch {
+                first_record: first.record,
+            }));
+        }
+        return Ok(Some(if same_batch || first.deposit_digest == vd.digest() {
             Verdict::Accepted {
                 receipt: id,
                 value: first.value,

@@ -181,6 +181,11 @@ impl IssuerKeys {
         }
         // Secrets first: a published keyset without its secret would be unusable.
         let secret_file = secrets_dir(dir).join(format!("epoch-{epoch:04}.json"));
+        // A secrets file for an epoch that was never published is what a crash between
+        // writing the secrets and publishing the keysets leaves: its keys were never used.
+        if secret_file.exists() {
+            fs::remove_file(&secret_file).map_err(io_err(&secret_file))?;
+        }
         let text = serde_json::to_vec_pretty(&new_secrets).expect("map of strings serialises");
         let mut f = fs::OpenOptions::new()
             .write(true)

@@ -198,6 +198,12 @@ impl Policy {
                     "class name {name:?} must be 1-32 chars of [a-z0-9_-]"
                 ));
             }
+            if c.max_hops as usize > super::coin::LINKS_MAX {
+                return bad(format!(
+                    "class.{name}: max_hops must be at most {}",
+                    super::coin::LINKS_MAX
+                ));
+            }
             if c.min_payment > c.max_payment {
                 return bad(format!("class.{name}: min_payment exceeds max_payment"));
             }

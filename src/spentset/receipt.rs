@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! entry: serial [32] | epoch u32 | deposit digest [32] | value u64 | time u64 |
+//!        batch id [16] | record u64 |
 //!        target (u8 len ‖ bytes) | owner keys (u8 n ‖ n × 32) | allowances (u8 n ‖ n × (serial [32] ‖ epoch u32))
 //! commit group payload: count u32 | entries
 //! ```
@@ -10,7 +11,7 @@
 use crate::protocol::encoding::{DecodeError, Reader, Writer};
 
 /// Largest encoded entry (bounded by the protocol's link and allowance limits).
-pub const ENTRY_BYTES_MAX: usize = 32 + 4 + 32 + 8 + 8 + 256 + 1 + 65 * 32 + 1 + 255 * 36;
+pub const ENTRY_BYTES_MAX: usize = 32 + 4 + 32 + 8 + 8 + 16 + 8 + 256 + 1 + 65 * 32 + 1 + 255 * 36;
 
 /// One accepted redemption.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +26,10 @@ pub struct ReceiptEntry {
     pub value: u64,
     /// Issuer time of the redemption.
     pub time: u64,
+    /// The batch that redeemed it (zeros for single deposits and swaps).
+    pub batch: [u8; 16],
+    /// Its record number in that batch.
+    pub record: u64,
     /// What was credited: `account:<name>` or `swap:<hex>`.
     pub target: String,
     /// Owner keys X, P₁ … Pₙ of the redeemed chain (double-spend evidence).
@@ -40,7 +45,9 @@ impl ReceiptEntry {
             .u32(self.epoch)
             .bytes(&self.deposit_digest)
             .u64(self.value)
-            .u64(self.time);
+            .u64(self.time)
+            .bytes(&self.batch)
+            .u64(self.record);
         w.short_bytes(self.target.as_bytes());
         w.u8(u8::try_from(self.owner_keys.len()).expect("≤ 65 keys"));
         for k in &self.owner_keys {
@@ -59,6 +66,8 @@ impl ReceiptEntry {
         let deposit_digest = r.array("deposit digest")?;
         let value = r.u64("value")?;
         let time = r.u64("time")?;
+        let batch = r.array("batch id")?;
+        let record = r.u64("record")?;
         let target = String::from_utf8_lossy(r.short_bytes("target", 255)?).into_owned();
         let n = r.count_u8("owner keys", 65)?;
         let owner_keys = (0..n)
@@ -74,6 +83,8 @@ impl ReceiptEntry {
             deposit_digest,
             value,
             time,
+            batch,
+            record,
             target,
             owner_keys,
             allowances,

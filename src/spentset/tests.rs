@@ -11,6 +11,8 @@ fn entry(i: u64, epoch: u32, account: &str, value: u64) -> ReceiptEntry {
         deposit_digest: [i as u8; 32],
         value,
         time: 1000 + i,
+        batch: [3; 16],
+        record: i,
         target: format!("account:{account}"),
         owner_keys: vec![[7u8; 32]; 2],
         allowances: vec![(

@@ -1,0 +1,39 @@
+//! A small smoke run of `microcash bench --json`: it runs, every measurement is there, and
+//! the batched engine is faster than verifying one at a time. (Real figures come from
+//! `microcash bench` on an idle machine; timings are never asserted tightly in tests.)
+
+#[test]
+fn bench_reports_every_figure() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
+        .args(["bench", "--coins", "128", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    for key in [
+        "engine_1t_us",
+        "engine_all_us",
+        "kernels_1t_us",
+        "kernels_all_us",
+        "one_at_a_time_1t_us",
+        "one_at_a_time_all_us",
+    ] {
+        assert!(v["per_coin"][key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    for key in [
+        "hash_to_g1",
+        "g1_decompress",
+        "g1_subgroup_check",
+        "pallas_decompress",
+        "blst_verify",
+    ] {
+        assert!(v["primitives_us"][key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert!(v["ratios"]["speedup_vs_one_at_a_time_1t"].as_f64().unwrap() > 1.0);
+    assert!(v["spentset_probe_insert_per_s"].as_f64().unwrap() > 0.0);
+}
