@@ -96,9 +96,9 @@ fn signatures(n: usize) -> Sigs {
         msgs: vec![],
     };
     for i in 0..n {
-        let sk = reddsa::SigningKey::<SpendAuth>::new(&mut rng);
+        let sk = reddsa::SigningKey::<SpendAuth>::new(rng);
         let msg = format!("link {i}").into_bytes();
-        s.sigs.push(sk.sign(&mut rng, &msg).into());
+        s.sigs.push(sk.sign(rng, &msg).into());
         s.vks.push(reddsa::VerificationKey::from(&sk).into());
         s.msgs.push(msg);
     }

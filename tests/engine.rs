@@ -275,7 +275,7 @@ fn clearing_survives_kill_9_at_random_points() {
             .entry(v["account"].as_str().unwrap().to_owned())
             .or_default() += v["value"].as_u64().unwrap();
     }
-    for (serial, _) in &reported {
+    for serial in reported.keys() {
         assert!(
             finals
                 .iter()

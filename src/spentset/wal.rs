@@ -34,6 +34,10 @@ pub const FRAME_PAYLOAD_MAX: u32 = 256 << 20;
 pub trait JournalIo: Send {
     /// Current length.
     fn len(&self) -> u64;
+    /// Whether nothing was written yet.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Appends at the end.
@@ -161,7 +165,7 @@ impl<I: JournalIo> Journal<I> {
     /// Opens the journal: writes the header if empty, walks the frames, truncates a torn
     /// tail, refuses corruption.
     pub fn open(mut io: I) -> Result<(Journal<I>, RecoveryReport), JournalError> {
-        if io.len() == 0 {
+        if io.is_empty() {
             let mut h = Vec::with_capacity(16);
             h.extend_from_slice(FILE_MAGIC);
             h.extend_from_slice(&1u32.to_le_bytes());

@@ -80,7 +80,7 @@ pub fn backend() -> &'static str {
 
 fn block(filter: &[u8], hash: u64) -> &[u8; BLOCK_BYTES] {
     assert!(
-        filter.len() >= BLOCK_BYTES && filter.len() % BLOCK_BYTES == 0,
+        filter.len() >= BLOCK_BYTES && filter.len().is_multiple_of(BLOCK_BYTES),
         "filter is whole blocks"
     );
     let i = block_index(hash, filter.len() / BLOCK_BYTES);
@@ -91,7 +91,7 @@ fn block(filter: &[u8], hash: u64) -> &[u8; BLOCK_BYTES] {
 
 fn block_mut(filter: &mut [u8], hash: u64) -> &mut [u8; BLOCK_BYTES] {
     assert!(
-        filter.len() >= BLOCK_BYTES && filter.len() % BLOCK_BYTES == 0,
+        filter.len() >= BLOCK_BYTES && filter.len().is_multiple_of(BLOCK_BYTES),
         "filter is whole blocks"
     );
     let i = block_index(hash, filter.len() / BLOCK_BYTES);

@@ -194,17 +194,17 @@ mod tests {
             let mut rng = rng();
             let mut entries = Vec::new();
             for (i, f) in faults.iter().enumerate() {
-                let sk = reddsa::SigningKey::<SpendAuth>::new(&mut rng);
+                let sk = reddsa::SigningKey::<SpendAuth>::new(rng);
                 let mut vk: [u8; 32] = reddsa::VerificationKey::from(&sk).into();
                 let msg = format!("message {i}").into_bytes();
-                let mut sig: [u8; 64] = sk.sign(&mut rng, &msg).into();
+                let mut sig: [u8; 64] = sk.sign(rng, &msg).into();
                 let mut signed_msg = msg.clone();
                 match f {
                     Fault::None => {}
                     Fault::Message => signed_msg.push(0),
                     Fault::SFlip => sig[40] ^= 1,
                     Fault::RFlip => sig[3] ^= 1,
-                    Fault::OtherKey => vk = reddsa::VerificationKey::from(&reddsa::SigningKey::<SpendAuth>::new(&mut rng)).into(),
+                    Fault::OtherKey => vk = reddsa::VerificationKey::from(&reddsa::SigningKey::<SpendAuth>::new(rng)).into(),
                 }
                 entries.push((vk, sig, signed_msg));
             }
