@@ -62,6 +62,12 @@ impl OwnerKey {
     pub fn from_bytes(bytes: &[u8; POINT_LEN]) -> Result<OwnerKey, KeyError> {
         let point = Option::<pallas::Affine>::from(pallas::Affine::from_bytes(bytes))
             .ok_or(KeyError::NotAPoint)?;
+        Self::checked(point, bytes)
+    }
+
+    /// The key for a decoded point: never the identity, and `bytes` must be its canonical
+    /// encoding (which also pins the sign of y).
+    fn checked(point: pallas::Affine, bytes: &[u8; POINT_LEN]) -> Result<OwnerKey, KeyError> {
         if bool::from(point.is_identity()) {
             return Err(KeyError::Identity);
         }
@@ -86,16 +92,7 @@ impl OwnerKey {
             Option::<pallas::Base>::from(pallas::Base::from_repr(*y)).ok_or(KeyError::NotAPoint)?;
         let point = Option::<pallas::Affine>::from(pallas::Affine::from_xy(x, y))
             .ok_or(KeyError::NotAPoint)?;
-        if bool::from(point.is_identity()) {
-            return Err(KeyError::Identity);
-        }
-        if &point.to_bytes() != bytes {
-            return Err(KeyError::NotAPoint);
-        }
-        Ok(OwnerKey {
-            point,
-            bytes: *bytes,
-        })
+        Self::checked(point, bytes)
     }
 
     /// The y coordinate (the decompression hint for this key).

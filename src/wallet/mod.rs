@@ -257,6 +257,14 @@ impl Wallet {
         &self.coins
     }
 
+    /// The value of each coin held, in order.
+    fn coin_values(&self, keysets: &KeysetList) -> Result<Vec<u64>, WalletError> {
+        self.coins
+            .iter()
+            .map(|c| coin_value(keysets, &c.coin))
+            .collect()
+    }
+
     /// Total value of the coins held, by the published keysets.
     pub fn balance(&self, keysets: &KeysetList) -> Result<u64, WalletError> {
         self.coins
@@ -531,11 +539,7 @@ impl Wallet {
             return Err(WalletError::Amount("pay at least 1".into()));
         }
         let keysets = issuer.keysets();
-        let values: Vec<u64> = self
-            .coins
-            .iter()
-            .map(|c| coin_value(keysets, &c.coin))
-            .collect::<Result<_, _>>()?;
+        let values = self.coin_values(keysets)?;
         let balance: u64 = values.iter().sum();
         let (mut chosen, remaining) = select::exact_greedy(&values, amount);
         if remaining > 0 {
@@ -550,11 +554,7 @@ impl Wallet {
             )?;
             let inputs: Vec<usize> = inputs.iter().map(|&j| free[j]).collect();
             self.swap(issuer, &inputs, remaining, now)?;
-            let values: Vec<u64> = self
-                .coins
-                .iter()
-                .map(|c| coin_value(keysets, &c.coin))
-                .collect::<Result<_, _>>()?;
+            let values = self.coin_values(keysets)?;
             let (again, left) = select::exact_greedy(&values, amount);
             debug_assert_eq!(left, 0, "the swap produced the missing denominations");
             if left != 0 {
@@ -646,11 +646,7 @@ impl Wallet {
         let account = AccountName::new(account)
             .ok_or_else(|| WalletError::AccountName(account.to_owned()))?;
         let keysets = issuer.keysets();
-        let values: Vec<u64> = self
-            .coins
-            .iter()
-            .map(|c| coin_value(keysets, &c.coin))
-            .collect::<Result<_, _>>()?;
+        let values = self.coin_values(keysets)?;
         let chosen: Vec<usize> = match amount {
             None => (0..self.coins.len()).collect(),
             Some(a) => {
