@@ -249,7 +249,9 @@ impl<I: JournalIo> Journal<I> {
         frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         frame.extend_from_slice(&0u32.to_le_bytes());
         frame.extend_from_slice(payload);
+        let started = std::time::Instant::now();
         let result = self.io.append(&frame).and_then(|()| self.io.sync());
+        metrics::histogram!("microcash_fsync_seconds").record(started.elapsed().as_secs_f64());
         if let Err(e) = result {
             self.poisoned = true;
             return Err(JournalError::Io(e));
