@@ -16,6 +16,7 @@ pub mod engine;
 pub mod issuer;
 mod mmap;
 pub mod protocol;
+pub mod server;
 pub mod spentset;
 pub mod wallet;
 

@@ -42,6 +42,15 @@ enum Command {
     Dataset(DatasetCmd),
     /// Clear a redemption batch file against a store (the back-office job).
     Clear(ClearArgs),
+    /// Run the issuer's HTTP server.
+    Serve {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Issuer directory.
+        #[arg(long, env = "MICROCASH_ISSUER")]
+        store: PathBuf,
+    },
     /// Measure the engine against one-at-a-time verification (JSON for capacity planning).
     Bench {
         /// Coins in the generated batch.
@@ -328,8 +337,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 name,
                 merchant,
             } => {
-                Issuer::open(&dir.issuer)?.create_account(&name, merchant)?;
+                let issuer = Issuer::open(&dir.issuer)?;
+                issuer.create_account(&name, merchant)?;
+                let token = issuer.issue_account_token(&name)?;
                 println!("account {name} created");
+                println!("API token (for POST /v1/withdraw; shown once): {token}");
             }
             AccountCmd::Fund { dir, name, amount } => {
                 let balance = Issuer::open(&dir.issuer)?.fund(&name, amount)?;
@@ -369,6 +381,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&report);
         }
         Command::Clear(args) => run_clear(args, now)?,
+        Command::Serve { addr, store } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(crate::server::serve(crate::server::ServerConfig {
+                addr,
+                store,
+            }))?;
+        }
         Command::Bench {
             coins,
             threads,
@@ -417,6 +438,7 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
         journal: args.journal,
         verdicts: args.verdicts,
         collect_verdicts: false,
+        stop: None,
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(

@@ -55,6 +55,9 @@ pub struct ClearOptions {
     pub verdicts: Option<PathBuf>,
     /// Keep every verdict in the summary (tests, small batches).
     pub collect_verdicts: bool,
+    /// Set to stop reading: chunks already read are committed, then `clear` returns with
+    /// `interrupted` set. Clearing is idempotent, so running the batch again completes it.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for ClearOptions {
@@ -67,6 +70,7 @@ impl Default for ClearOptions {
             journal: None,
             verdicts: None,
             collect_verdicts: false,
+            stop: None,
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct ClearSummary {
     pub coins_per_s: f64,
     /// Verification threads.
     pub threads: usize,
+    /// Whether the run was stopped before the end of the file.
+    pub interrupted: bool,
     /// Every verdict, if requested.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<RecordVerdict>,
@@ -342,9 +348,19 @@ pub fn clear(
     let (ver_tx, ver_rx) = bounded::<VerifiedChunk>(QUEUE_DEPTH_MAX);
     let now = options.now;
 
+    let stop = options.stop.clone();
+    let stopped = std::sync::atomic::AtomicBool::new(false);
+    let stopped_ref = &stopped;
     let result: Result<(), EngineError> = std::thread::scope(|scope| {
         scope.spawn(move || {
             loop {
+                if stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+                {
+                    stopped_ref.store(true, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
                 let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record())
                     .take(chunk_records)
                     .collect();
@@ -441,6 +457,7 @@ pub fn clear(
         }
     }
     engine.spent().checkpoint()?;
+    summary.interrupted = stopped.load(std::sync::atomic::Ordering::Relaxed);
     summary.elapsed_s = start.elapsed().as_secs_f64();
     summary.coins_per_s = summary.records as f64 / summary.elapsed_s.max(1e-9);
     metrics::histogram!("microcash_batch_seconds").record(summary.elapsed_s);

@@ -214,8 +214,8 @@ impl IssuerKeys {
         write_atomic(&keysets_path(dir), &text, 0o644)
     }
 
-    /// Loads an issuer directory, checking that every keyset has its secret and that the
-    /// secret matches the published public key.
+    /// Loads an issuer directory, checking that every secret present matches its keyset's
+    /// published public key.
     pub fn load(dir: &Path) -> Result<IssuerKeys, FilesError> {
         let ppath = policy_path(dir);
         let text = fs::read_to_string(&ppath).map_err(io_err(&ppath))?;
@@ -223,7 +223,14 @@ impl IssuerKeys {
         let keysets = load_keysets(&keysets_path(dir))?;
         let mut secrets = HashMap::new();
         let sdir = secrets_dir(dir);
-        for entry in fs::read_dir(&sdir).map_err(io_err(&sdir))? {
+        // A store without secrets (a clearing store made from published parameters) can
+        // verify and settle, but not sign: issuance then fails per keyset.
+        let entries = if sdir.exists() {
+            fs::read_dir(&sdir).map_err(io_err(&sdir))?.collect()
+        } else {
+            Vec::new()
+        };
+        for entry in entries {
             let path = entry.map_err(io_err(&sdir))?.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
@@ -246,9 +253,9 @@ impl IssuerKeys {
             }
         }
         for ks in keysets.iter() {
-            let sk = secrets
-                .get(&ks.id)
-                .ok_or_else(|| invalid(&sdir, format!("no secret key for keyset {}", ks.id)))?;
+            let Some(sk) = secrets.get(&ks.id) else {
+                continue;
+            };
             if sk.public_key() != ks.public_key {
                 return Err(invalid(
                     &sdir,

@@ -250,6 +250,27 @@ impl Issuer {
         Ok(())
     }
 
+    /// Issues a fresh API token for `account` (replacing any earlier one). The token
+    /// authenticates withdrawals over HTTP; only its digest is stored.
+    pub fn issue_account_token(&self, account: &str) -> Result<String, IssuerError> {
+        if self.engine.accounts().account(account)?.is_none() {
+            return Err(IssuerError::UnknownAccount(account.to_owned()));
+        }
+        let mut raw = [0u8; 32];
+        rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut raw);
+        let token = format!("mct_{}", hex::encode(raw));
+        let txn = self.engine.accounts().write()?;
+        txn.open_table(store::ACCOUNT_TOKENS)?
+            .insert(account, &store::token_digest(&token)[..])?;
+        txn.commit()?;
+        Ok(token)
+    }
+
+    /// The issuer's keys (public keysets and policy).
+    pub fn keys(&self) -> &IssuerKeys {
+        &self.keys
+    }
+
     /// Credits an account from outside the system (a bank transfer in).
     pub fn fund(&self, name: &str, amount: u64) -> Result<u64, IssuerError> {
         let txn = self.engine.accounts().write()?;

@@ -13,6 +13,9 @@ use crate::protocol::deposit::CreditTarget;
 /// account name → (funded, withdrawn, merchant?); the balance adds journal credits.
 pub(crate) const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> =
     TableDefinition::new("accounts");
+/// account name → BLAKE2b-256 of its API token (bearer authentication of withdrawals)
+pub(crate) const ACCOUNT_TOKENS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("account_tokens");
 /// wallet address (32 bytes) → identity registered with it
 pub(crate) const WALLETS: TableDefinition<&[u8], &str> = TableDefinition::new("wallets");
 /// (wallet address, UTC day) → allowance value issued that day
@@ -107,6 +110,7 @@ impl Store {
         {
             txn.open_table(ACCOUNTS)?;
             txn.open_table(WALLETS)?;
+            txn.open_table(ACCOUNT_TOKENS)?;
             txn.open_table(ALLOWANCE_ISSUED)?;
             txn.open_table(META)?;
             txn.open_table(WITHDRAWALS)?;
@@ -118,6 +122,15 @@ impl Store {
     /// Starts a write transaction (redb allows one writer at a time).
     pub fn write(&self) -> Result<WriteTransaction, StoreError> {
         Ok(self.db.begin_write()?)
+    }
+
+    /// Whether `token` is the API token of `account` (compares BLAKE2b digests).
+    pub fn account_token_matches(&self, account: &str, token: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ACCOUNT_TOKENS)?;
+        let want = token_digest(token);
+        Ok(t.get(account)?
+            .is_some_and(|v| v.value() == want.as_slice()))
     }
 
     /// An account's record, if it exists.
@@ -134,4 +147,9 @@ pub(crate) fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64, St
     let next = t.get(name)?.map(|v| v.value()).unwrap_or(1);
     t.insert(name, next + 1)?;
     Ok(next)
+}
+
+/// The stored form of an account API token.
+pub(crate) fn token_digest(token: &str) -> [u8; 32] {
+    crate::protocol::tags::blake2b(b"mc1/api-token", &[token.as_bytes()])
 }

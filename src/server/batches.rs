@@ -1,0 +1,242 @@
+//! Batch uploads: streamed to disk as they arrive, queued (bounded), cleared one at a time
+//! by a worker thread through the engine, with progress and verdicts on disk.
+//!
+//! ```text
+//! <store>/batches/<id>.mcb             the uploaded batch
+//! <store>/batches/<id>.verdicts.jsonl  its verdicts (written while clearing)
+//! <store>/batches/<id>.status.json     the final summary (present once done)
+//! ```
+//!
+//! On start every batch without a final status is queued again: clearing is idempotent,
+//! so a batch interrupted by a shutdown or a crash resumes where the journal says it was.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::engine::ClearOptions;
+use crate::issuer::Issuer;
+
+/// Batches waiting to be cleared, at most (more get 429).
+pub const BATCH_QUEUE_MAX: usize = 16;
+
+/// Where a batch stands.
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchStatus {
+    /// Batch id.
+    pub id: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: &'static str,
+    /// Records cleared so far.
+    pub records_done: u64,
+    /// Records in the file (from its header).
+    pub records_total: u64,
+    /// The clearing summary (`ClearSummary` as JSON), once done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The registry and the queue.
+pub struct Batches {
+    dir: PathBuf,
+    status: Mutex<HashMap<String, BatchStatus>>,
+    queue: std::sync::mpsc::SyncSender<String>,
+    queued: AtomicU64,
+    /// Set on shutdown: the running batch stops after its current chunk.
+    pub stop: Arc<AtomicBool>,
+}
+
+fn status_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.status.json"))
+}
+
+impl Batches {
+    /// The batch directory of a store.
+    pub fn dir_of(store: &Path) -> PathBuf {
+        store.join("batches")
+    }
+
+    /// Opens the registry, queues unfinished batches and starts the worker.
+    pub fn start(issuer: Arc<Issuer>, store: &Path) -> std::io::Result<Arc<Batches>> {
+        let dir = Self::dir_of(store);
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(BATCH_QUEUE_MAX);
+        let batches = Arc::new(Batches {
+            dir: dir.clone(),
+            status: Mutex::new(HashMap::new()),
+            queue: tx,
+            queued: AtomicU64::new(0),
+            stop: Arc::new(AtomicBool::new(false)),
+        });
+        let mut pending = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".mcb") {
+                match std::fs::read(status_path(&dir, id))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                {
+                    Some(summary) => batches.set(BatchStatus {
+                        id: id.to_owned(),
+                        state: "done",
+                        records_done: summary["records"].as_u64().unwrap_or(0),
+                        records_total: summary["header_records"].as_u64().unwrap_or(0),
+                        summary: Some(summary),
+                        error: None,
+                    }),
+                    None => pending.push(id.to_owned()),
+                }
+            }
+        }
+        let worker = batches.clone();
+        std::thread::Builder::new()
+            .name("microcash-batches".into())
+            .spawn(move || worker.run(issuer, rx))?;
+        for id in pending {
+            tracing::info!(batch = %id, "resuming an unfinished batch");
+            batches
+                .enqueue(id)
+                .map_err(|_| std::io::Error::other("batch queue full at start"))?;
+        }
+        Ok(batches)
+    }
+
+    fn set(&self, s: BatchStatus) {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(s.id.clone(), s);
+    }
+
+    /// The status of a batch.
+    pub fn get(&self, id: &str) -> Option<BatchStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Path of a batch's uploaded file.
+    pub fn batch_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.mcb"))
+    }
+
+    /// Path of a batch's verdicts.
+    pub fn verdicts_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.verdicts.jsonl"))
+    }
+
+    /// Where an upload is written before it is complete.
+    pub fn partial_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.mcb.part"))
+    }
+
+    /// Queues an uploaded batch; `Err` when the queue is full.
+    pub fn enqueue(&self, id: String) -> Result<(), ()> {
+        let total = crate::engine::batch_file::BatchReader::open(&self.batch_path(&id))
+            .map(|r| r.header().record_count)
+            .unwrap_or(0);
+        self.set(BatchStatus {
+            id: id.clone(),
+            state: "queued",
+            records_done: 0,
+            records_total: total,
+            summary: None,
+            error: None,
+        });
+        match self.queue.try_send(id.clone()) {
+            Ok(()) => {
+                self.queued.fetch_add(1, Ordering::Relaxed);
+                metrics::gauge!("microcash_queue_depth", "queue" => "batches")
+                    .set(self.queued.load(Ordering::Relaxed) as f64);
+                Ok(())
+            }
+            Err(_) => {
+                self.status
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                Err(())
+            }
+        }
+    }
+
+    fn run(&self, issuer: Arc<Issuer>, rx: std::sync::mpsc::Receiver<String>) {
+        for id in rx {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            metrics::gauge!("microcash_queue_depth", "queue" => "batches")
+                .set(self.queued.load(Ordering::Relaxed) as f64);
+            if self.stop.load(Ordering::Relaxed) {
+                continue; // resumed on the next start
+            }
+            let total = self.get(&id).map_or(0, |s| s.records_total);
+            self.set(BatchStatus {
+                id: id.clone(),
+                state: "running",
+                records_done: 0,
+                records_total: total,
+                summary: None,
+                error: None,
+            });
+            let options = ClearOptions {
+                verdicts: Some(self.verdicts_path(&id)),
+                stop: Some(self.stop.clone()),
+                ..ClearOptions::default()
+            };
+            let progress = |done: u64, total: u64| {
+                self.set(BatchStatus {
+                    id: id.clone(),
+                    state: "running",
+                    records_done: done,
+                    records_total: total,
+                    summary: None,
+                    error: None,
+                });
+            };
+            match issuer
+                .engine()
+                .clear(&self.batch_path(&id), &options, &progress)
+            {
+                Ok(summary) if summary.interrupted => {
+                    tracing::info!(batch = %id, "batch interrupted by shutdown; it resumes on restart");
+                }
+                Ok(summary) => {
+                    let bytes = serde_json::to_vec(&summary).expect("summary serialises");
+                    if let Err(e) = crate::issuer::files::write_atomic(
+                        &status_path(&self.dir, &id),
+                        &bytes,
+                        0o644,
+                    ) {
+                        tracing::error!(batch = %id, error = %e, "writing the batch status failed");
+                    }
+                    self.set(BatchStatus {
+                        id: id.clone(),
+                        state: "done",
+                        records_done: summary.records,
+                        records_total: summary.header_records,
+                        summary: serde_json::to_value(&summary).ok(),
+                        error: None,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(batch = %id, error = %e, "clearing failed");
+                    self.set(BatchStatus {
+                        id: id.clone(),
+                        state: "failed",
+                        records_done: 0,
+                        records_total: total,
+                        summary: None,
+                        error: Some(e.to_string()),
+                    });
+                }
+            }
+        }
+    }
+}

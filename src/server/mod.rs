@@ -1,0 +1,441 @@
+//! The issuer server: HTTP over axum/tokio, a thin shell over the issuer and the engine.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/batches` | a binary batch (`datasets/FORMAT.md`), streamed to disk, queued; 202 + id |
+//! | `GET /v1/batches/{id}` | progress and summary |
+//! | `GET /v1/batches/{id}/verdicts` | per-record verdicts (JSON lines), streamed |
+//! | `POST /v1/deposits` | one deposit (JSON, hex message), settled with others arriving together |
+//! | `POST /v1/withdraw` | blinded coins for an account (bearer account token) |
+//! | `POST /v1/swap` | split / merge (authorised by the inputs' owner signatures) |
+//! | `POST /v1/allowance` | allowance tokens (authorised by the wallet's signature) |
+//! | `GET /v1/keys` | keysets with their windows and phase now |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /healthz` | liveness |
+//!
+//! Bounds: every body has a size limit; deposit and batch queues are bounded and answer
+//! 503 / 429 with `Retry-After` when full. CPU and disk work runs off the async threads.
+
+mod batches;
+mod deposits;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+pub use batches::{BatchStatus, BATCH_QUEUE_MAX};
+pub use deposits::{DEPOSIT_GROUP_MAX, DEPOSIT_QUEUE_MAX};
+use error::ApiError;
+
+use crate::issuer::{Issuer, IssuerApi};
+use crate::protocol::allowance::AllowanceRequest;
+use crate::protocol::deposit::{AccountName, BlindedOutput, Deposit, SwapRequest};
+use crate::protocol::encoding::{Decode, Reader};
+
+/// Largest JSON request body.
+pub const JSON_BODY_MAX: usize = 1 << 20;
+/// Largest uploaded batch.
+pub const BATCH_BODY_MAX: u64 = 8 << 30;
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Issuer directory (keys, state, spent set, uploaded batches).
+    pub store: PathBuf,
+}
+
+#[derive(Clone)]
+struct AppState {
+    issuer: Arc<Issuer>,
+    batches: Arc<batches::Batches>,
+    deposits: tokio::sync::mpsc::Sender<deposits::Job>,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// Installs the Prometheus recorder once per process (tests start several servers).
+fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// The router over an opened issuer.
+pub fn router(
+    issuer: Arc<Issuer>,
+    store: &std::path::Path,
+) -> std::io::Result<(Router, Arc<AtomicStop>)> {
+    let batches = batches::Batches::start(issuer.clone(), store)?;
+    let stop = Arc::new(AtomicStop(batches.stop.clone()));
+    let state = AppState {
+        deposits: deposits::start(issuer.clone()),
+        issuer,
+        batches,
+        metrics: prometheus(),
+    };
+    let json_routes = Router::new()
+        .route("/v1/deposits", post(post_deposit))
+        .route("/v1/withdraw", post(post_withdraw))
+        .route("/v1/swap", post(post_swap))
+        .route("/v1/allowance", post(post_allowance))
+        .layer(DefaultBodyLimit::max(JSON_BODY_MAX));
+    let router = Router::new()
+        .route(
+            "/v1/batches",
+            post(post_batch).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/batches/{id}", get(get_batch))
+        .route("/v1/batches/{id}/verdicts", get(get_verdicts))
+        .route("/v1/keys", get(get_keys))
+        .route("/metrics", get(get_metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(json_routes)
+        .with_state(state);
+    Ok((router, stop))
+}
+
+/// Stops the batch worker after its current chunk (graceful shutdown).
+pub struct AtomicStop(Arc<std::sync::atomic::AtomicBool>);
+
+impl AtomicStop {
+    /// Requests the stop.
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let issuer = Arc::new(Issuer::open(&config.store)?);
+    let (router, stop) = router(issuer, &config.store)?;
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "serving");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let ctrl_c = tokio::signal::ctrl_c();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+            tracing::info!(
+                "shutting down: no new requests; the running batch stops after its chunk"
+            );
+            stop.stop();
+        })
+        .await?;
+    Ok(())
+}
+
+/// A body that is not the expected JSON: 413 when over the limit, otherwise 400 with the
+/// parser's message (which names the field).
+fn json_error(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+    } else {
+        ApiError::bad_request("bad_json", e.body_text())
+    }
+}
+
+fn hex_message<T: Decode>(field: &'static str, hex_text: &str) -> Result<T, ApiError> {
+    let bytes = hex::decode(hex_text)
+        .map_err(|e| ApiError::bad_request("bad_field", format!("{field}: not hex: {e}")))?;
+    T::from_bytes(&bytes).map_err(|e| ApiError::bad_request("bad_field", format!("{field}: {e}")))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepositBody {
+    /// Hex of the deposit message.
+    deposit: String,
+}
+
+async fn post_deposit(
+    State(s): State<AppState>,
+    body: Result<Json<DepositBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let deposit: Deposit = hex_message("deposit", &body.deposit)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    s.deposits
+        .try_send(deposits::Job { deposit, reply })
+        .map_err(|_| {
+            ApiError::busy(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "deposit queue full",
+                1,
+            )
+        })?;
+    let verdict = answer
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let status = if verdict.is_accepted() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((
+        status,
+        Json(json!({ "verdict": verdict.code(), "detail": verdict })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithdrawBody {
+    account: String,
+    /// Hex of each blinded output (keyset id ‖ compressed B).
+    outputs: Vec<String>,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+async fn post_withdraw(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<WithdrawBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let account = AccountName::new(&body.account)
+        .ok_or_else(|| ApiError::bad_request("bad_field", "account: invalid name"))?;
+    let token = bearer(&headers)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authorization: Bearer <account token> required",
+            )
+        })?
+        .to_owned();
+    if body.outputs.len() > crate::protocol::deposit::OUTPUTS_MAX {
+        return Err(ApiError::bad_request("bad_field", "outputs: too many"));
+    }
+    let outputs = body
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let bytes = hex::decode(h).map_err(|_| {
+                ApiError::bad_request("bad_field", format!("outputs[{i}]: not hex"))
+            })?;
+            let mut r = Reader::new(&bytes);
+            let o = BlindedOutput::decode(&mut r).and_then(|o| r.finish().map(|_| o));
+            o.map_err(|e| ApiError::bad_request("bad_field", format!("outputs[{i}]: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let issuer = s.issuer.clone();
+    let sigs = blocking(move || {
+        if !issuer
+            .engine()
+            .accounts()
+            .account_token_matches(account.as_str(), &token)
+            .map_err(ApiError::internal)?
+        {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "bad account token",
+            ));
+        }
+        Ok(issuer.withdraw(&account, &outputs, crate::unix_now())?)
+    })
+    .await?;
+    Ok(Json(
+        json!({ "signatures": sigs.iter().map(|s| hex::encode(s.to_compressed())).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    /// Hex of the protocol message.
+    request: String,
+}
+
+async fn post_swap(
+    State(s): State<AppState>,
+    body: Result<Json<MessageBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let request: SwapRequest = hex_message("request", &body.request)?;
+    let issuer = s.issuer.clone();
+    let sigs = blocking(move || Ok(issuer.swap(&request, crate::unix_now())?)).await?;
+    Ok(Json(
+        json!({ "signatures": sigs.iter().map(|s| hex::encode(s.to_compressed())).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn post_allowance(
+    State(s): State<AppState>,
+    body: Result<Json<MessageBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let request: AllowanceRequest = hex_message("request", &body.request)?;
+    let issuer = s.issuer.clone();
+    let sigs = blocking(move || Ok(issuer.issue_allowance(&request, crate::unix_now())?)).await?;
+    Ok(Json(
+        json!({ "signatures": sigs.iter().map(|s| hex::encode(s.to_compressed())).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_keys(State(s): State<AppState>) -> impl IntoResponse {
+    let now = crate::unix_now();
+    let keysets: Vec<serde_json::Value> = s
+        .issuer
+        .keysets()
+        .iter()
+        .filter(|k| {
+            !matches!(
+                k.windows.phase(now),
+                crate::protocol::keyset::KeysetPhase::Expired
+            )
+        })
+        .map(|k| {
+            let mut v = serde_json::to_value(crate::protocol::keyset::KeysetJson::from(k))
+                .expect("serialisable");
+            v["phase"] = json!(format!("{:?}", k.windows.phase(now)).to_lowercase());
+            v
+        })
+        .collect();
+    Json(json!({ "keysets": keysets }))
+}
+
+async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    match s.metrics {
+        Some(h) => (StatusCode::OK, h.render()),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed".to_owned(),
+        ),
+    }
+}
+
+async fn post_batch(State(s): State<AppState>, body: Body) -> Result<impl IntoResponse, ApiError> {
+    let mut raw = [0u8; 16];
+    rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut raw);
+    let id = hex::encode(raw);
+    let part = s.batches.partial_path(&id);
+    let mut file = tokio::fs::File::create(&part)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut stream = body.into_data_stream();
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+        written += chunk.len() as u64;
+        if written > BATCH_BODY_MAX {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("batch above {BATCH_BODY_MAX} bytes"),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    file.sync_all().await.map_err(ApiError::internal)?;
+    drop(file);
+    // The header must be usable; records are judged one by one when clearing.
+    if let Err(e) = crate::engine::batch_file::BatchReader::open(&part) {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(ApiError::bad_request("bad_batch", e.to_string()));
+    }
+    tokio::fs::rename(&part, s.batches.batch_path(&id))
+        .await
+        .map_err(ApiError::internal)?;
+    if s.batches.enqueue(id.clone()).is_err() {
+        let _ = tokio::fs::remove_file(s.batches.batch_path(&id)).await;
+        return Err(ApiError::busy(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            format!("{BATCH_QUEUE_MAX} batches already queued"),
+            30,
+        ));
+    }
+    metrics::counter!("microcash_batches_received_total").increment(1);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "bytes": written })),
+    ))
+}
+
+fn batch_id(id: &str) -> Result<(), ApiError> {
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "bad_field",
+            "id: 32 hex digits expected",
+        ))
+    }
+}
+
+async fn get_batch(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    batch_id(&id)?;
+    s.batches
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no batch {id}")))
+}
+
+async fn get_verdicts(
+    State(s): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    batch_id(&id)?;
+    if s.batches.get(&id).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no batch {id}"),
+        ));
+    }
+    let file = tokio::fs::File::open(s.batches.verdicts_path(&id))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no verdicts yet"))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        body,
+    ))
+}
