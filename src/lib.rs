@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod dataset;
 pub mod engine;
 pub mod issuer;

@@ -27,7 +27,8 @@ fn start(store: &Path) -> Server {
         .build()
         .unwrap();
     let issuer = Arc::new(Issuer::open(store).unwrap());
-    let (router, _stop) = microcash::server::router(issuer, store).unwrap();
+    let (router, _stop) =
+        microcash::server::router(issuer, store, Some("admin-secret".into())).unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -240,6 +241,22 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
         })
         .collect();
     assert_eq!(got, want);
+    // The CLI client: submit the same day again and wait; every acceptance is a replay.
+    let out = cli(
+        tmp.path(),
+        &server,
+        &[
+            "batch",
+            "submit",
+            samples.join("mixed-day1.mcb").to_str().unwrap(),
+            "--wait",
+        ],
+        None,
+    );
+    let json_start = out.find('{').unwrap();
+    let again: Value = serde_json::from_str(&out[json_start..]).unwrap();
+    assert_eq!(again["summary"]["accepted"], 1218);
+    assert_eq!(again["summary"]["replayed"], 1218);
     // A garbage upload is refused as a whole with a reason; unknown ids are 404.
     let bad = http
         .post(url(&server, "/v1/batches"))
@@ -269,4 +286,125 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+}
+
+fn cli(dir: &Path, server: &Server, args: &[&str], token: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env("MICROCASH_SERVER", format!("http://{}", server.addr))
+        .env_remove("MICROCASH_ISSUER");
+    if let Some(t) = token {
+        cmd.env("MICROCASH_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The README walkthrough with the wallet CLI talking to a live server: withdraw → pay
+/// (with a swap) → chained pay → deposits, and a batch submitted with `--wait`.
+#[test]
+fn walkthrough_against_a_live_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("issuer");
+    let alice_token = {
+        let issuer = Issuer::init(&dir, Policy::default(), microcash::unix_now()).unwrap();
+        issuer.create_account("alice", false).unwrap();
+        issuer.fund("alice", 5000).unwrap();
+        issuer.create_account("shop", true).unwrap();
+        issuer.issue_account_token("alice").unwrap()
+    };
+    let server = start(&dir);
+    let w = tmp.path();
+    let run = |args: &[&str]| cli(w, &server, args, None);
+    run(&["wallet", "create", "--wallet", "a.json"]);
+    let b = run(&["wallet", "create", "--wallet", "b.json"])
+        .trim()
+        .to_owned();
+    let c = run(&["wallet", "create", "--wallet", "c.json"])
+        .trim()
+        .to_owned();
+    cli(
+        w,
+        &server,
+        &[
+            "wallet",
+            "withdraw",
+            "--wallet",
+            "a.json",
+            "--account",
+            "alice",
+            "--amount",
+            "1000",
+        ],
+        Some(&alice_token),
+    );
+    run(&[
+        "wallet", "pay", "--wallet", "a.json", "--to", &b, "--amount", "300", "--out", "p1.bin",
+    ]);
+    run(&["wallet", "receive", "--wallet", "b.json", "p1.bin"]);
+    for wallet in ["b.json", "c.json"] {
+        cli(
+            w,
+            &server,
+            &[
+                "wallet",
+                "register",
+                "--wallet",
+                wallet,
+                "--identity",
+                wallet,
+            ],
+            Some("admin-secret"),
+        );
+    }
+    run(&[
+        "wallet",
+        "allowance",
+        "--wallet",
+        "b.json",
+        "--amount",
+        "300",
+    ]);
+    run(&[
+        "wallet", "pay", "--wallet", "b.json", "--to", &c, "--amount", "100", "--out", "p2.bin",
+    ]);
+    run(&["wallet", "receive", "--wallet", "c.json", "p2.bin"]);
+    run(&[
+        "wallet",
+        "allowance",
+        "--wallet",
+        "c.json",
+        "--amount",
+        "100",
+    ]);
+    let out: Value = serde_json::from_str(&run(&[
+        "wallet",
+        "deposit",
+        "--wallet",
+        "c.json",
+        "--account",
+        "shop",
+    ]))
+    .unwrap();
+    assert_eq!(out["credited"], 100);
+    let out: Value = serde_json::from_str(&run(&[
+        "wallet",
+        "deposit",
+        "--wallet",
+        "b.json",
+        "--account",
+        "shop",
+    ]))
+    .unwrap();
+    assert_eq!(out["credited"], 200);
+    let bal: Value =
+        serde_json::from_str(&run(&["wallet", "balance", "--wallet", "a.json"])).unwrap();
+    assert_eq!(bal["balance"], 700);
 }

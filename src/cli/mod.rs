@@ -42,6 +42,9 @@ enum Command {
     Dataset(DatasetCmd),
     /// Clear a redemption batch file against a store (the back-office job).
     Clear(ClearArgs),
+    /// Batches on a server.
+    #[command(subcommand)]
+    Batch(BatchCmd),
     /// Run the issuer's HTTP server.
     Serve {
         /// Listen address.
@@ -50,6 +53,9 @@ enum Command {
         /// Issuer directory.
         #[arg(long, env = "MICROCASH_ISSUER")]
         store: PathBuf,
+        /// Back-office token allowing wallet registration over HTTP (off when unset).
+        #[arg(long, env = "MICROCASH_ADMIN_TOKEN")]
+        admin_token: Option<String>,
     },
     /// Measure the engine against one-at-a-time verification (JSON for capacity planning).
     Bench {
@@ -99,6 +105,29 @@ enum DatasetCmd {
         /// Write plain deposit records (kind 1) without decompression hints.
         #[arg(long)]
         no_hints: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BatchCmd {
+    /// Upload a batch file to a server (streamed) and print its id.
+    Submit {
+        /// The batch file.
+        file: PathBuf,
+        /// Server URL.
+        #[arg(long, env = "MICROCASH_SERVER")]
+        server: String,
+        /// Wait for clearing to finish, showing progress, then print the summary.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show a batch's status.
+    Status {
+        /// Batch id.
+        id: String,
+        /// Server URL.
+        #[arg(long, env = "MICROCASH_SERVER")]
+        server: String,
     },
 }
 
@@ -196,6 +225,39 @@ struct WalletFileArg {
     wallet: PathBuf,
 }
 
+/// Where the issuer is: a local directory, or a server.
+#[derive(Args, Debug, Clone)]
+struct IssuerAt {
+    /// Issuer directory (local files).
+    #[arg(
+        long,
+        env = "MICROCASH_ISSUER",
+        required_unless_present = "server",
+        conflicts_with = "server"
+    )]
+    issuer: Option<PathBuf>,
+    /// Issuer server URL (`microcash serve`), e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "MICROCASH_SERVER")]
+    server: Option<String>,
+    /// Bearer token for the server: the account's API token (withdraw) or the issuer's
+    /// admin token (register).
+    #[arg(long, env = "MICROCASH_TOKEN")]
+    token: Option<String>,
+}
+
+impl IssuerAt {
+    fn connect(&self) -> Result<Box<dyn IssuerApi>, CliError> {
+        match (&self.server, &self.issuer) {
+            (Some(url), _) => Ok(Box::new(crate::client::HttpIssuer::connect(
+                url,
+                self.token.clone(),
+            )?)),
+            (None, Some(dir)) => Ok(Box::new(Issuer::open(dir)?)),
+            (None, None) => Err("pass --issuer DIR or --server URL".into()),
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum WalletCmd {
     /// Create a wallet file with a fresh address key.
@@ -216,7 +278,7 @@ enum WalletCmd {
         #[command(flatten)]
         file: WalletFileArg,
         #[command(flatten)]
-        dir: IssuerDir,
+        dir: IssuerAt,
         /// The identity the issuer records for this wallet.
         #[arg(long)]
         identity: String,
@@ -226,7 +288,7 @@ enum WalletCmd {
         #[command(flatten)]
         file: WalletFileArg,
         #[command(flatten)]
-        dir: IssuerDir,
+        dir: IssuerAt,
         /// Account to debit.
         #[arg(long)]
         account: String,
@@ -242,7 +304,7 @@ enum WalletCmd {
         #[command(flatten)]
         file: WalletFileArg,
         #[command(flatten)]
-        dir: IssuerDir,
+        dir: IssuerAt,
         /// Amount in minor units.
         #[arg(long)]
         amount: u64,
@@ -252,7 +314,7 @@ enum WalletCmd {
         #[command(flatten)]
         file: WalletFileArg,
         #[command(flatten)]
-        dir: IssuerDir,
+        dir: IssuerAt,
         /// The payee's address (mc1…).
         #[arg(long)]
         to: String,
@@ -268,7 +330,7 @@ enum WalletCmd {
         #[command(flatten)]
         file: WalletFileArg,
         #[command(flatten)]
-        dir: IssuerDir,
+        dir: IssuerAt,
         /// The payment file.
         payment: PathBuf,
     },
@@ -277,14 +339,14 @@ enum WalletCmd {
         #[command(flatten)]
         file: WalletFileArg,
         #[command(flatten)]
-        dir: IssuerDir,
+        dir: IssuerAt,
     },
     /// Deposit coins to an account (reference verification path).
     Deposit {
         #[command(flatten)]
         file: WalletFileArg,
         #[command(flatten)]
-        dir: IssuerDir,
+        dir: IssuerAt,
         /// Account to credit.
         #[arg(long)]
         account: String,
@@ -381,13 +443,42 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&report);
         }
         Command::Clear(args) => run_clear(args, now)?,
-        Command::Serve { addr, store } => {
+        Command::Batch(BatchCmd::Status { id, server }) => {
+            print_json(&crate::client::batch_status(&server, &id)?)
+        }
+        Command::Batch(BatchCmd::Submit { file, server, wait }) => {
+            let id = crate::client::submit_batch(&server, &file)?;
+            println!("{id}");
+            if wait {
+                let bar = indicatif::ProgressBar::new(0);
+                let status = loop {
+                    let s = crate::client::batch_status(&server, &id)?;
+                    bar.set_length(s["records_total"].as_u64().unwrap_or(0));
+                    bar.set_position(s["records_done"].as_u64().unwrap_or(0));
+                    match s["state"].as_str() {
+                        Some("done") | Some("failed") => break s,
+                        _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+                    }
+                };
+                bar.finish_and_clear();
+                print_json(&status);
+                if status["state"] != "done" {
+                    return Err(format!("batch {id} failed").into());
+                }
+            }
+        }
+        Command::Serve {
+            addr,
+            store,
+            admin_token,
+        } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(crate::server::serve(crate::server::ServerConfig {
                 addr,
                 store,
+                admin_token,
             }))?;
         }
         Command::Bench {
@@ -503,7 +594,7 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             identity,
         } => {
             let mut w = Wallet::open(&file.wallet)?;
-            w.register(&Issuer::open(&dir.issuer)?, &identity)?;
+            w.register(&*dir.connect()?, &identity)?;
             w.save()?;
             println!("registered {} as {identity:?}", w.address());
         }
@@ -514,9 +605,9 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             amount,
             class,
         } => {
-            let issuer = Issuer::open(&dir.issuer)?;
+            let issuer = dir.connect()?;
             let mut w = Wallet::open(&file.wallet)?;
-            let got = w.withdraw(&issuer, &account, amount, &class, now)?;
+            let got = w.withdraw(&*issuer, &account, amount, &class, now)?;
             w.save()?;
             println!(
                 "withdrew {got} from {account}; wallet balance {}",
@@ -524,9 +615,9 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             );
         }
         WalletCmd::Allowance { file, dir, amount } => {
-            let issuer = Issuer::open(&dir.issuer)?;
+            let issuer = dir.connect()?;
             let mut w = Wallet::open(&file.wallet)?;
-            w.request_allowance(&issuer, amount, now)?;
+            w.request_allowance(&*issuer, amount, now)?;
             w.save()?;
             println!(
                 "allowance {amount} issued; allowance held {}",
@@ -540,10 +631,10 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             amount,
             out,
         } => {
-            let issuer = Issuer::open(&dir.issuer)?;
+            let issuer = dir.connect()?;
             let to: Address = to.parse()?;
             let mut w = Wallet::open(&file.wallet)?;
-            let payment = w.pay(&issuer, &to, amount, now)?;
+            let payment = w.pay(&*issuer, &to, amount, now)?;
             // The payment file first: if we crash before saving the wallet, the coins are
             // still in the wallet (re-sending the file is safe), never lost.
             write_atomic(&out, &payment.to_bytes(), 0o600)?;
@@ -555,22 +646,24 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             );
         }
         WalletCmd::Receive { file, dir, payment } => {
-            let (keysets, policy) = public_view(&dir.issuer)?;
+            let issuer = dir.connect()?;
+            let (keysets, policy) = (issuer.keysets(), issuer.policy());
             let bytes = std::fs::read(&payment)?;
             let payment = Payment::from_bytes(&bytes)?;
             let mut w = Wallet::open(&file.wallet)?;
-            let report = w.receive(&keysets, &policy, &payment, now);
+            let report = w.receive(keysets, policy, &payment, now);
             w.save()?;
             print_json(&report);
         }
         WalletCmd::Balance { file, dir } => {
-            let (keysets, _) = public_view(&dir.issuer)?;
+            let issuer = dir.connect()?;
+            let keysets = issuer.keysets();
             let w = Wallet::open(&file.wallet)?;
             print_json(&serde_json::json!({
                 "address": w.address().to_string(),
-                "balance": w.balance(&keysets)?,
+                "balance": w.balance(keysets)?,
                 "coins": w.coins().len(),
-                "allowance": w.allowance_balance(&keysets),
+                "allowance": w.allowance_balance(keysets),
             }));
         }
         WalletCmd::Deposit {
@@ -579,9 +672,9 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             account,
             amount,
         } => {
-            let issuer = Issuer::open(&dir.issuer)?;
+            let issuer = dir.connect()?;
             let mut w = Wallet::open(&file.wallet)?;
-            let outcomes = w.deposit(&issuer, &account, amount, now)?;
+            let outcomes = w.deposit(&*issuer, &account, amount, now)?;
             w.save()?;
             let credited: u64 = outcomes
                 .iter()

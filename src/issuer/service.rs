@@ -158,6 +158,16 @@ pub enum IssuerError {
     /// Issuer directory failure.
     #[error(transparent)]
     Files(#[from] FilesError),
+    /// A remote issuer refused or failed (HTTP client).
+    #[error("issuer server: {code} ({status}): {message}")]
+    Remote {
+        /// HTTP status (0: transport failure).
+        status: u16,
+        /// The stable error or verdict code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
     /// Engine (store) failure.
     #[error(transparent)]
     Engine(#[from] EngineError),

@@ -9,7 +9,9 @@
 //! | `POST /v1/withdraw` | blinded coins for an account (bearer account token) |
 //! | `POST /v1/swap` | split / merge (authorised by the inputs' owner signatures) |
 //! | `POST /v1/allowance` | allowance tokens (authorised by the wallet's signature) |
+//! | `POST /v1/wallets` | register a wallet address under an identity (issuer admin token) |
 //! | `GET /v1/keys` | keysets with their windows and phase now |
+//! | `GET /v1/policy` | the policy (JSON) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | liveness |
 //!
@@ -57,6 +59,9 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// Issuer directory (keys, state, spent set, uploaded batches).
     pub store: PathBuf,
+    /// Bearer token of the issuer's back office (wallet registration); `None` disables
+    /// registration over HTTP.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Clone)]
@@ -65,6 +70,7 @@ struct AppState {
     batches: Arc<batches::Batches>,
     deposits: tokio::sync::mpsc::Sender<deposits::Job>,
     metrics: Option<PrometheusHandle>,
+    admin_token: Option<Arc<str>>,
 }
 
 /// Installs the Prometheus recorder once per process (tests start several servers).
@@ -83,6 +89,7 @@ fn prometheus() -> Option<PrometheusHandle> {
 pub fn router(
     issuer: Arc<Issuer>,
     store: &std::path::Path,
+    admin_token: Option<String>,
 ) -> std::io::Result<(Router, Arc<AtomicStop>)> {
     let batches = batches::Batches::start(issuer.clone(), store)?;
     let stop = Arc::new(AtomicStop(batches.stop.clone()));
@@ -91,12 +98,14 @@ pub fn router(
         issuer,
         batches,
         metrics: prometheus(),
+        admin_token: admin_token.map(Arc::from),
     };
     let json_routes = Router::new()
         .route("/v1/deposits", post(post_deposit))
         .route("/v1/withdraw", post(post_withdraw))
         .route("/v1/swap", post(post_swap))
         .route("/v1/allowance", post(post_allowance))
+        .route("/v1/wallets", post(post_wallet))
         .layer(DefaultBodyLimit::max(JSON_BODY_MAX));
     let router = Router::new()
         .route(
@@ -106,6 +115,10 @@ pub fn router(
         .route("/v1/batches/{id}", get(get_batch))
         .route("/v1/batches/{id}/verdicts", get(get_verdicts))
         .route("/v1/keys", get(get_keys))
+        .route(
+            "/v1/policy",
+            get(|State(s): State<AppState>| async move { Json(s.issuer.policy().clone()) }),
+        )
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok" }))
         .merge(json_routes)
@@ -126,7 +139,7 @@ impl AtomicStop {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let issuer = Arc::new(Issuer::open(&config.store)?);
-    let (router, stop) = router(issuer, &config.store)?;
+    let (router, stop) = router(issuer, &config.store, config.admin_token.clone())?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
     axum::serve(listener, router)
@@ -313,6 +326,50 @@ async fn post_allowance(
     Ok(Json(
         json!({ "signatures": sigs.iter().map(|s| hex::encode(s.to_compressed())).collect::<Vec<_>>() }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalletBody {
+    /// The wallet's address (mc1…).
+    address: String,
+    /// The identity the issuer verified out of band.
+    identity: String,
+}
+
+async fn post_wallet(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<WalletBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let Some(admin) = s.admin_token.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "disabled",
+            "wallet registration over HTTP is disabled on this server",
+        ));
+    };
+    if bearer(&headers) != Some(admin) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "issuer admin token required",
+        ));
+    }
+    let address: crate::protocol::stealth::Address = body
+        .address
+        .parse()
+        .map_err(|e| ApiError::bad_request("bad_field", format!("address: {e}")))?;
+    if body.identity.is_empty() || body.identity.len() > 256 {
+        return Err(ApiError::bad_request(
+            "bad_field",
+            "identity: 1-256 characters",
+        ));
+    }
+    let issuer = s.issuer.clone();
+    blocking(move || Ok(issuer.register_wallet(&address, &body.identity)?)).await?;
+    Ok(Json(json!({ "registered": address.to_string() })))
 }
 
 async fn get_keys(State(s): State<AppState>) -> impl IntoResponse {

@@ -699,7 +699,7 @@ impl Wallet {
                     let spent = matches!(
                         e,
                         IssuerError::Refused(crate::engine::Verdict::DoubleSpent { .. })
-                    );
+                    ) || matches!(&e, IssuerError::Remote { code, .. } if code == "double_spent");
                     if spent {
                         gone.push(i);
                     } else {
