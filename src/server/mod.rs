@@ -47,6 +47,23 @@ use crate::protocol::allowance::AllowanceRequest;
 use crate::protocol::deposit::{AccountName, BlindedOutput, Deposit, SwapRequest};
 use crate::protocol::encoding::{Decode, Reader};
 
+/// Every route the router serves, as (method, path template). `docs/openapi.yaml` must
+/// document each (a test checks both that they are served and that they are documented).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/batches"),
+    ("GET", "/v1/batches/{id}"),
+    ("GET", "/v1/batches/{id}/verdicts"),
+    ("POST", "/v1/deposits"),
+    ("POST", "/v1/withdraw"),
+    ("POST", "/v1/swap"),
+    ("POST", "/v1/allowance"),
+    ("POST", "/v1/wallets"),
+    ("GET", "/v1/keys"),
+    ("GET", "/v1/policy"),
+    ("GET", "/metrics"),
+    ("GET", "/healthz"),
+];
+
 /// Largest JSON request body.
 pub const JSON_BODY_MAX: usize = 1 << 20;
 /// Largest uploaded batch.
