@@ -56,6 +56,9 @@ enum Command {
         /// Back-office token allowing wallet registration over HTTP (off when unset).
         #[arg(long, env = "MICROCASH_ADMIN_TOKEN")]
         admin_token: Option<String>,
+        /// Records per clearing chunk (one fsync each).
+        #[arg(long, default_value_t = crate::engine::pipeline::CHUNK_RECORDS_DEFAULT)]
+        chunk: usize,
     },
     /// Measure the engine against one-at-a-time verification (JSON for capacity planning).
     Bench {
@@ -471,6 +474,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             addr,
             store,
             admin_token,
+            chunk,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -479,6 +483,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 addr,
                 store,
                 admin_token,
+                chunk_records: chunk,
             }))?;
         }
         Command::Bench {

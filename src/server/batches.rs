@@ -48,6 +48,7 @@ pub struct Batches {
     status: Mutex<HashMap<String, BatchStatus>>,
     queue: std::sync::mpsc::SyncSender<String>,
     queued: AtomicU64,
+    chunk_records: usize,
     /// Set on shutdown: the running batch stops after its current chunk.
     pub stop: Arc<AtomicBool>,
 }
@@ -63,7 +64,11 @@ impl Batches {
     }
 
     /// Opens the registry, queues unfinished batches and starts the worker.
-    pub fn start(issuer: Arc<Issuer>, store: &Path) -> std::io::Result<Arc<Batches>> {
+    pub fn start(
+        issuer: Arc<Issuer>,
+        store: &Path,
+        chunk_records: usize,
+    ) -> std::io::Result<Arc<Batches>> {
         let dir = Self::dir_of(store);
         std::fs::create_dir_all(&dir)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<String>(BATCH_QUEUE_MAX);
@@ -72,6 +77,7 @@ impl Batches {
             status: Mutex::new(HashMap::new()),
             queue: tx,
             queued: AtomicU64::new(0),
+            chunk_records,
             stop: Arc::new(AtomicBool::new(false)),
         });
         let mut pending = Vec::new();
@@ -188,6 +194,7 @@ impl Batches {
             let options = ClearOptions {
                 verdicts: Some(self.verdicts_path(&id)),
                 stop: Some(self.stop.clone()),
+                chunk_records: self.chunk_records,
                 ..ClearOptions::default()
             };
             let progress = |done: u64, total: u64| {

@@ -79,6 +79,8 @@ pub struct ServerConfig {
     /// Bearer token of the issuer's back office (wallet registration); `None` disables
     /// registration over HTTP.
     pub admin_token: Option<String>,
+    /// Records per clearing chunk (one fsync each).
+    pub chunk_records: usize,
 }
 
 #[derive(Clone)]
@@ -107,8 +109,9 @@ pub fn router(
     issuer: Arc<Issuer>,
     store: &std::path::Path,
     admin_token: Option<String>,
+    chunk_records: usize,
 ) -> std::io::Result<(Router, Arc<AtomicStop>)> {
-    let batches = batches::Batches::start(issuer.clone(), store)?;
+    let batches = batches::Batches::start(issuer.clone(), store, chunk_records)?;
     let stop = Arc::new(AtomicStop(batches.stop.clone()));
     let state = AppState {
         deposits: deposits::start(issuer.clone()),
@@ -156,7 +159,12 @@ impl AtomicStop {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let issuer = Arc::new(Issuer::open(&config.store)?);
-    let (router, stop) = router(issuer, &config.store, config.admin_token.clone())?;
+    let (router, stop) = router(
+        issuer,
+        &config.store,
+        config.admin_token.clone(),
+        config.chunk_records,
+    )?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
     axum::serve(listener, router)
