@@ -1,0 +1,64 @@
+"""Tests of scripts/capacity.py against a hand-worked example."""
+import math
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import capacity as c  # noqa: E402
+
+
+# A record with round numbers: one-hop coin 100 µs end to end, 80 µs in kernels, of which
+# hash_to_g1 50 µs; 2 threads give 1.8× one thread.
+R = c.Record(engine_1t_us=100.0, kernels_1t_us=80.0, hash_to_g1_us=50.0, thread_scaling=1.8, threads=2)
+
+
+class HandWorked(unittest.TestCase):
+    def test_coin_costs(self):
+        # u = (80 - 50) / 3 = 10 µs; overhead 100/80 = 1.25.
+        self.assertAlmostEqual(c.signature_unit_us(R), 10.0)
+        self.assertAlmostEqual(c.coin_cost_us(R, 1, False), 100.0)  # (50 + 3·10)·1.25
+        self.assertAlmostEqual(c.coin_cost_us(R, 2, False), 112.5)  # (50 + 4·10)·1.25
+        # Allowance on a 2-hop coin: 2 tokens × (50 + 20) more kernel µs.
+        self.assertAlmostEqual(c.coin_cost_us(R, 2, True), (90 + 140) * 1.25)
+
+    def test_cores_for_a_day(self):
+        w = c.Workload(coins_per_day=86_400_000, peak_to_average=2, hops_mix={1: 1.0})
+        # Peak: 1000 coins/s × 2 = 2000/s. One core: 10 000 coins/s × efficiency 0.9 = 9000/s,
+        # at 70 % utilisation 6300/s → 1 core.
+        self.assertAlmostEqual(c.peak_rate(w), 2000.0)
+        self.assertEqual(c.cores_needed(R, w), 1)
+        w.coins_per_day *= 10  # 20 000/s at peak → 20 000 / 6300 = 3.17 → 4 cores
+        self.assertEqual(c.cores_needed(R, w), 4)
+        self.assertEqual(c.plan(R, w)["servers"], 1)
+
+    def test_storage(self):
+        w = c.Workload(coins_per_day=1_000_000, hops_mix={1: 1.0}, retention_epochs=2, epoch_days=30)
+        # 30 M serials per epoch → slots ≥ 40 M → 2^26 = 67 108 864 × 40 B = 2.5 GiB table.
+        self.assertEqual(c.table_bytes(30_000_000), 2**26 * 40)
+        self.assertEqual(c.spent_set_ram_bytes(w), 2 * (2**26 * 40 + 2 * 30_000_000))
+        # Journal: 98 + 32·2 = 162 B per receipt; batches 900 B per record kept 7 days.
+        self.assertAlmostEqual(c.receipt_bytes(w), 162.0)
+        self.assertAlmostEqual(c.disk_bytes(w, 1), 162e6 + 900e6 + 2**26 * 40)
+
+    def test_hops_mix_parsing(self):
+        self.assertEqual(c.parse_hops_mix("1:80,2:15,3:5"), {1: 80.0, 2: 15.0, 3: 5.0})
+        with self.assertRaises(ValueError):
+            c.parse_hops_mix("1:0")
+
+    def test_plots_are_written(self):
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            self.skipTest("matplotlib not installed (.ci/run installs it)")
+        with tempfile.TemporaryDirectory() as d:
+            paths = c.plots(R, c.Workload(coins_per_day=1e7), d)
+            self.assertEqual(len(paths), 2)
+            for p in paths:
+                with open(p, "rb") as f:
+                    self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+
+if __name__ == "__main__":
+    unittest.main()
