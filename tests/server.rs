@@ -556,3 +556,183 @@ fn shutdown_mid_batch_resumes_on_restart() {
         "resumed mid-batch ({replayed} replayed)"
     );
 }
+
+fn wait_done(http: &reqwest::blocking::Client, server: &Server, id: &str) -> Value {
+    loop {
+        let s: Value = http
+            .get(url(server, &format!("/v1/batches/{id}")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if s["state"] == "done" || s["state"] == "failed" {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn verdict_lines(http: &reqwest::blocking::Client, server: &Server, id: &str) -> Vec<Value> {
+    let text = http
+        .get(url(server, &format!("/v1/batches/{id}/verdicts")))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Two uploads racing with the same coins in them (day 2 re-deposits day-1 coins):
+/// every serial is accepted at most once across both, whatever the order.
+#[test]
+fn double_spend_across_two_concurrent_uploads() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    let server = start(&store);
+    let base = format!("http://{}", server.addr);
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let h: Vec<_> = ["mixed-day2.mcb", "mixed-day1.mcb"]
+            .iter()
+            .map(|f| {
+                let path = samples.join(f);
+                let base = base.clone();
+                s.spawn(move || microcash::client::submit_batch(&base, &path).unwrap())
+            })
+            .collect();
+        h.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let http = client();
+    let mut accepted: std::collections::HashMap<String, u32> = Default::default();
+    for id in &ids {
+        assert_eq!(wait_done(&http, &server, id)["state"], "done");
+        for v in verdict_lines(&http, &server, id) {
+            if v["verdict"] == "accepted" && v["replayed"] == false {
+                *accepted
+                    .entry(v["serial"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    assert!(accepted.len() > 2000);
+    assert!(
+        accepted.values().all(|&n| n == 1),
+        "a serial accepted twice"
+    );
+}
+
+/// A batch of more than 100 000 records uploaded and polled to completion. The records
+/// are the sample's valid deposits repeated (every copy verifies; settlement accepts the
+/// first and names the rest `duplicate_in_batch`).
+#[test]
+fn upload_of_a_hundred_thousand_records() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    let expected: Vec<String> = std::fs::read_to_string(samples.join("mixed-day1.expected.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["verdict"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut reader =
+        microcash::engine::batch_file::BatchReader::open(&samples.join("mixed-day1.mcb")).unwrap();
+    let valid: Vec<Vec<u8>> = std::iter::from_fn(|| reader.next_record())
+        .zip(&expected)
+        .filter(|(_, v)| v.as_str() == "accepted")
+        .map(|(r, _)| r.payload.unwrap())
+        .collect();
+    let big = tmp.path().join("big.mcb");
+    let mut w =
+        microcash::engine::batch_file::BatchWriter::create(&big, [7; 16], microcash::unix_now())
+            .unwrap();
+    let copies = 100_000usize.div_ceil(valid.len()) + 1;
+    for _ in 0..copies {
+        for p in &valid {
+            w.append(p).unwrap();
+        }
+    }
+    let header = w.finish().unwrap();
+    assert!(header.record_count >= 100_000);
+    let server = start(&store);
+    let http = client();
+    let id = microcash::client::submit_batch(&format!("http://{}", server.addr), &big).unwrap();
+    let mut polls = 0;
+    let mut last_done = 0;
+    let done = loop {
+        let s: Value = http
+            .get(url(&server, &format!("/v1/batches/{id}")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let d = s["records_done"].as_u64().unwrap_or(0);
+        assert!(d >= last_done, "progress never goes back");
+        last_done = d;
+        polls += 1;
+        if s["state"] == "done" {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(polls > 1);
+    assert_eq!(done["summary"]["records"], header.record_count);
+    assert_eq!(done["summary"]["accepted"], valid.len() as u64);
+    assert_eq!(
+        done["summary"]["rejected"]["duplicate_in_batch"],
+        header.record_count - valid.len() as u64
+    );
+}
+
+/// Back-pressure: with the worker busy, uploads beyond the bounded queue get 429 with
+/// Retry-After instead of piling up.
+#[test]
+fn full_batch_queue_answers_429() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    // An empty (header-only) batch is a valid upload that costs nothing to store.
+    let empty = tmp.path().join("empty.mcb");
+    microcash::engine::batch_file::BatchWriter::create(&empty, [1; 16], 0)
+        .unwrap()
+        .finish()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer = Arc::new(Issuer::open(&store).unwrap());
+    let (router, _stop) = microcash::server::router(issuer, &store, None, 8).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
+    // Keep the worker busy with a day in small chunks, then flood the queue.
+    microcash::client::submit_batch(&base, &samples.join("mixed-day1.mcb")).unwrap();
+    let http = client();
+    let mut statuses = Vec::new();
+    for _ in 0..(microcash::server::BATCH_QUEUE_MAX + 4) {
+        let resp = http
+            .post(format!("{base}/v1/batches"))
+            .body(std::fs::read(&empty).unwrap())
+            .send()
+            .unwrap();
+        if resp.status() == 429 {
+            assert!(resp.headers().get("retry-after").is_some());
+        }
+        statuses.push(resp.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 429));
+}
