@@ -27,8 +27,15 @@ fn start(store: &Path) -> Server {
         .build()
         .unwrap();
     let issuer = Arc::new(Issuer::open(store).unwrap());
-    let (router, _stop) =
-        microcash::server::router(issuer, store, Some("admin-secret".into()), 4096).unwrap();
+    let (router, _stop) = microcash::server::router(
+        issuer,
+        store,
+        microcash::server::RouterOptions {
+            admin_token: Some("admin-secret".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -712,7 +719,15 @@ fn full_batch_queue_answers_429() {
         .build()
         .unwrap();
     let issuer = Arc::new(Issuer::open(&store).unwrap());
-    let (router, _stop) = microcash::server::router(issuer, &store, None, 8).unwrap();
+    let (router, _stop) = microcash::server::router(
+        issuer,
+        &store,
+        microcash::server::RouterOptions {
+            chunk_records: 8,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -59,6 +59,9 @@ enum Command {
         /// Records per clearing chunk (one fsync each).
         #[arg(long, default_value_t = crate::engine::pipeline::CHUNK_RECORDS_DEFAULT)]
         chunk: usize,
+        /// Capacity of the single-deposit queue (503 beyond it; at most 1024).
+        #[arg(long, default_value_t = crate::server::DEPOSIT_QUEUE_MAX)]
+        deposit_queue: usize,
     },
     /// Measure the engine against one-at-a-time verification (JSON for capacity planning).
     Bench {
@@ -475,6 +478,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             store,
             admin_token,
             chunk,
+            deposit_queue,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -484,6 +488,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 store,
                 admin_token,
                 chunk_records: chunk,
+                deposit_queue,
             }))?;
         }
         Command::Bench {

@@ -14,7 +14,7 @@ use crate::issuer::Issuer;
 use crate::protocol::deposit::{CreditTarget, Deposit};
 use crate::protocol::verify::{VerifiedDeposit, Verifier};
 
-/// Deposits waiting to be coalesced, at most.
+/// Deposits waiting to be coalesced, at most (the default and the ceiling).
 pub const DEPOSIT_QUEUE_MAX: usize = 1024;
 /// Deposits settled in one group, at most.
 pub const DEPOSIT_GROUP_MAX: usize = 256;
@@ -30,8 +30,8 @@ pub struct Job {
 }
 
 /// Starts the coalescer on its own thread; returns its queue.
-pub fn start(issuer: Arc<Issuer>) -> mpsc::Sender<Job> {
-    let (tx, mut rx) = mpsc::channel::<Job>(DEPOSIT_QUEUE_MAX);
+pub fn start(issuer: Arc<Issuer>, capacity: usize) -> mpsc::Sender<Job> {
+    let (tx, mut rx) = mpsc::channel::<Job>(capacity.clamp(1, DEPOSIT_QUEUE_MAX));
     std::thread::Builder::new()
         .name("microcash-deposits".into())
         .spawn(move || {

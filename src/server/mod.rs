@@ -81,6 +81,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Records per clearing chunk (one fsync each).
     pub chunk_records: usize,
+    /// Capacity of the single-deposit queue.
+    pub deposit_queue: usize,
 }
 
 #[derive(Clone)]
@@ -104,17 +106,42 @@ fn prometheus() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Tunables of the router.
+#[derive(Clone, Debug)]
+pub struct RouterOptions {
+    /// Back-office token for wallet registration (`None`: registration disabled).
+    pub admin_token: Option<String>,
+    /// Records per clearing chunk.
+    pub chunk_records: usize,
+    /// Capacity of the single-deposit queue (503 beyond it).
+    pub deposit_queue: usize,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        RouterOptions {
+            admin_token: None,
+            chunk_records: crate::engine::pipeline::CHUNK_RECORDS_DEFAULT,
+            deposit_queue: DEPOSIT_QUEUE_MAX,
+        }
+    }
+}
+
 /// The router over an opened issuer.
 pub fn router(
     issuer: Arc<Issuer>,
     store: &std::path::Path,
-    admin_token: Option<String>,
-    chunk_records: usize,
+    options: RouterOptions,
 ) -> std::io::Result<(Router, Arc<AtomicStop>)> {
+    let RouterOptions {
+        admin_token,
+        chunk_records,
+        deposit_queue,
+    } = options;
     let batches = batches::Batches::start(issuer.clone(), store, chunk_records)?;
     let stop = Arc::new(AtomicStop(batches.stop.clone()));
     let state = AppState {
-        deposits: deposits::start(issuer.clone()),
+        deposits: deposits::start(issuer.clone(), deposit_queue),
         issuer,
         batches,
         metrics: prometheus(),
@@ -159,12 +186,12 @@ impl AtomicStop {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let issuer = Arc::new(Issuer::open(&config.store)?);
-    let (router, stop) = router(
-        issuer,
-        &config.store,
-        config.admin_token.clone(),
-        config.chunk_records,
-    )?;
+    let options = RouterOptions {
+        admin_token: config.admin_token.clone(),
+        chunk_records: config.chunk_records,
+        deposit_queue: config.deposit_queue,
+    };
+    let (router, stop) = router(issuer, &config.store, options)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
     axum::serve(listener, router)
