@@ -78,17 +78,7 @@ impl HttpIssuer {
             .timeout(Duration::from_secs(120))
             .build()?;
         let base = base.trim_end_matches('/').to_owned();
-        let get = |path: &str| -> Result<Value, ClientError> {
-            let resp = http.get(format!("{base}{path}")).send()?;
-            let status = resp.status().as_u16();
-            if status != 200 {
-                return Err(ClientError::Unexpected {
-                    status,
-                    body: resp.text().unwrap_or_default(),
-                });
-            }
-            Ok(resp.json()?)
-        };
+        let get = |path: &str| get_json(&http, &format!("{base}{path}"));
         let keys = get("/v1/keys")?;
         let items: Vec<KeysetJson> =
             serde_json::from_value(keys["keysets"].clone()).map_err(|e| {
@@ -250,9 +240,9 @@ pub fn submit_batch(base: &str, file: &Path) -> Result<String, ClientError> {
         .ok_or(ClientError::Unexpected { status, body })
 }
 
-/// The status of a batch.
-pub fn batch_status(base: &str, id: &str) -> Result<Value, ClientError> {
-    let resp = reqwest::blocking::get(format!("{}/v1/batches/{id}", base.trim_end_matches('/')))?;
+/// GET a JSON document; anything but 200 is an error carrying the body.
+fn get_json(http: &reqwest::blocking::Client, url: &str) -> Result<Value, ClientError> {
+    let resp = http.get(url).send()?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Err(ClientError::Unexpected {
@@ -261,4 +251,15 @@ pub fn batch_status(base: &str, id: &str) -> Result<Value, ClientError> {
         });
     }
     Ok(resp.json()?)
+}
+
+/// The status of a batch.
+pub fn batch_status(base: &str, id: &str) -> Result<Value, ClientError> {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    get_json(
+        &http,
+        &format!("{}/v1/batches/{id}", base.trim_end_matches('/')),
+    )
 }

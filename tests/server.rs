@@ -15,6 +15,15 @@ use microcash::protocol::policy::Policy;
 use microcash::protocol::withdraw::{blind, finish_coin};
 use serde_json::{json, Value};
 
+/// A fresh clearing store made from the checked-in sample's parameters.
+fn sample_store() -> (std::path::PathBuf, tempfile::TempDir, std::path::PathBuf) {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    (samples, tmp, store)
+}
+
 struct Server {
     addr: SocketAddr,
     _rt: tokio::runtime::Runtime,
@@ -187,10 +196,7 @@ fn wallet_operations_over_http() {
 
 #[test]
 fn batch_upload_with_progress_and_streamed_verdicts() {
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    let (samples, tmp, store) = sample_store();
     let server = start(&store);
     let http = client();
     let bytes = std::fs::read(samples.join("mixed-day1.mcb")).unwrap();
@@ -490,10 +496,7 @@ fn openapi_document_matches_the_router() {
 /// restart the batch resumes (idempotently) and ends with the single run's verdicts.
 #[test]
 fn shutdown_mid_batch_resumes_on_restart() {
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    let (samples, _tmp, store) = sample_store();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -595,10 +598,7 @@ fn verdict_lines(http: &reqwest::blocking::Client, server: &Server, id: &str) ->
 /// every serial is accepted at most once across both, whatever the order.
 #[test]
 fn double_spend_across_two_concurrent_uploads() {
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    let (samples, _tmp, store) = sample_store();
     let server = start(&store);
     let base = format!("http://{}", server.addr);
     let ids: Vec<String> = std::thread::scope(|s| {
@@ -636,10 +636,7 @@ fn double_spend_across_two_concurrent_uploads() {
 /// first and names the rest `duplicate_in_batch`).
 #[test]
 fn upload_of_a_hundred_thousand_records() {
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    let (samples, tmp, store) = sample_store();
     let expected: Vec<String> = std::fs::read_to_string(samples.join("mixed-day1.expected.jsonl"))
         .unwrap()
         .lines()
@@ -703,10 +700,7 @@ fn upload_of_a_hundred_thousand_records() {
 /// Retry-After instead of piling up.
 #[test]
 fn full_batch_queue_answers_429() {
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    let (samples, tmp, store) = sample_store();
     // An empty (header-only) batch is a valid upload that costs nothing to store.
     let empty = tmp.path().join("empty.mcb");
     microcash::engine::batch_file::BatchWriter::create(&empty, [1; 16], 0)
