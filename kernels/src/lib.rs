@@ -15,4 +15,5 @@ pub mod bisect;
 pub mod bloom;
 pub mod bls;
 pub mod pallas;
+pub mod prefetch;
 pub mod weights;

@@ -65,6 +65,13 @@ impl Bloom {
         bloom::probe(&self.file.bytes()[HEADER_BYTES..], serial_hash(serial))
     }
 
+    /// Prefetches the block `serial` maps to.
+    pub fn prefetch(&self, serial: &[u8; 32]) {
+        let filter = &self.file.bytes()[HEADER_BYTES..];
+        let block = bloom::block_index(serial_hash(serial), filter.len() / bloom::BLOCK_BYTES);
+        microcash_kernels::prefetch::prefetch(filter, block * bloom::BLOCK_BYTES);
+    }
+
     /// Adds `serial`.
     #[inline]
     pub fn insert(&mut self, serial: &[u8; 32]) {

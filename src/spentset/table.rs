@@ -139,6 +139,12 @@ impl Table {
         }
     }
 
+    /// Prefetches the slot `serial` starts probing at.
+    pub fn prefetch(&self, serial: &[u8; 32]) {
+        let o = HEADER_BYTES + slot_start(self.capacity, serial) as usize * SLOT_BYTES;
+        microcash_kernels::prefetch::prefetch(self.file.bytes(), o);
+    }
+
     /// Whether adding `extra` entries would push the load above 3/4.
     pub fn needs_growth(&self, extra: u64) -> bool {
         (self.count + extra) * 4 > self.capacity * 3
