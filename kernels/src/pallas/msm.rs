@@ -7,7 +7,9 @@
 //! Scalars are little-endian byte strings (`[u8; 32]` for full scalars, `[u8; 16]` for
 //! 128-bit weights); `bits` bounds the scalars' length so short scalars cost fewer windows.
 
+use ff::{BatchInvert, Field};
 use group::Group;
+use pasta_curves::arithmetic::CurveAffine;
 use pasta_curves::pallas;
 use rayon::prelude::*;
 
@@ -57,27 +59,100 @@ fn signed_digits<S: AsRef<[u8]> + Sync>(scalars: &[S], width: usize, windows: us
     digits
 }
 
+/// One window's Σ d·B_d, with the buckets accumulated in **affine** coordinates: points
+/// are grouped by bucket (a counting sort), then in round r every bucket with more than r
+/// points takes its r-th one, and all the additions of a round share one field inversion
+/// (Montgomery's trick). An affine addition then costs about 6 multiplications against 11
+/// for a mixed Jacobian one. The rare same-x cases (P + P, P + (−P)) go to a projective side
+/// total, so no inversion of zero is ever needed.
 fn window_sum(
-    points: &[pallas::Affine],
+    xs: &[pallas::Base],
+    ys: &[pallas::Base],
     digits: &[i32],
     windows: usize,
     w: usize,
     width: usize,
 ) -> pallas::Point {
-    let mut buckets = vec![pallas::Point::identity(); 1 << (width - 1)];
-    for (i, p) in points.iter().enumerate() {
+    let buckets = 1usize << (width - 1);
+    // Counting sort of (point, sign) by bucket.
+    let mut start = vec![0u32; buckets + 1];
+    for i in 0..xs.len() {
         let d = digits[i * windows + w];
-        if d > 0 {
-            buckets[(d - 1) as usize] += p;
-        } else if d < 0 {
-            buckets[(-d - 1) as usize] -= p;
+        if d != 0 {
+            start[d.unsigned_abs() as usize] += 1;
         }
+    }
+    for b in 0..buckets {
+        start[b + 1] += start[b];
+    }
+    let mut fill = start.clone();
+    let mut items = vec![(0u32, false); start[buckets] as usize];
+    for i in 0..xs.len() {
+        let d = digits[i * windows + w];
+        if d != 0 {
+            let b = d.unsigned_abs() as usize - 1;
+            items[fill[b] as usize] = (i as u32, d < 0);
+            fill[b] += 1;
+        }
+    }
+    let point = |k: usize| {
+        let (i, neg) = items[k];
+        let y = ys[i as usize];
+        (xs[i as usize], if neg { -y } else { y })
+    };
+    let mut bx = vec![pallas::Base::ZERO; buckets];
+    let mut by = vec![pallas::Base::ZERO; buckets];
+    let mut full = vec![false; buckets];
+    let mut side = vec![pallas::Point::identity(); buckets];
+    let mut active: Vec<usize> = (0..buckets).filter(|&b| start[b + 1] > start[b]).collect();
+    let mut batch: Vec<(usize, pallas::Base, pallas::Base)> = Vec::with_capacity(active.len());
+    let mut dens: Vec<pallas::Base> = Vec::with_capacity(active.len());
+    let mut inv: Vec<pallas::Base> = Vec::with_capacity(active.len());
+    let mut round = 0u32;
+    while !active.is_empty() {
+        batch.clear();
+        for &b in &active {
+            let (px, py) = point((start[b] + round) as usize);
+            if full[b] {
+                batch.push((b, px, py));
+            } else {
+                bx[b] = px;
+                by[b] = py;
+                full[b] = true;
+            }
+        }
+        dens.clear();
+        dens.extend(batch.iter().map(|&(b, px, _)| px - bx[b]));
+        inv.clear();
+        inv.extend_from_slice(&dens);
+        inv.iter_mut().batch_invert();
+        for (k, &(b, px, py)) in batch.iter().enumerate() {
+            if bool::from(dens[k].is_zero()) {
+                // Same x: P + P (double into the side total) or P + (−P) (nothing left).
+                if py == by[b] {
+                    side[b] += pallas::Point::from(pallas::Affine::from_xy_unchecked(bx[b], by[b]))
+                        .double();
+                }
+                full[b] = false;
+                continue;
+            }
+            let lambda = (py - by[b]) * inv[k];
+            let x3 = lambda.square() - bx[b] - px;
+            let y3 = lambda * (bx[b] - x3) - by[b];
+            bx[b] = x3;
+            by[b] = y3;
+        }
+        round += 1;
+        active.retain(|&b| start[b + 1] - start[b] > round);
     }
     // Σ d·B_d as a running sum from the top bucket down.
     let mut running = pallas::Point::identity();
     let mut sum = pallas::Point::identity();
-    for b in buckets.iter().rev() {
-        running += b;
+    for b in (0..buckets).rev() {
+        if full[b] {
+            running += pallas::Affine::from_xy_unchecked(bx[b], by[b]);
+        }
+        running += side[b];
         sum += running;
     }
     sum
@@ -96,10 +171,21 @@ pub fn msm<S: AsRef<[u8]> + Sync>(
     let width = window_bits(points.len());
     // One extra window takes the final carry of the signed recoding.
     let windows = bits.div_ceil(width) + 1;
-    let digits = signed_digits(scalars, width, windows);
+    // The identity contributes nothing (and has no affine coordinates): leave it out. Keys
+    // are never the identity, but a signature's R may be.
+    let (coords, kept): (Vec<(pallas::Base, pallas::Base)>, Vec<&S>) = points
+        .iter()
+        .zip(scalars)
+        .filter_map(|(p, s)| {
+            Option::<pasta_curves::arithmetic::Coordinates<pallas::Affine>>::from(p.coordinates())
+                .map(|c| ((*c.x(), *c.y()), s))
+        })
+        .unzip();
+    let (xs, ys): (Vec<pallas::Base>, Vec<pallas::Base>) = coords.into_iter().unzip();
+    let digits = signed_digits(&kept, width, windows);
     let sums: Vec<pallas::Point> = (0..windows)
         .into_par_iter()
-        .map(|w| window_sum(points, &digits, windows, w, width))
+        .map(|w| window_sum(&xs, &ys, &digits, windows, w, width))
         .collect();
     let mut acc = pallas::Point::identity();
     for sum in sums.iter().rev() {
@@ -131,6 +217,31 @@ mod tests {
 
     fn rng() -> rand_core::UnwrapErr<rand::rngs::SysRng> {
         rand_core::UnwrapErr(rand::rngs::SysRng)
+    }
+
+    #[test]
+    fn same_bucket_doubling_cancellation_and_identity_are_handled() {
+        let mut rng = rng();
+        let p = pallas::Point::random(&mut rng).to_affine();
+        let q = pallas::Point::random(&mut rng).to_affine();
+        // P twice with equal scalars (doubling in a bucket), P and −P with equal scalars
+        // (cancellation), the identity, and a spread of others.
+        let mut points = vec![p, p, p, -p, pallas::Point::identity().to_affine(), q];
+        let mut scalars = vec![pallas::Scalar::from(5u64); 4];
+        scalars.push(pallas::Scalar::from(9u64));
+        scalars.push(pallas::Scalar::from(5u64));
+        for _ in 0..200 {
+            points.push(if bool::from(pallas::Scalar::random(&mut rng).is_odd()) {
+                p
+            } else {
+                q
+            });
+            scalars.push(pallas::Scalar::from(
+                rand_core::Rng::next_u32(&mut rng) as u64 % 7,
+            ));
+        }
+        let bytes: Vec<[u8; 32]> = scalars.iter().map(|s| s.to_repr()).collect();
+        assert_eq!(msm(&points, &bytes, 255), msm_naive(&points, &scalars));
     }
 
     #[test]
