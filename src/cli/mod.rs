@@ -66,7 +66,7 @@ enum Command {
     /// Measure the engine against one-at-a-time verification (JSON for capacity planning).
     Bench {
         /// Coins in the generated batch.
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = 8192)]
         coins: u64,
         /// Threads for the all-threads runs (default: all cores).
         #[arg(long, default_value_t = 0)]

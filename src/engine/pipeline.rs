@@ -34,7 +34,7 @@ use crate::protocol::verify::{VerifiedDeposit, Verifier};
 /// Chunks in flight between two stages.
 pub const QUEUE_DEPTH_MAX: usize = 2;
 /// Default records per chunk.
-pub const CHUNK_RECORDS_DEFAULT: usize = 4096;
+pub const CHUNK_RECORDS_DEFAULT: usize = 8192;
 /// Upper bound on records per chunk (memory bound).
 pub const CHUNK_RECORDS_MAX: usize = 65_536;
 
