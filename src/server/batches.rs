@@ -82,7 +82,13 @@ impl Batches {
         });
         let mut pending = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".mcb.part") {
+                // An upload cut off before it completed: it was never acknowledged.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
             if let Some(id) = name.strip_suffix(".mcb") {
                 match std::fs::read(status_path(&dir, id))
                     .ok()
