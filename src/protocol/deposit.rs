@@ -4,7 +4,7 @@
 use microcash_kernels::bls::G1Affine;
 
 use super::coin::{
-    allowance_list_digest, decode_spends, encode_spends, AllowanceSpend, Coin, COIN_VERSION,
+    allowance_list_digest, decode_spends, encode_spends, AllowanceSpend, Coin, Serial, COIN_VERSION,
 };
 use super::encoding::{expect_version, Decode, DecodeError, DecodeReason, Encode, Reader, Writer};
 use super::keys::RedSig;
@@ -110,17 +110,17 @@ pub struct Deposit {
 }
 
 impl Deposit {
-    /// The body the owner signs: serial ‖ dₙ ‖ target ‖ deposit_id ‖ time.
+    /// The body the owner signs: serial ‖ dₙ ‖ target ‖ deposit_id ‖ time, where dₙ is the
+    /// coin's last chain digest (callers have it already: computing it hashes every link).
     pub(crate) fn body(
-        coin: &Coin,
+        serial: &Serial,
+        last_digest: &[u8; 32],
         target: &CreditTarget,
         deposit_id: &[u8; 16],
         time: u64,
     ) -> Vec<u8> {
-        let digests = coin.chain_digests();
         let mut w = Writer::new();
-        w.bytes(&coin.serial().0)
-            .bytes(digests.last().expect("d₀ always exists"));
+        w.bytes(&serial.0).bytes(last_digest);
         target.encode(&mut w);
         w.bytes(deposit_id).u64(time);
         w.finish()

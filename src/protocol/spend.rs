@@ -94,7 +94,9 @@ impl OwnedCoin {
     ) -> Deposit {
         let mut deposit_id = [0u8; 16];
         rng.fill_bytes(&mut deposit_id);
-        let body = Deposit::body(&self.coin, &target, &deposit_id, time);
+        let digests = self.coin.chain_digests();
+        let last = digests.last().expect("d₀ always exists");
+        let body = Deposit::body(&self.coin.serial(), last, &target, &deposit_id, time);
         let binding = allowance_binding(BIND_DEPOSIT, &body);
         let spends: Vec<_> = allowances.iter().map(|a| a.spend(&binding, rng)).collect();
         let signature = self

@@ -198,6 +198,8 @@ pub struct VerifiedCoin<'a> {
     pub serial: Serial,
     /// Allowance serials (with epochs) spent on its links.
     pub allowance_serials: Vec<(Serial, u32)>,
+    /// The last chain digest dₙ (what a deposit of the coin signs).
+    pub last_digest: [u8; 32],
 }
 
 /// The reference verifier over a published keyset list and policy.
@@ -366,6 +368,7 @@ impl<'a> Verifier<'a> {
             class,
             serial,
             allowance_serials: seen,
+            last_digest: *digests.last().expect("d₀ always exists"),
         })
     }
 
@@ -391,8 +394,15 @@ impl<'a> Verifier<'a> {
             class,
             serial,
             allowance_serials: mut seen,
+            last_digest,
         } = self.verify_coin_with(checks, coin, now)?;
-        let body = Deposit::body(coin, &deposit.target, &deposit.deposit_id, deposit.time);
+        let body = Deposit::body(
+            &serial,
+            &last_digest,
+            &deposit.target,
+            &deposit.deposit_id,
+            deposit.time,
+        );
         if !checks.owner_signature(
             coin.owner_key(),
             &Deposit::signed_message(&body, &deposit.allowances),
