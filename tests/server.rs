@@ -745,3 +745,76 @@ fn full_batch_queue_answers_429() {
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 202 || *s == 429));
 }
+
+/// Back-pressure on single deposits: with a tiny queue and many concurrent clients, some
+/// answers are 503 with Retry-After, every other one a verdict — nothing hangs or crashes.
+#[test]
+fn full_deposit_queue_answers_503() {
+    let (samples, _tmp, store) = sample_store();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer = Arc::new(Issuer::open(&store).unwrap());
+    let options = microcash::server::RouterOptions {
+        deposit_queue: 1,
+        ..Default::default()
+    };
+    let (router, _stop) = microcash::server::router(issuer, &store, options).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mut reader =
+        microcash::engine::batch_file::BatchReader::open(&samples.join("mixed-day1.mcb")).unwrap();
+    let deposits: Vec<String> = std::iter::from_fn(|| reader.next_record())
+        .take(64)
+        .filter_map(|r| r.payload.ok())
+        .map(hex::encode)
+        .collect();
+    let statuses: Vec<(u16, bool)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|t| {
+                let (base, deposits) = (&base, &deposits);
+                s.spawn(move || {
+                    let http = client();
+                    (0..4)
+                        .map(|k| {
+                            let d = &deposits[(t * 4 + k) % deposits.len()];
+                            let r = http
+                                .post(format!("{base}/v1/deposits"))
+                                .json(&json!({ "deposit": d }))
+                                .send()
+                                .unwrap();
+                            (
+                                r.status().as_u16(),
+                                r.headers().get("retry-after").is_some(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(
+        statuses.iter().any(|(s, _)| *s == 503),
+        "no back-pressure seen: {statuses:?}"
+    );
+    assert!(statuses
+        .iter()
+        .filter(|(s, _)| *s == 503)
+        .all(|(_, retry)| *retry));
+    assert!(statuses
+        .iter()
+        .all(|(s, _)| [200, 400, 422, 503].contains(s)));
+    assert!(
+        statuses.iter().any(|(s, _)| *s == 200 || *s == 422),
+        "some deposits were judged"
+    );
+}
