@@ -2,7 +2,7 @@
 //! of bad record, idempotent re-runs, and crashes (kill -9) in the middle of clearing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -10,22 +10,9 @@ use microcash::dataset::{self, GenOptions};
 use microcash::engine::{ClearOptions, Engine, RecordVerdict, Verdict};
 use microcash::spentset::SpentSetConfig;
 
-fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples")
-}
+mod common;
 
-fn expected(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
-}
+use common::{expected_codes as expected, samples, verdict_codes};
 
 fn clear(engine: &Engine, batch: &Path, chunk: usize, threads: usize) -> Vec<RecordVerdict> {
     let options = ClearOptions {
@@ -253,13 +240,7 @@ fn clearing_survives_kill_9_at_random_points() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let want = expected(&dir.join("mixed-day1.expected.jsonl"));
-    let got: Vec<String> = finals
-        .iter()
-        .map(|v| match v["verdict"].as_str().unwrap() {
-            "policy_violation" => format!("policy_violation({})", v["rule"].as_str().unwrap()),
-            c => c.to_owned(),
-        })
-        .collect();
+    let got = verdict_codes(&std::fs::read_to_string(&out).unwrap());
     assert_eq!(got, want, "the end result is the single run's result");
     let mut by_account: BTreeMap<String, u64> = BTreeMap::new();
     for v in finals.iter().filter(|v| v["verdict"] == "accepted") {

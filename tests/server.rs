@@ -15,9 +15,11 @@ use microcash::protocol::policy::Policy;
 use microcash::protocol::withdraw::{blind, finish_coin};
 use serde_json::{json, Value};
 
+mod common;
+
 /// A fresh clearing store made from the checked-in sample's parameters.
 fn sample_store() -> (std::path::PathBuf, tempfile::TempDir, std::path::PathBuf) {
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
+    let samples = common::samples();
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
@@ -233,26 +235,8 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
         .unwrap()
         .text()
         .unwrap();
-    let want: Vec<String> = std::fs::read_to_string(samples.join("mixed-day1.expected.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["verdict"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    let got: Vec<String> = text
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            match v["verdict"].as_str().unwrap() {
-                "policy_violation" => format!("policy_violation({})", v["rule"].as_str().unwrap()),
-                c => c.to_owned(),
-            }
-        })
-        .collect();
+    let want = common::expected_codes(&samples.join("mixed-day1.expected.jsonl"));
+    let got = common::verdict_codes(&text);
     assert_eq!(got, want);
     // The CLI client: submit the same day again and wait; every acceptance is a replay.
     let out = cli(
@@ -637,16 +621,7 @@ fn double_spend_across_two_concurrent_uploads() {
 #[test]
 fn upload_of_a_hundred_thousand_records() {
     let (samples, tmp, store) = sample_store();
-    let expected: Vec<String> = std::fs::read_to_string(samples.join("mixed-day1.expected.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["verdict"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let expected = common::expected_codes(&samples.join("mixed-day1.expected.jsonl"));
     let mut reader =
         microcash::engine::batch_file::BatchReader::open(&samples.join("mixed-day1.mcb")).unwrap();
     let valid: Vec<Vec<u8>> = std::iter::from_fn(|| reader.next_record())

@@ -85,6 +85,9 @@ pub struct RecordVerdict {
     /// Coin serial (hex), when the record decoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// The stable reason code (`accepted`, `double_spent`, `policy_violation(rule)`, …): the
+    /// same string as the datasets' expected verdicts and the summary's rejection keys.
+    pub code: String,
     /// The verdict.
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -191,10 +194,19 @@ fn verify_raw_chunk(
                     .next()
                     .expect("one result per decoded deposit")
                     .map_err(Verdict::from);
-                (d.index, d.offset, Some(dep.coin.serial().to_string()), r)
+                (d.index, d.offset, Some(serial_of(&dep, &r)), r)
             }
         })
         .collect()
+}
+
+/// The serial of a deposit, taken from its verification when that succeeded (no second
+/// hash), else derived.
+fn serial_of(dep: &Deposit, r: &Result<VerifiedDeposit, Verdict>) -> String {
+    match r {
+        Ok(v) => v.serial().to_string(),
+        Err(_) => dep.coin.serial().to_string(),
+    }
 }
 
 /// The reference twin of [`verify_raw_chunk`]: each deposit checked on its own with direct
@@ -209,7 +221,7 @@ fn verify_raw_chunk_reference(engine: &Engine, chunk: Vec<RawRecord>, now: u64) 
             Err(v) => (d.index, d.offset, None, Err(v)),
             Ok(dep) => {
                 let r = verifier.verify_deposit(&dep, now).map_err(Verdict::from);
-                (d.index, d.offset, Some(dep.coin.serial().to_string()), r)
+                (d.index, d.offset, Some(serial_of(&dep, &r)), r)
             }
         })
         .collect()
@@ -239,6 +251,7 @@ fn settle_chunk(
             record,
             offset,
             serial,
+            code: verdict.code(),
             verdict,
         })
         .collect())

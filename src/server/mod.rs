@@ -229,6 +229,13 @@ fn hex_message<T: Decode>(field: &'static str, hex_text: &str) -> Result<T, ApiE
     T::from_bytes(&bytes).map_err(|e| ApiError::bad_request("bad_field", format!("{field}: {e}")))
 }
 
+/// `{"signatures": [hex of each compressed G1 point]}`, the answer of every signing route.
+fn signatures_json(sigs: &[microcash_kernels::bls::G1Affine]) -> Json<serde_json::Value> {
+    Json(
+        json!({ "signatures": sigs.iter().map(|s| hex::encode(s.to_compressed())).collect::<Vec<_>>() }),
+    )
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -342,9 +349,7 @@ async fn post_withdraw(
         Ok(issuer.withdraw(&account, &outputs, crate::unix_now())?)
     })
     .await?;
-    Ok(Json(
-        json!({ "signatures": sigs.iter().map(|s| hex::encode(s.to_compressed())).collect::<Vec<_>>() }),
-    ))
+    Ok(signatures_json(&sigs))
 }
 
 #[derive(Deserialize)]
@@ -362,9 +367,7 @@ async fn post_swap(
     let request: SwapRequest = hex_message("request", &body.request)?;
     let issuer = s.issuer.clone();
     let sigs = blocking(move || Ok(issuer.swap(&request, crate::unix_now())?)).await?;
-    Ok(Json(
-        json!({ "signatures": sigs.iter().map(|s| hex::encode(s.to_compressed())).collect::<Vec<_>>() }),
-    ))
+    Ok(signatures_json(&sigs))
 }
 
 async fn post_allowance(
@@ -375,9 +378,7 @@ async fn post_allowance(
     let request: AllowanceRequest = hex_message("request", &body.request)?;
     let issuer = s.issuer.clone();
     let sigs = blocking(move || Ok(issuer.issue_allowance(&request, crate::unix_now())?)).await?;
-    Ok(Json(
-        json!({ "signatures": sigs.iter().map(|s| hex::encode(s.to_compressed())).collect::<Vec<_>>() }),
-    ))
+    Ok(signatures_json(&sigs))
 }
 
 #[derive(Deserialize)]
