@@ -22,7 +22,9 @@ pub struct MappedFile {
 }
 
 impl MappedFile {
-    /// Creates (or truncates) `path` to `len` zero bytes and maps it.
+    /// Creates (or truncates) `path` to `len` zero bytes, **allocated** on disk, and maps
+    /// it. A sparse file would let the first write into an unbacked page fault with SIGBUS
+    /// on a full disk; allocating up front turns that into this call's ENOSPC error.
     pub fn create(path: &Path, len: usize) -> io::Result<MappedFile> {
         let file = OpenOptions::new()
             .read(true)
@@ -30,7 +32,7 @@ impl MappedFile {
             .create(true)
             .truncate(true)
             .open(path)?;
-        file.set_len(len as u64)?;
+        allocate(&file, len as u64)?;
         Self::map(file)
     }
 
@@ -60,6 +62,32 @@ impl MappedFile {
     /// Writes dirty pages back to the file (msync) and waits.
     pub fn flush(&self) -> io::Result<()> {
         self.map.flush()
+    }
+
+    /// Writes back the dirty pages of `[offset, offset + len)` and waits.
+    pub fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.map.flush_range(offset, len)
+    }
+}
+
+/// Gives `file` `len` bytes of allocated, zeroed blocks.
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::OPNOTSUPP => {
+            // File systems without fallocate: write the zeros ourselves (same guarantee).
+            file.set_len(0)?;
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = 0;
+            while at < len {
+                let n = (len - at).min(zeros.len() as u64) as usize;
+                file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

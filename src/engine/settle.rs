@@ -13,7 +13,7 @@ use super::verdict::{Evidence, Verdict};
 use crate::protocol::deposit::CreditTarget;
 use crate::protocol::policy::PolicyRule;
 use crate::protocol::verify::VerifiedDeposit;
-use crate::spentset::{JournalIo, ReceiptEntry, SpentSet, SpentSetError};
+use crate::spentset::{Disk, ReceiptEntry, SpentSet, SpentSetError};
 
 /// What settlement needs to know about accounts.
 pub trait Accounts {
@@ -102,8 +102,8 @@ fn account_of(target: &str) -> String {
 
 /// Decides every deposit of `items` that can be decided without writing; collects the
 /// fresh ones. `index` is each item's record number (for `duplicate_in_batch`).
-pub fn plan<I: JournalIo>(
-    spent: &SpentSet<I>,
+pub fn plan<D: Disk>(
+    spent: &SpentSet<D>,
     accounts: &dyn Accounts,
     memory: &mut BatchMemory,
     items: Vec<(u64, Result<VerifiedDeposit, Verdict>)>,
@@ -157,8 +157,8 @@ pub fn plan<I: JournalIo>(
     Ok(Plan { verdicts, fresh })
 }
 
-fn decide<I: JournalIo>(
-    spent: &SpentSet<I>,
+fn decide<D: Disk>(
+    spent: &SpentSet<D>,
     accounts: &dyn Accounts,
     memory: &BatchMemory,
     index: u64,
@@ -224,8 +224,8 @@ fn decide<I: JournalIo>(
 }
 
 /// Commits the plan's fresh entries (one fsync) and returns every verdict in order.
-pub fn commit<I: JournalIo>(
-    spent: &mut SpentSet<I>,
+pub fn commit<D: Disk>(
+    spent: &mut SpentSet<D>,
     plan: Plan,
 ) -> Result<Vec<Verdict>, SpentSetError> {
     let Plan {

@@ -63,25 +63,10 @@ fn invalid(path: &Path, reason: impl ToString) -> FilesError {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename) with `mode`.
+/// Writes `bytes` to `path` atomically (unique temp file, fsync, rename, fsync of the
+/// directory) with `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FilesError> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    crate::spentset::write_atomic(path, bytes, mode).map_err(io_err(path))
 }
 
 /// The issuer's keys: policy, public keysets and the matching secret keys.

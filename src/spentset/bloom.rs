@@ -2,7 +2,8 @@
 //! case) is answered here without touching the table's pages.
 //!
 //! ```text
-//! header (4096 bytes): "MCSPBL01" | blocks u64 | zero padding
+//! header (4096 bytes): "MCSPBL02" | blocks u64 | seal (bytes 16..48, `super::seal`) |
+//!                      zero padding
 //! blocks × 32 bytes (microcash_kernels::bloom layout)
 //! ```
 
@@ -11,9 +12,10 @@ use std::path::Path;
 
 use microcash_kernels::bloom;
 
+use super::seal::{self, Seal};
 use crate::mmap::MappedFile;
 
-const MAGIC: &[u8; 8] = b"MCSPBL01";
+const MAGIC: &[u8; 8] = b"MCSPBL02";
 const HEADER_BYTES: usize = 4096;
 /// Bits per expected serial (false-positive rate ≈ 0.1 % at this load, measured in tests).
 pub const BITS_PER_SERIAL: u64 = 16;
@@ -31,13 +33,14 @@ pub fn serial_hash(serial: &[u8; 32]) -> u64 {
 }
 
 impl Bloom {
-    /// Creates an empty filter sized for `expected` serials.
-    pub fn create(path: &Path, expected: u64) -> io::Result<Bloom> {
+    /// Creates an empty, unsealed filter for `epoch` sized for `expected` serials.
+    pub fn create(path: &Path, expected: u64, epoch: u32) -> io::Result<Bloom> {
         let bytes = bloom::filter_bytes(expected, BITS_PER_SERIAL);
         let mut file = MappedFile::create(path, HEADER_BYTES + bytes)?;
         let h = file.bytes_mut();
         h[..8].copy_from_slice(MAGIC);
         h[8..16].copy_from_slice(&((bytes / bloom::BLOCK_BYTES) as u64).to_le_bytes());
+        seal::write(&mut h[..HEADER_BYTES], epoch, None);
         Ok(Bloom { file })
     }
 
@@ -50,7 +53,10 @@ impl Bloom {
         } else {
             0
         };
-        if blocks == 0 || h.len() != HEADER_BYTES + blocks as usize * bloom::BLOCK_BYTES {
+        if blocks == 0
+            || h.len() as u64
+                != HEADER_BYTES as u64 + blocks.saturating_mul(bloom::BLOCK_BYTES as u64)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: not a spent-set bloom filter", path.display()),
@@ -84,5 +90,21 @@ impl Bloom {
     /// msync.
     pub fn flush(&self) -> io::Result<()> {
         self.file.flush()
+    }
+
+    /// The header's seal, or why it does not hold.
+    pub fn seal(&self) -> Result<Seal, &'static str> {
+        seal::read(&self.file.bytes()[..HEADER_BYTES])
+    }
+
+    /// CRC-32 of the filter blocks.
+    pub fn body_crc(&self) -> u32 {
+        crc32fast::hash(&self.file.bytes()[HEADER_BYTES..])
+    }
+
+    /// Writes the seal (`None`: open for writes) and makes the header durable.
+    pub fn set_seal(&mut self, epoch: u32, s: Option<Seal>) -> io::Result<()> {
+        seal::write(&mut self.file.bytes_mut()[..HEADER_BYTES], epoch, s);
+        self.file.flush_range(0, HEADER_BYTES)
     }
 }

@@ -1,7 +1,8 @@
 //! Memory-mapped open-addressing hash table: serial (32 bytes) → receipt id (u64).
 //!
 //! ```text
-//! header (4096 bytes): "MCSPTB01" | capacity u64 | count u64 | zero padding
+//! header (4096 bytes): "MCSPTB02" | capacity u64 | seal (bytes 16..48, `super::seal`) |
+//!                      zero padding
 //! slots: capacity × 40 bytes: serial [32] | receipt id u64 LE   (receipt id 0 = empty)
 //! ```
 //! Capacity is a power of two; linear probing from `serial[8..16] mod capacity` (serials
@@ -11,9 +12,10 @@
 use std::io;
 use std::path::Path;
 
+use super::seal::{self, Seal};
 use crate::mmap::MappedFile;
 
-const MAGIC: &[u8; 8] = b"MCSPTB01";
+const MAGIC: &[u8; 8] = b"MCSPTB02";
 /// Header bytes (one page, so slots start page-aligned).
 pub const HEADER_BYTES: usize = 4096;
 /// Bytes per slot.
@@ -50,14 +52,15 @@ pub fn capacity_for(items: u64) -> u64 {
 }
 
 impl Table {
-    /// Creates an empty table of `capacity` slots at `path`.
-    pub fn create(path: &Path, capacity: u64) -> io::Result<Table> {
+    /// Creates an empty, unsealed table of `capacity` slots for `epoch` at `path`.
+    pub fn create(path: &Path, capacity: u64, epoch: u32) -> io::Result<Table> {
         assert!(capacity.is_power_of_two() && capacity >= CAPACITY_MIN);
         let len = HEADER_BYTES + capacity as usize * SLOT_BYTES;
         let mut file = MappedFile::create(path, len)?;
         let h = file.bytes_mut();
         h[..8].copy_from_slice(MAGIC);
         h[8..16].copy_from_slice(&capacity.to_le_bytes());
+        seal::write(&mut h[..HEADER_BYTES], epoch, None);
         Ok(Table {
             file,
             capacity,
@@ -79,7 +82,10 @@ impl Table {
             return Err(bad("not a spent-set table"));
         }
         let capacity = u64::from_le_bytes(h[8..16].try_into().expect("8"));
-        if !capacity.is_power_of_two() || h.len() != HEADER_BYTES + capacity as usize * SLOT_BYTES {
+        if !capacity.is_power_of_two()
+            || capacity < CAPACITY_MIN
+            || h.len() as u64 != HEADER_BYTES as u64 + capacity.saturating_mul(SLOT_BYTES as u64)
+        {
             return Err(bad("size does not match capacity"));
         }
         let mut t = Table {
@@ -168,9 +174,14 @@ impl Table {
         })
     }
 
+    fn seal_epoch(&self) -> u32 {
+        u32::from_le_bytes(self.file.bytes()[20..24].try_into().expect("4"))
+    }
+
     /// Writes a copy with `capacity` slots to `path` (flushed), for growth by rename.
     pub fn rehash_into(&self, path: &Path, capacity: u64) -> io::Result<Table> {
-        let mut t = Table::create(path, capacity)?;
+        let epoch = self.seal_epoch();
+        let mut t = Table::create(path, capacity, epoch)?;
         for (s, r) in self.entries() {
             t.insert(&s, r);
         }
@@ -181,5 +192,21 @@ impl Table {
     /// msync.
     pub fn flush(&self) -> io::Result<()> {
         self.file.flush()
+    }
+
+    /// The header's seal, or why it does not hold.
+    pub fn seal(&self) -> Result<Seal, &'static str> {
+        seal::read(&self.file.bytes()[..HEADER_BYTES])
+    }
+
+    /// CRC-32 of the slots.
+    pub fn body_crc(&self) -> u32 {
+        crc32fast::hash(&self.file.bytes()[HEADER_BYTES..])
+    }
+
+    /// Writes the seal (`None`: open for writes) and makes the header durable.
+    pub fn set_seal(&mut self, epoch: u32, s: Option<Seal>) -> io::Result<()> {
+        seal::write(&mut self.file.bytes_mut()[..HEADER_BYTES], epoch, s);
+        self.file.flush_range(0, HEADER_BYTES)
     }
 }

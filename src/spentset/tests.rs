@@ -1,5 +1,4 @@
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use super::*;
 
@@ -136,62 +135,250 @@ fn corruption_before_valid_frames_refuses_to_open() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[40] ^= 0xff; // inside the first frame's payload
     std::fs::write(&path, &bytes).unwrap();
-    match SpentSet::open(tmp.path(), small()) {
-        Err(SpentSetError::Journal(JournalError::Corrupted { .. })) => {}
-        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
-    }
+    expect_damaged(tmp.path(), "journal.wal", Some(16));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "left untouched");
 }
 
-/// Journal I/O whose `sync` fails from the `fail_at`-th call on.
-struct FlakyIo {
-    inner: FileIo,
-    syncs: Arc<Mutex<u32>>,
-    fail_at: u32,
-}
-
-impl JournalIo for FlakyIo {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read_at(offset, buf)
-    }
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.inner.append(bytes)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        let mut n = self.syncs.lock().unwrap();
-        *n += 1;
-        if *n >= self.fail_at {
-            return Err(io::Error::other("injected fsync failure"));
+/// Opening must refuse, naming `file` (and `offset` when given), and change nothing.
+fn expect_damaged(dir: &Path, file: &str, offset: Option<u64>) -> String {
+    let before: Vec<(String, Vec<u8>)> = ["journal.wal", "journal.mark", "checkpoint.json"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap_or_default()))
+        .collect();
+    let err = match SpentSet::open(dir, small()) {
+        Err(e) => e,
+        Ok(_) => panic!("expected {file} to be refused as damaged"),
+    };
+    match &err {
+        SpentSetError::Damaged {
+            path, offset: at, ..
+        } => {
+            assert_eq!(path, &dir.join(file), "{err}");
+            if offset.is_some() {
+                assert_eq!(*at, offset, "{err}");
+            }
         }
-        self.inner.sync()
+        other => panic!("expected damage in {file}, got {other}"),
     }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len)
+    for (f, b) in before {
+        assert_eq!(std::fs::read(dir.join(&f)).unwrap_or_default(), b, "{f} changed");
     }
+    err.to_string()
+}
+
+fn two_commits(dir: &Path) -> Vec<u64> {
+    let (mut set, _) = SpentSet::open(dir, small()).unwrap();
+    let mut ids = set.commit(&[entry(1, 1, "a", 3)]).unwrap();
+    ids.extend(set.commit(&[entry(2, 1, "a", 4)]).unwrap());
+    ids
+}
+
+#[test]
+fn a_flipped_bit_in_the_last_acknowledged_frame_is_refused_not_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    two_commits(tmp.path());
+    let path = tmp.path().join("journal.wal");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let msg = expect_damaged(tmp.path(), "journal.wal", None);
+    assert!(msg.contains("durable point"), "{msg}");
+}
+
+#[test]
+fn a_cut_byte_in_the_last_acknowledged_frame_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    two_commits(tmp.path());
+    let path = tmp.path().join("journal.wal");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    let msg = expect_damaged(tmp.path(), "journal.wal", None);
+    assert!(msg.contains("acknowledged"), "{msg}");
+}
+
+#[test]
+fn a_frame_synced_but_not_yet_marked_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    two_commits(tmp.path());
+    // A crash between the frame's fsync and the mark's: roll the mark back one commit.
+    let mark = tmp.path().join("journal.mark");
+    let m = std::fs::read(&mark).unwrap();
+    let seq = |o: usize| u64::from_le_bytes(m[o + 8..o + 16].try_into().unwrap());
+    let newer = if seq(0) > seq(32) { 0 } else { 32 };
+    let mut m2 = m.clone();
+    m2[newer..newer + 32].fill(0);
+    std::fs::write(&mark, &m2).unwrap();
+    let (set, report) = SpentSet::open(tmp.path(), small()).unwrap();
+    assert_eq!(report.truncated_bytes, 0);
+    assert!(set.lookup(1, &entry(2, 1, "a", 1).serial).is_some());
+    drop(set);
+    std::fs::write(&mark, [0u8; 64]).unwrap();
+    let msg = expect_damaged(tmp.path(), "journal.mark", None);
+    assert!(msg.contains("both mark slots"), "{msg}");
+}
+
+#[test]
+fn a_damaged_checkpoint_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    two_commits(tmp.path());
+    let path = tmp.path().join("checkpoint.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // A flipped digit in the credits: the checksum no longer holds.
+    let flipped = text.replace("\"account:a\":7", "\"account:a\":8");
+    assert_ne!(flipped, text);
+    std::fs::write(&path, &flipped).unwrap();
+    let msg = expect_damaged(tmp.path(), "checkpoint.json", None);
+    assert!(msg.contains("checksum"), "{msg}");
+    // A version-1 checkpoint (no checksum) with wrong credits: the journal disagrees.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let legacy = serde_json::json!({"applied": v["applied"], "credits": {"account:a": 8}});
+    std::fs::write(&path, legacy.to_string()).unwrap();
+    let msg = expect_damaged(tmp.path(), "checkpoint.json", None);
+    assert!(msg.contains("differ from the journal"), "{msg}");
+}
+
+#[test]
+fn missing_or_damaged_maps_are_rebuilt_from_the_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = two_commits(tmp.path());
+    let epoch_dir = tmp.path().join("epoch-0001");
+    let damage: Vec<Box<dyn Fn()>> = vec![
+        Box::new(|| std::fs::remove_dir_all(&epoch_dir).unwrap()),
+        Box::new(|| {
+            let p = epoch_dir.join("bloom.bin");
+            let mut b = std::fs::read(&p).unwrap();
+            b[4096..].fill(0);
+            std::fs::write(&p, b).unwrap();
+        }),
+        Box::new(|| {
+            let p = epoch_dir.join("table.bin");
+            let mut b = std::fs::read(&p).unwrap();
+            let i = b.iter().rposition(|&x| x != 0).unwrap();
+            b[i] ^= 0x40;
+            std::fs::write(&p, b).unwrap();
+        }),
+        Box::new(|| std::fs::remove_file(epoch_dir.join("table.bin")).unwrap()),
+        Box::new(|| {
+            let p = epoch_dir.join("table.bin");
+            let b = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &b[..b.len() - 40]).unwrap();
+        }),
+    ];
+    for (i, d) in damage.iter().enumerate() {
+        d();
+        let (set, report) = SpentSet::open(tmp.path(), small()).unwrap();
+        assert_eq!(report.maps_rebuilt, vec![1], "case {i}");
+        assert_eq!(set.lookup(1, &entry(1, 1, "a", 1).serial), Some(ids[0]), "case {i}");
+        assert_eq!(set.lookup(1, &entry(2, 1, "a", 1).serial), Some(ids[1]), "case {i}");
+        assert_eq!(set.credits()["account:a"], 7);
+        drop(set);
+        let (_, report) = SpentSet::open(tmp.path(), small()).unwrap();
+        assert!(report.maps_rebuilt.is_empty(), "a clean close seals them again");
+    }
+}
+
+#[test]
+fn stale_maps_catch_up_and_crashed_maps_are_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    two_commits(tmp.path());
+    let epoch_dir = tmp.path().join("epoch-0001");
+    let old_table = std::fs::read(epoch_dir.join("table.bin")).unwrap();
+    let old_bloom = std::fs::read(epoch_dir.join("bloom.bin")).unwrap();
+    {
+        let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
+        set.commit(&[entry(3, 1, "a", 5)]).unwrap();
+    }
+    // Restore an older copy of the maps: sealed, but a frame behind.
+    std::fs::write(epoch_dir.join("table.bin"), &old_table).unwrap();
+    std::fs::write(epoch_dir.join("bloom.bin"), &old_bloom).unwrap();
+    let (mut set, report) = SpentSet::open(tmp.path(), small()).unwrap();
+    assert!(report.maps_rebuilt.is_empty(), "stale but sealed: caught up");
+    for i in 1..=3 {
+        assert!(set.lookup(1, &entry(i, 1, "a", 1).serial).is_some());
+    }
+    set.commit(&[entry(4, 1, "a", 1)]).unwrap();
+    set.simulate_crash();
+    let (set, report) = SpentSet::open(tmp.path(), small()).unwrap();
+    assert_eq!(report.maps_rebuilt, vec![1], "left open by a crash: rebuilt");
+    assert!(set.lookup(1, &entry(4, 1, "a", 1).serial).is_some());
+    assert_eq!(set.credits()["account:a"], 13);
+}
+
+#[test]
+fn a_conflicting_serial_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
+    set.commit(&[entry(1, 1, "a", 1)]).unwrap();
+    let len = std::fs::metadata(tmp.path().join("journal.wal")).unwrap().len();
+    let mut again = entry(1, 1, "b", 9);
+    again.deposit_digest = [0xee; 32];
+    assert!(matches!(
+        set.commit(&[entry(5, 1, "a", 1), again]),
+        Err(SpentSetError::Conflict { receipt: Some(_), .. })
+    ));
+    assert!(matches!(
+        set.commit(&[entry(6, 1, "a", 1), entry(6, 1, "a", 1)]),
+        Err(SpentSetError::Conflict { receipt: None, .. })
+    ));
+    // An allowance serial spent again with another coin.
+    let mut reuse = entry(7, 1, "a", 1);
+    reuse.allowances = entry(1, 1, "a", 1).allowances;
+    assert!(matches!(set.commit(&[reuse]), Err(SpentSetError::Conflict { .. })));
+    assert_eq!(
+        std::fs::metadata(tmp.path().join("journal.wal")).unwrap().len(),
+        len,
+        "nothing written"
+    );
+    assert!(set.lookup(1, &entry(5, 1, "a", 1).serial).is_none());
+    assert_eq!(set.credits()["account:a"], 1);
 }
 
 #[test]
 fn failed_fsync_poisons_the_store_until_reopened() {
     let tmp = tempfile::tempdir().unwrap();
-    let io = FlakyIo {
-        inner: FileIo::open(&tmp.path().join("journal.wal")).unwrap(),
-        syncs: Arc::default(),
-        fail_at: 3,
+    let disk = sim::SimDisk::new(tmp.path());
+    let open = || {
+        SpentSet::open_on(tmp.path(), disk.clone(), small(), &|_, _| {})
+            .unwrap()
+            .0
     };
-    let (mut set, _) = SpentSet::open_with_io(tmp.path(), io, small()).unwrap(); // sync 1: header
-    set.commit(&[entry(1, 1, "a", 1)]).unwrap(); // sync 2
-    assert!(set.commit(&[entry(2, 1, "a", 1)]).is_err()); // sync 3 fails
+    let mut set = open();
+    set.commit(&[entry(1, 1, "a", 1)]).unwrap();
+    disk.set_faults(sim::Faults {
+        eio_at: Some(disk.ops() + 2), // the frame's sync
+        ..sim::Faults::default()
+    });
+    assert!(set.commit(&[entry(2, 1, "a", 1)]).is_err());
     assert!(set.is_poisoned());
     assert!(matches!(
         set.commit(&[entry(3, 1, "a", 1)]),
         Err(SpentSetError::Journal(JournalError::Poisoned))
     ));
     drop(set);
-    let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
+    let mut set = open();
     assert!(set.lookup(1, &entry(1, 1, "a", 1).serial).is_some());
     set.commit(&[entry(3, 1, "a", 1)]).unwrap();
+}
+
+#[test]
+fn a_full_disk_is_an_error_and_nothing_is_half_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = sim::SimDisk::new(tmp.path());
+    let (mut set, _) = SpentSet::open_on(tmp.path(), disk.clone(), small(), &|_, _| {}).unwrap();
+    set.commit(&[entry(1, 1, "a", 1)]).unwrap();
+    let used: u64 = ["journal.wal", "journal.mark", "checkpoint.json"]
+        .iter()
+        .map(|f| disk.len_of(f))
+        .sum();
+    disk.set_faults(sim::Faults {
+        capacity: Some(used + 10),
+        ..sim::Faults::default()
+    });
+    let err = set.commit(&[entry(2, 1, "a", 1)]).unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert!(set.lookup(1, &entry(2, 1, "a", 1).serial).is_none());
+    assert_eq!(set.credits()["account:a"], 1);
 }
 
 #[test]

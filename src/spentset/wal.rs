@@ -1,25 +1,32 @@
-//! The write-ahead journal: framed, checksummed commit groups, one fsync per group.
+//! The write-ahead journal: framed, checksummed commit groups, one fsync per group, and a
+//! durable mark recording how much of it was acknowledged.
 //!
 //! ```text
-//! file header (16 bytes): "MCJRNL01" | version u32 = 1 | reserved u32
-//! frame: magic u32 = "MCF1" | payload length u32 | CRC-32 (IEEE) of the payload u32 |
-//!        reserved u32 | payload
+//! journal.wal
+//!   file header (16 bytes): "MCJRNL01" | version u32 = 1 | reserved u32
+//!   frame: magic u32 = "MCF1" | payload length u32 | CRC-32 (IEEE) of the payload u32 |
+//!          reserved u32 | payload
+//! journal.mark (64 bytes, two slots written alternately)
+//!   slot: "MCMK" u32 | reserved u32 | sequence u64 | durable end u64 | CRC-32 of bytes 0..24 u32 | zero u32
 //! ```
 //!
-//! A frame is committed once `sync` returned. Recovery walks the frames; the first frame
-//! that is incomplete or fails its checksum ends the journal **if nothing valid follows
-//! it** — a torn tail, whose fsync never returned and whose verdicts were never reported —
-//! and the file is truncated there. A bad frame followed by valid ones is corruption, not a
-//! torn write, and opening fails. After a failed `sync` the journal refuses all writes
-//! until it is reopened (the kernel may have dropped the dirty pages: retrying would
-//! report durability that does not exist).
+//! # Torn tail versus corruption
+//! A commit appends its frame, syncs it, then writes the mark (the journal's new end) into
+//! the older slot of `journal.mark` and syncs that, and only then returns: everything below
+//! the mark was acknowledged. Recovery may cut only what lies at or beyond the durable point
+//! (the mark, or the checkpoint if that is further): an incomplete or unreadable final frame
+//! there was never acknowledged, its verdicts never reported. A bad frame below the durable
+//! point, a journal shorter than it, a durable point that is not a frame boundary, or a bad
+//! frame followed by a valid one is damage, not a crash: opening refuses with the offset,
+//! naming the file, and leaves the file untouched. A damaged mark slot falls back to the
+//! other (one commit older); both damaged is refused.
 //!
-//! All I/O goes through [`JournalIo`] so tests can fail or crash it at a chosen point.
+//! After a failed `sync` the journal refuses all writes until it is reopened (the kernel may
+//! have dropped the dirty pages: retrying would report durability that does not exist).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::io;
+
+pub use super::disk::{FileIo, JournalIo};
 
 const FILE_MAGIC: &[u8; 8] = b"MCJRNL01";
 /// Bytes of the file header.
@@ -29,66 +36,12 @@ const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"MCF1");
 pub const FRAME_HEADER_BYTES: u64 = 16;
 /// Largest payload of one frame (a commit group).
 pub const FRAME_PAYLOAD_MAX: u32 = 256 << 20;
-
-/// The journal's storage.
-pub trait JournalIo: Send {
-    /// Current length.
-    fn len(&self) -> u64;
-    /// Whether nothing was written yet.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Reads exactly `buf.len()` bytes at `offset`.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
-    /// Appends at the end.
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
-    /// Makes everything appended durable.
-    fn sync(&mut self) -> io::Result<()>;
-    /// Cuts the file to `len` bytes (recovery only) and makes that durable.
-    fn truncate(&mut self, len: u64) -> io::Result<()>;
-}
-
-/// A real file.
-pub struct FileIo {
-    file: File,
-    len: u64,
-}
-
-impl FileIo {
-    /// Opens or creates the journal file at `path`.
-    pub fn open(path: &Path) -> io::Result<FileIo> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
-        let len = file.seek(SeekFrom::End(0))?;
-        Ok(FileIo { file, len })
-    }
-}
-
-impl JournalIo for FileIo {
-    fn len(&self) -> u64 {
-        self.len
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset)
-    }
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
-        self.len += bytes.len() as u64;
-        Ok(())
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)?;
-        self.file.sync_all()?;
-        self.len = len;
-        Ok(())
-    }
-}
+const MARK_MAGIC: u32 = u32::from_le_bytes(*b"MCMK");
+const MARK_SLOT_BYTES: usize = 32;
+/// The journal file's name in the spent-set directory.
+pub const JOURNAL_FILE: &str = "journal.wal";
+/// The durable mark's file name.
+pub const MARK_FILE: &str = "journal.mark";
 
 /// Journal errors.
 #[derive(Debug, thiserror::Error)]
@@ -99,9 +52,11 @@ pub enum JournalError {
     /// A sync failed earlier: writes are refused until the store is reopened.
     #[error("journal is failed after an unsuccessful fsync; reopen the store")]
     Poisoned,
-    /// Damage that is not a torn tail.
-    #[error("journal corrupted at byte {offset}: {reason}")]
+    /// Damage that is not a torn tail; the file was left untouched.
+    #[error("{file} damaged at byte {offset}: {reason}")]
     Corrupted {
+        /// Which file (`journal.wal` or `journal.mark`).
+        file: &'static str,
         /// Where.
         offset: u64,
         /// What.
@@ -112,60 +67,160 @@ pub enum JournalError {
     TooLarge(usize),
 }
 
+fn corrupted(file: &'static str, offset: u64, reason: impl Into<String>) -> JournalError {
+    JournalError::Corrupted {
+        file,
+        offset,
+        reason: reason.into(),
+    }
+}
+
 /// What recovery found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Committed frames.
     pub frames: u64,
-    /// Bytes cut from a torn tail (0 if none).
+    /// Bytes cut from a torn tail beyond the durable point (0 if none).
     pub truncated_bytes: u64,
+    /// The durable point recovery honoured.
+    pub durable: u64,
+    /// Epochs whose maps were rebuilt from the journal (missing, stale, unsealed, damaged).
+    pub maps_rebuilt: Vec<u32>,
+    /// Receipt entries in the journal.
+    pub entries: u64,
+}
+
+/// One frame's place in the file.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameInfo {
+    /// Offset of its header.
+    pub offset: u64,
+    /// Payload bytes.
+    pub len: u32,
+    /// CRC-32 of the payload (the journal tag maps record to prove which journal they reflect).
+    pub crc: u32,
+}
+
+impl FrameInfo {
+    /// Offset just past the frame.
+    pub fn end(&self) -> u64 {
+        self.offset + FRAME_HEADER_BYTES + self.len as u64
+    }
 }
 
 /// The journal.
 pub struct Journal<I: JournalIo> {
     io: I,
+    mark: I,
+    mark_seq: u64,
     poisoned: bool,
-    /// Offsets of frame headers, in order (for replay from a point).
-    frames: Vec<u64>,
+    frames: Vec<FrameInfo>,
 }
 
 enum FrameCheck {
-    Valid(u32),
-    Invalid(String),
+    Valid(FrameInfo),
+    Incomplete(&'static str),
+    Invalid(&'static str),
 }
 
 fn check_frame<I: JournalIo>(io: &I, offset: u64) -> FrameCheck {
     let end = io.len();
     if end - offset < FRAME_HEADER_BYTES {
-        return FrameCheck::Invalid("incomplete frame header".into());
+        return FrameCheck::Incomplete("incomplete frame header");
     }
     let mut h = [0u8; FRAME_HEADER_BYTES as usize];
-    if let Err(e) = io.read_at(offset, &mut h) {
-        return FrameCheck::Invalid(e.to_string());
+    if io.read_at(offset, &mut h).is_err() {
+        return FrameCheck::Invalid("unreadable frame header");
     }
-    let word = |i: usize| u32::from_le_bytes(h[4 * i..4 * i + 4].try_into().expect("4"));
+    let word = |i: usize| u32::from_le_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]]);
     if word(0) != FRAME_MAGIC {
-        return FrameCheck::Invalid("bad frame magic".into());
+        return FrameCheck::Invalid("bad frame magic");
     }
     let len = word(1);
-    if len > FRAME_PAYLOAD_MAX || end - offset - FRAME_HEADER_BYTES < len as u64 {
-        return FrameCheck::Invalid("incomplete frame payload".into());
+    if len > FRAME_PAYLOAD_MAX {
+        return FrameCheck::Invalid("frame length above the maximum");
+    }
+    if end - offset - FRAME_HEADER_BYTES < len as u64 {
+        return FrameCheck::Incomplete("frame payload cut by the end of the file");
     }
     let mut payload = vec![0u8; len as usize];
-    if let Err(e) = io.read_at(offset + FRAME_HEADER_BYTES, &mut payload) {
-        return FrameCheck::Invalid(e.to_string());
+    if io.read_at(offset + FRAME_HEADER_BYTES, &mut payload).is_err() {
+        return FrameCheck::Invalid("unreadable frame payload");
     }
     if crc32fast::hash(&payload) != word(2) {
-        return FrameCheck::Invalid("checksum mismatch".into());
+        return FrameCheck::Invalid("frame checksum mismatch");
     }
-    FrameCheck::Valid(len)
+    FrameCheck::Valid(FrameInfo {
+        offset,
+        len,
+        crc: word(2),
+    })
+}
+
+fn encode_mark_slot(seq: u64, end: u64) -> [u8; MARK_SLOT_BYTES] {
+    let mut s = [0u8; MARK_SLOT_BYTES];
+    s[..4].copy_from_slice(&MARK_MAGIC.to_le_bytes());
+    s[8..16].copy_from_slice(&seq.to_le_bytes());
+    s[16..24].copy_from_slice(&end.to_le_bytes());
+    let crc = crc32fast::hash(&s[..24]);
+    s[24..28].copy_from_slice(&crc.to_le_bytes());
+    s
+}
+
+fn decode_mark_slot(s: &[u8]) -> Option<(u64, u64)> {
+    let u32_at = |o: usize| u32::from_le_bytes([s[o], s[o + 1], s[o + 2], s[o + 3]]);
+    let u64_at = |o: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&s[o..o + 8]);
+        u64::from_le_bytes(b)
+    };
+    (s.len() == MARK_SLOT_BYTES
+        && u32_at(0) == MARK_MAGIC
+        && crc32fast::hash(&s[..24]) == u32_at(24))
+    .then(|| (u64_at(8), u64_at(16)))
+}
+
+/// Reads the durable mark: `Ok(None)` for a missing/empty mark (a new journal, or one
+/// written before marks existed), the newest valid slot otherwise.
+fn read_mark<I: JournalIo>(mark: &I) -> Result<Option<(u64, u64)>, JournalError> {
+    if mark.is_empty() {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; 2 * MARK_SLOT_BYTES];
+    let n = (mark.len() as usize).min(buf.len());
+    mark.read_at(0, &mut buf[..n])?;
+    let best = buf
+        .chunks(MARK_SLOT_BYTES)
+        .filter_map(decode_mark_slot)
+        .max_by_key(|(seq, _)| *seq);
+    match best {
+        Some(m) => Ok(Some(m)),
+        None => Err(corrupted(MARK_FILE, 0, "both mark slots are damaged")),
+    }
 }
 
 impl<I: JournalIo> Journal<I> {
-    /// Opens the journal: writes the header if empty, walks the frames, truncates a torn
-    /// tail, refuses corruption.
-    pub fn open(mut io: I) -> Result<(Journal<I>, RecoveryReport), JournalError> {
+    /// Opens the journal: writes the header if empty, walks the frames, cuts a torn tail
+    /// beyond the durable point (`floor`, the checkpoint's offset, or the mark if further),
+    /// refuses damage anywhere else without writing.
+    pub fn open(
+        mut io: I,
+        mark: I,
+        floor: u64,
+    ) -> Result<(Journal<I>, RecoveryReport), JournalError> {
+        let marked = read_mark(&mark)?;
+        let durable = marked
+            .map_or(0, |(_, end)| end)
+            .max(floor)
+            .max(FILE_HEADER_BYTES);
         if io.is_empty() {
+            if durable > FILE_HEADER_BYTES {
+                return Err(corrupted(
+                    JOURNAL_FILE,
+                    0,
+                    format!("the journal is empty but {durable} bytes of it were acknowledged"),
+                ));
+            }
             let mut h = Vec::with_capacity(16);
             h.extend_from_slice(FILE_MAGIC);
             h.extend_from_slice(&1u32.to_le_bytes());
@@ -175,65 +230,126 @@ impl<I: JournalIo> Journal<I> {
         }
         let mut h = [0u8; FILE_HEADER_BYTES as usize];
         if io.len() < FILE_HEADER_BYTES {
-            return Err(JournalError::Corrupted {
-                offset: 0,
-                reason: "short file header".into(),
-            });
+            return Err(corrupted(JOURNAL_FILE, 0, "short file header"));
         }
         io.read_at(0, &mut h)?;
         if &h[..8] != FILE_MAGIC || h[8..12] != 1u32.to_le_bytes() {
-            return Err(JournalError::Corrupted {
-                offset: 0,
-                reason: "not a microcash journal (v1)".into(),
-            });
+            return Err(corrupted(JOURNAL_FILE, 0, "not a microcash journal (v1)"));
+        }
+        if io.len() < durable {
+            return Err(corrupted(
+                JOURNAL_FILE,
+                io.len(),
+                format!(
+                    "the journal ends at byte {} but {durable} bytes were acknowledged \
+                     (journal.mark / checkpoint): acknowledged commits are missing",
+                    io.len()
+                ),
+            ));
         }
         let mut frames = Vec::new();
         let mut offset = FILE_HEADER_BYTES;
-        let mut report = RecoveryReport::default();
+        let mut report = RecoveryReport {
+            durable,
+            ..RecoveryReport::default()
+        };
+        let mut cut_at = None;
         while offset < io.len() {
             match check_frame(&io, offset) {
-                FrameCheck::Valid(len) => {
-                    frames.push(offset);
-                    offset += FRAME_HEADER_BYTES + len as u64;
+                FrameCheck::Valid(f) => {
+                    frames.push(f);
+                    offset = f.end();
                 }
-                FrameCheck::Invalid(reason) => {
-                    // Torn tail or corruption? Look for any valid frame after this point.
-                    if let Some(later) = Self::find_valid_frame_after(&io, offset + 1) {
-                        return Err(JournalError::Corrupted {
+                FrameCheck::Incomplete(reason) | FrameCheck::Invalid(reason) => {
+                    if offset < durable {
+                        return Err(corrupted(
+                            JOURNAL_FILE,
                             offset,
-                            reason: format!("{reason}, but a valid frame follows at byte {later}"),
-                        });
+                            format!(
+                                "{reason} below the durable point {durable} (an acknowledged \
+                                 commit is damaged)"
+                            ),
+                        ));
                     }
-                    report.truncated_bytes = io.len() - offset;
-                    io.truncate(offset)?;
+                    if let Some(later) = Self::find_valid_frame_after(&io, offset + 1) {
+                        return Err(corrupted(
+                            JOURNAL_FILE,
+                            offset,
+                            format!("{reason}, but a valid frame follows at byte {later}"),
+                        ));
+                    }
+                    cut_at = Some(offset);
                     break;
                 }
             }
         }
+        let boundary = durable == FILE_HEADER_BYTES || frames.iter().any(|f| f.end() == durable);
+        if !boundary {
+            return Err(corrupted(
+                JOURNAL_FILE,
+                durable,
+                format!("the durable point {durable} is not the end of a frame"),
+            ));
+        }
+        if let Some(at) = cut_at {
+            report.truncated_bytes = io.len() - at;
+            io.truncate(at)?;
+        }
         report.frames = frames.len() as u64;
-        Ok((
-            Journal {
-                io,
-                poisoned: false,
-                frames,
-            },
-            report,
-        ))
+        let mut journal = Journal {
+            io,
+            mark,
+            mark_seq: marked.map_or(0, |(seq, _)| seq),
+            poisoned: false,
+            frames,
+        };
+        if marked.map(|(_, end)| end) != Some(journal.end()) {
+            journal.write_mark()?;
+        }
+        Ok((journal, report))
     }
 
+    /// The first offset at or after `from` where a valid frame starts, scanning in bounded
+    /// windows (memory stays constant whatever the size of the damaged tail).
     fn find_valid_frame_after(io: &I, from: u64) -> Option<u64> {
+        const WINDOW: u64 = 1 << 20;
         let end = io.len();
-        let mut buf = vec![0u8; (end - from.min(end)) as usize];
-        io.read_at(from, &mut buf).ok()?;
         let magic = FRAME_MAGIC.to_le_bytes();
-        (0..buf.len().saturating_sub(3))
-            .filter(|&i| buf[i..i + 4] == magic)
-            .map(|i| from + i as u64)
-            .find(|&o| matches!(check_frame(io, o), FrameCheck::Valid(_)))
+        let mut at = from;
+        let mut buf = Vec::new();
+        while at + 4 <= end {
+            let n = (end - at).min(WINDOW + 3);
+            buf.resize(n as usize, 0);
+            io.read_at(at, &mut buf).ok()?;
+            for i in 0..buf.len().saturating_sub(3) {
+                if buf[i..i + 4] == magic
+                    && matches!(check_frame(io, at + i as u64), FrameCheck::Valid(_))
+                {
+                    return Some(at + i as u64);
+                }
+            }
+            at += WINDOW;
+        }
+        None
     }
 
-    /// Appends one commit group and syncs it. Returns the payload's offset in the file
-    /// (entry offsets inside the payload are relative to it).
+    fn write_mark(&mut self) -> Result<(), JournalError> {
+        let seq = self.mark_seq + 1;
+        let slot = (seq % 2) as u64 * MARK_SLOT_BYTES as u64;
+        let result = self
+            .mark
+            .write_at(slot, &encode_mark_slot(seq, self.io.len()))
+            .and_then(|()| self.mark.sync());
+        if let Err(e) = result {
+            self.poisoned = true;
+            return Err(JournalError::Io(e));
+        }
+        self.mark_seq = seq;
+        Ok(())
+    }
+
+    /// Appends one commit group, syncs it, then advances the durable mark. Returns the
+    /// payload's offset in the file (entry offsets inside the payload are relative to it).
     pub fn commit(&mut self, payload: &[u8]) -> Result<u64, JournalError> {
         if self.poisoned {
             return Err(JournalError::Poisoned);
@@ -243,10 +359,11 @@ impl<I: JournalIo> Journal<I> {
             .filter(|&l| l <= FRAME_PAYLOAD_MAX)
             .ok_or(JournalError::TooLarge(payload.len()))?;
         let start = self.io.len();
+        let crc = crc32fast::hash(payload);
         let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES as usize + payload.len());
         frame.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
         frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        frame.extend_from_slice(&crc.to_le_bytes());
         frame.extend_from_slice(&0u32.to_le_bytes());
         frame.extend_from_slice(payload);
         let started = std::time::Instant::now();
@@ -256,7 +373,12 @@ impl<I: JournalIo> Journal<I> {
             self.poisoned = true;
             return Err(JournalError::Io(e));
         }
-        self.frames.push(start);
+        self.frames.push(FrameInfo {
+            offset: start,
+            len,
+            crc,
+        });
+        self.write_mark()?;
         Ok(start + FRAME_HEADER_BYTES)
     }
 
@@ -265,27 +387,47 @@ impl<I: JournalIo> Journal<I> {
         self.poisoned
     }
 
+    /// Closes the journal for writes (the caller found its state inconsistent).
+    pub fn poison(&mut self) {
+        self.poisoned = true;
+    }
+
     /// The journal's length in bytes (the next frame's offset).
     pub fn end(&self) -> u64 {
         self.io.len()
     }
 
-    /// Payloads of the frames whose payload starts at or after `from`, with their offsets.
-    pub fn payloads_from(
-        &self,
-        from: u64,
-    ) -> impl Iterator<Item = Result<(u64, Vec<u8>), JournalError>> + '_ {
-        let first = self
-            .frames
-            .partition_point(|&f| f + FRAME_HEADER_BYTES < from);
-        self.frames[first..].iter().map(move |&f| {
-            let mut h = [0u8; FRAME_HEADER_BYTES as usize];
-            self.io.read_at(f, &mut h)?;
-            let len = u32::from_le_bytes(h[4..8].try_into().expect("4")) as usize;
-            let mut payload = vec![0u8; len];
-            self.io.read_at(f + FRAME_HEADER_BYTES, &mut payload)?;
-            Ok((f + FRAME_HEADER_BYTES, payload))
-        })
+    /// The frames, in order.
+    pub fn frames(&self) -> &[FrameInfo] {
+        &self.frames
+    }
+
+    /// A tag identifying the journal content up to `end` (a frame boundary): the CRC of the
+    /// frame ending there, mixed with its offset. `None` if `end` is not a frame boundary.
+    pub fn tag_at(&self, end: u64) -> Option<u64> {
+        if end == FILE_HEADER_BYTES {
+            return Some(0);
+        }
+        let i = self.frames.partition_point(|f| f.end() < end);
+        self.frames
+            .get(i)
+            .filter(|f| f.end() == end)
+            .map(|f| (f.offset << 32) ^ f.crc as u64)
+    }
+
+    /// Reads one frame's payload; returns the payload's offset with it.
+    pub fn payload(&self, frame: &FrameInfo) -> Result<(u64, Vec<u8>), JournalError> {
+        let mut payload = vec![0u8; frame.len as usize];
+        self.io
+            .read_at(frame.offset + FRAME_HEADER_BYTES, &mut payload)?;
+        if crc32fast::hash(&payload) != frame.crc {
+            return Err(corrupted(
+                JOURNAL_FILE,
+                frame.offset,
+                "frame checksum mismatch on re-read (the file changed under the store)",
+            ));
+        }
+        Ok((frame.offset + FRAME_HEADER_BYTES, payload))
     }
 
     /// Reads `len` bytes at `offset` (receipt lookups).
