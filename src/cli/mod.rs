@@ -84,7 +84,7 @@ enum DatasetCmd {
         /// Records per day.
         #[arg(long)]
         coins: u64,
-        /// Output batch file (NAME.mcb; several days give NAME-dayK.mcb).
+        /// Output batch file, written exactly there (several days: NAME-dayK.EXT beside it).
         #[arg(long)]
         out: PathBuf,
         /// Seed for deterministic output.
@@ -513,6 +513,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 
 fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
     use crate::engine::{ClearOptions, Engine};
+    // A bad batch path is reported before anything is created.
+    crate::engine::check_batch_input(&args.batch)?;
     if !crate::issuer::files::keysets_path(&args.store).exists() {
         let params = crate::dataset::params_dir(&args.batch);
         if !params.join("keysets.json").exists() {
@@ -523,14 +525,31 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
             )
             .into());
         }
-        crate::dataset::init_store_from_params(&params, &args.store)?;
-        eprintln!(
-            "created store {} from {}",
-            args.store.display(),
-            params.display()
-        );
+        if crate::dataset::init_store_from_params(&params, &args.store)? {
+            eprintln!(
+                "created store {} from {}",
+                args.store.display(),
+                params.display()
+            );
+        }
     }
-    let engine = Engine::open(&args.store, crate::spentset::SpentSetConfig::default())?;
+    let replay = indicatif::ProgressBar::new(0);
+    replay.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} checking the settlement journal [{bar:40}] {bytes}/{total_bytes}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let engine = Engine::open_with_progress(
+        &args.store,
+        crate::spentset::SpentSetConfig::default(),
+        &|done, total| {
+            replay.set_length(total);
+            replay.set_position(done);
+        },
+    )?;
+    replay.finish_and_clear();
     let options = ClearOptions {
         threads: args.threads,
         chunk_records: args.chunk,
@@ -575,9 +594,10 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
         println!("  {reason:<34} {n:>6}");
     }
     println!(
-        "  credited  {:>10} minor units to {} accounts",
+        "  credited  {:>10} minor units to {} accounts ({} by this run)",
         summary.value_credited,
-        summary.credited_by_account.len()
+        summary.credited_by_account.len(),
+        summary.value_credited_this_run
     );
     for (account, v) in summary.credited_by_account.iter().take(10) {
         println!("    {account:<30} {v:>10}");

@@ -481,6 +481,19 @@ fn day_path(out: &Path, days: u32, day: u32, suffix: &str) -> PathBuf {
     }
 }
 
+/// Where day `day`'s batch goes: exactly `--out` for one day; `NAME-dayK.EXT` (the
+/// extension of `--out`, `mcb` if it has none) for several.
+fn batch_path(out: &Path, days: u32, day: u32) -> PathBuf {
+    if days == 1 {
+        return out.to_path_buf();
+    }
+    let ext = out
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_else(|| ".mcb".into());
+    day_path(out, days, day, &ext)
+}
+
 /// The params directory for a batch path (`NAME.params`, shared by all days).
 pub fn params_dir(out: &Path) -> PathBuf {
     let stem = out
@@ -495,41 +508,76 @@ pub fn params_dir(out: &Path) -> PathBuf {
 }
 
 /// Initialises a store directory from a dataset's params (keysets, policy, accounts).
-/// Built in a temporary directory and renamed into place, so an interrupted start never
-/// leaves a half-made store behind.
-pub fn init_store_from_params(params: &Path, store: &Path) -> Result<(), DatasetError> {
-    let staging = store.with_extension("init-tmp");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)?;
-    for f in ["keysets.json", "policy.toml"] {
-        std::fs::copy(params.join(f), staging.join(f))?;
-    }
-    let accounts: Vec<AccountSpec> =
-        serde_json::from_slice(&std::fs::read(params.join("accounts.json"))?)
-            .map_err(|e| DatasetError::SelfCheck(format!("accounts.json: {e}")))?;
-    {
-        let engine = Engine::open(&staging, SpentSetConfig::default())?;
-        let redb_err = |e: String| {
-            DatasetError::Engine(EngineError::Store(crate::issuer::store::StoreError::Redb(
-                e,
-            )))
-        };
-        let txn = engine.accounts().write().map_err(EngineError::from)?;
-        {
-            let mut t = txn
-                .open_table(crate::issuer::store::ACCOUNTS)
-                .map_err(|e| redb_err(e.to_string()))?;
-            for a in &accounts {
-                t.insert(a.name.as_str(), (0u64, 0u64, a.merchant))
-                    .map_err(|e| redb_err(e.to_string()))?;
+///
+/// Built in a staging directory unique to this process beside `store`, synced, and renamed
+/// into place: an interrupted start leaves no half-made store, and two processes creating
+/// the same store at once never touch each other's files — the first rename wins, the other
+/// discards its staging copy and uses the winner's store. Returns whether this call created
+/// it.
+pub fn init_store_from_params(params: &Path, store: &Path) -> Result<bool, DatasetError> {
+    let parent = store
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&parent)?;
+    let name = store
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into());
+    let nonce: u64 = rand::random();
+    let staging = parent.join(format!(".{name}.staging-{}-{nonce:016x}", std::process::id()));
+    let built = build_store(params, &staging);
+    let result = built.and_then(|()| {
+        match std::fs::rename(&staging, store) {
+            Ok(()) => {
+                std::fs::File::open(&parent)?.sync_all()?;
+                Ok(true)
             }
+            // Another process created the store first (rename onto a non-empty directory
+            // fails): use theirs.
+            Err(_) if crate::issuer::files::keysets_path(store).exists() => Ok(false),
+            Err(e) => Err(DatasetError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: cannot create the store: {e}", store.display()),
+            ))),
         }
-        txn.commit().map_err(|e| redb_err(e.to_string()))?;
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+fn build_store(params: &Path, staging: &Path) -> Result<(), DatasetError> {
+    std::fs::create_dir_all(staging)?;
+    for f in ["keysets.json", "policy.toml"] {
+        let bytes = std::fs::read(params.join(f)).map_err(|e| {
+            DatasetError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", params.join(f).display()),
+            ))
+        })?;
+        write_atomic(&staging.join(f), &bytes, 0o644)?;
     }
-    if let Some(parent) = store.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+    let accounts_path = params.join("accounts.json");
+    let accounts: Vec<AccountSpec> = serde_json::from_slice(&std::fs::read(&accounts_path)?)
+        .map_err(|e| DatasetError::SelfCheck(format!("{}: {e}", accounts_path.display())))?;
+    let engine = Engine::create(staging, SpentSetConfig::default())?;
+    let redb_err = |e: String| {
+        DatasetError::Engine(EngineError::Store(crate::issuer::store::StoreError::Redb(e)))
+    };
+    let txn = engine.accounts().write().map_err(EngineError::from)?;
+    {
+        let mut t = txn
+            .open_table(crate::issuer::store::ACCOUNTS)
+            .map_err(|e| redb_err(e.to_string()))?;
+        for a in &accounts {
+            t.insert(a.name.as_str(), (0u64, 0u64, a.merchant))
+                .map_err(|e| redb_err(e.to_string()))?;
+        }
     }
-    std::fs::rename(&staging, store)?;
+    txn.commit().map_err(|e| redb_err(e.to_string()))?;
+    drop(engine);
+    std::fs::File::open(staging)?.sync_all()?;
     Ok(())
 }
 
@@ -569,7 +617,7 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
             })
             .collect();
         // Re-deposits: a new deposit of a coin deposited earlier (this day or before).
-        let path = day_path(out, opts.days, day, ".mcb");
+        let path = batch_path(out, opts.days, day);
         let mut writer = BatchWriter::create(&path, batch_id(opts.seed, day), now)?;
         let mut corrupt_offsets = Vec::new();
         let mut expected_codes = Vec::new();

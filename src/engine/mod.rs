@@ -49,6 +49,14 @@ pub enum EngineError {
         /// Error.
         source: std::io::Error,
     },
+    /// The batch path is not a readable regular file.
+    #[error("batch {path}: {reason}")]
+    BatchInput {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be cleared.
+        reason: String,
+    },
     /// A pipeline stage died.
     #[error("pipeline stage failed: {0}")]
     Pipeline(String),
@@ -80,6 +88,29 @@ impl PublicParams {
     }
 }
 
+/// Checks that `path` is a readable regular file before anything else happens: a missing
+/// path, a directory, a FIFO or a device is named and refused (a FIFO would block the
+/// memory map forever; a directory would fail with a confusing "No such device").
+pub fn check_batch_input(path: &Path) -> Result<(), EngineError> {
+    let refuse = |reason: String| EngineError::BatchInput {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| refuse(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(refuse("is a directory, not a batch file".into()));
+    }
+    if !meta.is_file() {
+        return Err(refuse(
+            "is not a regular file (a FIFO, socket or device): batch files are memory-mapped \
+             and must be regular files"
+                .into(),
+        ));
+    }
+    std::fs::File::open(path).map_err(|e| refuse(e.to_string()))?;
+    Ok(())
+}
+
 /// Spent-set directory inside a store.
 pub fn spent_dir(store: &Path) -> PathBuf {
     store.join("spent")
@@ -100,16 +131,69 @@ impl settle::Accounts for Store {
 }
 
 impl Engine {
-    /// Opens the store at `dir` (recovering the spent set from its journal).
+    /// Opens the store at `dir` (recovering the spent set from its journal). Every file of
+    /// an existing store must be there: a missing `state.redb` is an error, never a new
+    /// empty one.
     pub fn open(dir: &Path, config: SpentSetConfig) -> Result<Engine, EngineError> {
+        Engine::open_with_progress(dir, config, &|_, _| {})
+    }
+
+    /// [`Engine::open`] reporting journal replay progress (bytes done, total).
+    pub fn open_with_progress(
+        dir: &Path,
+        config: SpentSetConfig,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Engine, EngineError> {
         let params = PublicParams::load(dir)?;
+        // The spent set's lock comes first: it excludes every other writer of this store.
+        let (spent, report) = SpentSet::open_with_progress(&spent_dir(dir), config, progress)?;
         let accounts = Store::open(&files::state_path(dir))?;
-        let (spent, report) = SpentSet::open(&spent_dir(dir), config)?;
+        Engine::finish_open(dir, params, accounts, spent, report)
+    }
+
+    /// Creates the state of a new store in `dir` (its `keysets.json` and `policy.toml` are
+    /// already there) and opens it. Refuses if `dir` already holds state.
+    pub fn create(dir: &Path, config: SpentSetConfig) -> Result<Engine, EngineError> {
+        let params = PublicParams::load(dir)?;
+        let spent_path = spent_dir(dir);
+        if spent_path.join(crate::spentset::wal::JOURNAL_FILE).exists() {
+            return Err(EngineError::Store(StoreError::Redb(format!(
+                "{}: a store already exists here",
+                dir.display()
+            ))));
+        }
+        let (spent, report) = SpentSet::open(&spent_path, config)?;
+        let accounts = Store::create(&files::state_path(dir))?;
+        Engine::finish_open(dir, params, accounts, spent, report)
+    }
+
+    fn finish_open(
+        dir: &Path,
+        params: PublicParams,
+        accounts: Store,
+        spent: SpentSet,
+        report: crate::spentset::RecoveryReport,
+    ) -> Result<Engine, EngineError> {
         if report.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = report.truncated_bytes,
-                "spent-set journal: torn tail truncated on recovery"
+                "spent-set journal: torn tail beyond the durable point cut on recovery"
             );
+        }
+        // Balances are funded − withdrawn (state.redb) + journal credits: a journal credit
+        // to an account state.redb does not know means the two files are not one store.
+        for target in spent.credits().keys() {
+            if let Some(name) = target.strip_prefix("account:") {
+                if accounts.account(name)?.is_none() {
+                    return Err(EngineError::Store(StoreError::Damaged {
+                        path: files::state_path(dir),
+                        reason: format!(
+                            "the journal credits account {name:?}, which this state does not \
+                             hold (a state file from another store, or an old backup)"
+                        ),
+                    }));
+                }
+            }
         }
         Ok(Engine {
             dir: dir.to_owned(),

@@ -108,10 +108,17 @@ pub struct ClearSummary {
     pub replayed: u64,
     /// Rejections by reason code.
     pub rejected: BTreeMap<String, u64>,
-    /// Value credited by this run (replays excluded).
+    /// Value credited for the batch's accepted records, including acceptances replayed
+    /// from an earlier (interrupted) run: after a resume this is still the batch's total.
     pub value_credited: u64,
-    /// Value credited per account by this run.
+    /// Of that, value newly credited by this run.
+    pub value_credited_this_run: u64,
+    /// Value credited per account for the batch (replays included).
     pub credited_by_account: BTreeMap<String, u64>,
+    /// The batch's content key (hex): BLAKE2b of the whole file. Receipts carry it, so a
+    /// re-run of the same bytes recognises its own records, and nothing a header claims
+    /// (the batch id) can make another batch's records look like this one's.
+    pub content_key: String,
     /// Wall-clock seconds.
     pub elapsed_s: f64,
     /// Records per second.
@@ -267,7 +274,7 @@ pub fn clear_reference(
     now: u64,
 ) -> Result<Vec<RecordVerdict>, EngineError> {
     let mut reader = BatchReader::open(batch)?;
-    let mut memory = BatchMemory::new(reader.header().batch_id);
+    let mut memory = BatchMemory::new(batch_content_key(batch)?);
     let mut out = Vec::new();
     loop {
         let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record())
@@ -281,6 +288,38 @@ pub fn clear_reference(
     }
     engine.spent().checkpoint()?;
     Ok(out)
+}
+
+/// The batch's identity for settlement: BLAKE2b-128 (personalised) of every byte of the
+/// file, read in bounded blocks. The uploader chooses the header's batch id; it chooses the
+/// content too, but cannot give two different files one key (2^64 work for a collision,
+/// which would only turn that batch's own double spends into `duplicate_in_batch`).
+pub fn batch_content_key(path: &Path) -> Result<[u8; 16], EngineError> {
+    use std::io::Read;
+    let io_err = |source: std::io::Error| EngineError::BatchInput {
+        path: path.to_owned(),
+        reason: source.to_string(),
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let mut state = blake2b_simd::Params::new()
+        .hash_length(16)
+        .personal(b"mc1/batch-key")
+        .to_state();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        state.update(&buf[..n]);
+    }
+    let mut key = [0u8; 16];
+    key.copy_from_slice(state.finalize().as_bytes());
+    // All zeros means "no batch" (single deposits); a real key is never that.
+    if key == [0u8; 16] {
+        key[0] = 1;
+    }
+    Ok(key)
 }
 
 fn create_output(path: &Option<PathBuf>) -> Result<Option<BufWriter<File>>, EngineError> {
@@ -340,6 +379,7 @@ pub fn clear(
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<ClearSummary, EngineError> {
     let start = Instant::now();
+    super::check_batch_input(batch)?;
     let mut reader = BatchReader::open(batch)?;
     let header = reader.header().clone();
     let threads = if options.threads == 0 {
@@ -349,8 +389,10 @@ pub fn clear(
     };
     let chunk_records = options.chunk_records.clamp(1, CHUNK_RECORDS_MAX);
     let pool = thread_pool(threads, options.pin_cores)?;
+    let content_key = batch_content_key(batch)?;
     let mut summary = ClearSummary {
         batch_id: hex::encode(header.batch_id),
+        content_key: hex::encode(content_key),
         header_records: header.record_count,
         threads,
         ..ClearSummary::default()
@@ -408,7 +450,7 @@ pub fn clear(
                     .set(ver_tx.len() as f64);
             }
         });
-        let mut memory = BatchMemory::new(header.batch_id);
+        let mut memory = BatchMemory::new(content_key);
         for chunk in ver_rx.iter() {
             let t = Instant::now();
             let verdicts = settle_chunk(engine, &mut memory, chunk, now)?;
@@ -426,12 +468,13 @@ pub fn clear(
                         if *replayed {
                             summary.replayed += 1;
                         } else {
-                            summary.value_credited += value;
-                            *summary
-                                .credited_by_account
-                                .entry(account.clone())
-                                .or_default() += value;
+                            summary.value_credited_this_run += value;
                         }
+                        summary.value_credited += value;
+                        *summary
+                            .credited_by_account
+                            .entry(account.clone())
+                            .or_default() += value;
                         let line = serde_json::json!({
                             "record": rv.record, "receipt": receipt, "serial": rv.serial,
                             "account": account, "value": value, "replayed": replayed,

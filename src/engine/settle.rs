@@ -21,9 +21,10 @@ pub trait Accounts {
     fn merchant(&self, name: &str) -> Option<bool>;
 }
 
-/// What settlement remembers of the batch in progress: its id (receipts carry it, so a
-/// serial redeemed by an earlier record of the same batch is recognised from the spent set
-/// itself), and the serials of the chunk not yet committed. Memory is bounded by the chunk.
+/// What settlement remembers of the batch in progress: its content key (receipts carry it,
+/// so a serial redeemed by an earlier record of the same file is recognised from the spent
+/// set itself), and the serials of the chunk not yet committed. Memory is bounded by the
+/// chunk.
 #[derive(Default)]
 pub struct BatchMemory {
     batch: [u8; 16],
@@ -32,7 +33,7 @@ pub struct BatchMemory {
 }
 
 impl BatchMemory {
-    /// Memory for batch `batch` (all zeros: a single deposit or swap, no batch).
+    /// Memory for the batch with content key `batch` (all zeros: a single deposit or swap).
     pub fn new(batch: [u8; 16]) -> BatchMemory {
         BatchMemory {
             batch,
@@ -194,13 +195,18 @@ fn decide<D: Disk>(
     }
     if let Some(id) = spent.lookup(vd.epoch(), &serial) {
         let first = spent.receipt(id)?;
+        // `memory.batch` is the batch's content key, so "same batch" means the same bytes:
+        // a re-run (or a resumed run) of this very file, never another file that copied its
+        // header's batch id.
         let same_batch = memory.batch != [0u8; 16] && first.batch == memory.batch;
         if same_batch && first.record != index {
             return Ok(Some(Verdict::DuplicateInBatch {
                 first_record: first.record,
             }));
         }
-        return Ok(Some(if same_batch || first.deposit_digest == vd.digest() {
+        // Idempotency by content: the byte-identical deposit gets its original receipt,
+        // whichever batch, position or endpoint it came through first.
+        return Ok(Some(if first.deposit_digest == vd.digest() {
             Verdict::Accepted {
                 receipt: id,
                 value: first.value,

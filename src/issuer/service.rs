@@ -207,7 +207,7 @@ impl Issuer {
     /// Creates a new issuer directory with `policy`, first epoch from `now`.
     pub fn init(dir: &Path, policy: Policy, now: u64) -> Result<Issuer, IssuerError> {
         let keys = IssuerKeys::init(dir, policy, now)?;
-        let engine = Engine::open(dir, SpentSetConfig::default())?;
+        let engine = Engine::create(dir, SpentSetConfig::default())?;
         Ok(Issuer {
             dir: dir.to_owned(),
             keys,

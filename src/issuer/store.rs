@@ -36,6 +36,17 @@ pub enum StoreError {
     /// A record that does not parse: the store is damaged.
     #[error("issuer store corrupted: {0}")]
     Corrupted(String),
+    /// The state file is missing: an existing store is never silently given a new, empty one.
+    #[error("{0}: missing — this store's accounts and wallets are gone; restore state.redb from a backup (it is never recreated empty)")]
+    Missing(std::path::PathBuf),
+    /// The state file is damaged (redb's integrity check failed or its pages do not parse).
+    #[error("{path}: damaged: {reason}; restore state.redb from a backup (the journal keeps every credit: `microcash store check` reconciles)")]
+    Damaged {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
+    },
 }
 
 macro_rules! from_redb {
@@ -103,8 +114,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path` and makes sure every table exists.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Creates a new, empty state file at `path` with every table (issuer init, store
+    /// creation). Refuses if one exists.
+    pub fn create(path: &Path) -> Result<Store, StoreError> {
+        if path.exists() {
+            return Err(StoreError::Redb(format!(
+                "{}: already exists; refusing to create a new state over it",
+                path.display()
+            )));
+        }
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         {
@@ -117,6 +135,33 @@ impl Store {
         }
         txn.commit()?;
         Ok(Store { db })
+    }
+
+    /// Opens an existing state file, checking its integrity first: a missing file is an
+    /// error (never silently recreated), and a damaged one is refused with its path instead
+    /// of panicking later inside redb (redb panics on some malformed pages; the check and a
+    /// full read of every table run under `catch_unwind` so damage surfaces here, once).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        let damaged = |reason: String| StoreError::Damaged {
+            path: path.to_owned(),
+            reason,
+        };
+        let opened = std::panic::catch_unwind(|| -> Result<Database, String> {
+            let mut db = Database::open(path).map_err(|e| e.to_string())?;
+            if !db.check_integrity().map_err(|e| e.to_string())? {
+                return Err("redb integrity check failed".into());
+            }
+            read_everything(&db).map_err(|e| e.to_string())?;
+            Ok(db)
+        });
+        match opened {
+            Ok(Ok(db)) => Ok(Store { db }),
+            Ok(Err(reason)) => Err(damaged(reason)),
+            Err(_) => Err(damaged("redb panicked reading its pages".into())),
+        }
     }
 
     /// Starts a write transaction (redb allows one writer at a time).
@@ -139,6 +184,30 @@ impl Store {
         let t = txn.open_table(ACCOUNTS)?;
         Ok(t.get(name)?.map(|v| AccountRecord::from(v.value())))
     }
+}
+
+/// Reads every row of every table (so damaged pages fail at open, not in the middle of a
+/// request).
+fn read_everything(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_read()?;
+    fn scan<K: redb::Key + 'static, V: redb::Value + 'static>(
+        txn: &redb::ReadTransaction,
+        def: TableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        let t = txn.open_table(def)?;
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let _ = (k.value(), v.value());
+        }
+        Ok(())
+    }
+    scan(&txn, ACCOUNTS)?;
+    scan(&txn, ACCOUNT_TOKENS)?;
+    scan(&txn, WALLETS)?;
+    scan(&txn, ALLOWANCE_ISSUED)?;
+    scan(&txn, META)?;
+    scan(&txn, WITHDRAWALS)?;
+    Ok(())
 }
 
 /// Takes the next value of a counter.

@@ -26,7 +26,7 @@ pub struct ReceiptEntry {
     pub value: u64,
     /// Issuer time of the redemption.
     pub time: u64,
-    /// The batch that redeemed it (zeros for single deposits and swaps).
+    /// Content key of the batch file that redeemed it (zeros for single deposits and swaps).
     pub batch: [u8; 16],
     /// Its record number in that batch.
     pub record: u64,
