@@ -1,5 +1,7 @@
 //! The `microcash` command line: argument parsing and printing over the library.
 
+mod store;
+
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +44,9 @@ enum Command {
     Dataset(DatasetCmd),
     /// Clear a redemption batch file against a store (the back-office job).
     Clear(ClearArgs),
+    /// Verify or repair a store's durable files.
+    #[command(subcommand)]
+    Store(store::StoreCmd),
     /// Batches on a server.
     #[command(subcommand)]
     Batch(BatchCmd),
@@ -449,6 +454,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&report);
         }
         Command::Clear(args) => run_clear(args, now)?,
+        Command::Store(cmd) => store::run(cmd)?,
         Command::Batch(BatchCmd::Status { id, server }) => {
             print_json(&crate::client::batch_status(&server, &id)?)
         }

@@ -9,6 +9,7 @@
 
 pub mod batch_file;
 pub mod batch_verify;
+pub mod maintenance;
 pub mod pipeline;
 pub mod settle;
 pub mod verdict;

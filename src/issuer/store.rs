@@ -178,6 +178,18 @@ impl Store {
             .is_some_and(|v| v.value() == want.as_slice()))
     }
 
+    /// Every account, by name.
+    pub fn accounts(&self) -> Result<Vec<(String, AccountRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ACCOUNTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_owned(), AccountRecord::from(v.value())));
+        }
+        Ok(out)
+    }
+
     /// An account's record, if it exists.
     pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
         let txn = self.db.begin_read()?;

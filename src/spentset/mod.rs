@@ -24,6 +24,7 @@
 //! ([`sim`]) can tear, lose, flip and refuse their writes.
 
 mod bloom;
+pub mod check;
 mod disk;
 pub mod receipt;
 mod seal;
@@ -211,10 +212,11 @@ impl EpochSet {
 
     /// Opens existing maps and checks their seal against the journal. Returns the maps with
     /// the journal offset they reflect, or why they cannot be trusted.
-    fn open_sealed<I: JournalIo>(
+    fn open_sealed(
         dir: &Path,
         epoch: u32,
-        journal: &Journal<I>,
+        frames: &[wal::FrameInfo],
+        journal_end: u64,
     ) -> Result<(EpochSet, u64), String> {
         let _ = fs::remove_file(dir.join("table.bin.grow"));
         let _ = fs::remove_file(dir.join("bloom.bin.grow"));
@@ -233,7 +235,7 @@ impl EpochSet {
         if (ts.applied, ts.tag) != (bs.applied, bs.tag) {
             return Err("table and bloom filter reflect different journal prefixes".into());
         }
-        if journal.tag_at(ts.applied) != Some(ts.tag) || ts.applied > journal.end() {
+        if wal::tag_at(frames, ts.applied) != Some(ts.tag) || ts.applied > journal_end {
             return Err(format!(
                 "sealed at journal byte {}, which is not a prefix of this journal",
                 ts.applied
@@ -348,6 +350,21 @@ pub struct SpentSet<D: Disk = FsDisk> {
     crash_on_drop: bool,
 }
 
+/// Creates `dir` and takes its exclusive lock (held for as long as the file is open).
+fn lock_dir(dir: &Path) -> Result<fs::File, SpentSetError> {
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let lock_path = dir.join("LOCK");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_at(&lock_path))?;
+    lock.try_lock()
+        .map_err(|_| SpentSetError::Locked(dir.to_owned()))?;
+    Ok(lock)
+}
+
 fn epoch_dir_number(name: &str) -> Option<u32> {
     name.strip_prefix("epoch-").and_then(|n| n.parse::<u32>().ok())
 }
@@ -393,16 +410,17 @@ impl<D: Disk> SpentSet<D> {
         config: SpentSetConfig,
         progress: &dyn Fn(u64, u64),
     ) -> Result<(SpentSet<D>, RecoveryReport), SpentSetError> {
-        fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let lock_path = dir.join("LOCK");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_at(&lock_path))?;
-        lock.try_lock()
-            .map_err(|_| SpentSetError::Locked(dir.to_owned()))?;
+        let lock = lock_dir(dir)?;
+        SpentSet::open_locked(dir, lock, disk, config, progress)
+    }
+
+    fn open_locked(
+        dir: &Path,
+        lock: fs::File,
+        disk: D,
+        config: SpentSetConfig,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<(SpentSet<D>, RecoveryReport), SpentSetError> {
         let checkpoint = read_checkpoint(&disk)?;
         let jpath = disk.path(JOURNAL_FILE);
         let io = disk.open(JOURNAL_FILE).map_err(io_at(&jpath))?;
@@ -449,7 +467,9 @@ impl<D: Disk> SpentSet<D> {
     /// Opens or rebuilds `epoch`'s maps; returns the first receipt id they still need.
     fn load_epoch(&mut self, epoch: u32, report: &mut RecoveryReport) -> Result<u64, SpentSetError> {
         let dir = self.dir.join(format!("epoch-{epoch:04}"));
-        let (mut set, start) = match EpochSet::open_sealed(&dir, epoch, &self.journal) {
+        let opened =
+            EpochSet::open_sealed(&dir, epoch, self.journal.frames(), self.journal.end());
+        let (mut set, start) = match opened {
             Ok(found) => found,
             Err(why) => {
                 if why != "missing" || self.journal.end() > wal::FILE_HEADER_BYTES {
@@ -684,7 +704,10 @@ impl<D: Disk> SpentSet<D> {
     /// Checkpoints and seals every epoch's maps as reflecting the whole journal (what a
     /// clean close does; the next open then trusts them after checking their checksums).
     pub fn close(mut self) -> Result<(), SpentSetError> {
-        self.seal_all()
+        let sealed = self.seal_all();
+        // Sealed (or failed to): the drop has nothing left to do.
+        self.crash_on_drop = true;
+        sealed
     }
 
     fn seal_all(&mut self) -> Result<(), SpentSetError> {

@@ -108,6 +108,19 @@ impl FrameInfo {
     }
 }
 
+/// A tag identifying the journal content up to `end` (a frame boundary): the CRC of the
+/// frame ending there, mixed with its offset. `None` if `end` is not a frame boundary.
+pub fn tag_at(frames: &[FrameInfo], end: u64) -> Option<u64> {
+    if end == FILE_HEADER_BYTES {
+        return Some(0);
+    }
+    let i = frames.partition_point(|f| f.end() < end);
+    frames
+        .get(i)
+        .filter(|f| f.end() == end)
+        .map(|f| (f.offset << 32) ^ f.crc as u64)
+}
+
 /// The journal.
 pub struct Journal<I: JournalIo> {
     io: I,
@@ -199,20 +212,38 @@ fn read_mark<I: JournalIo>(mark: &I) -> Result<Option<(u64, u64)>, JournalError>
     }
 }
 
+/// What a read-only walk of the journal found.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// Valid frames, in order.
+    pub frames: Vec<FrameInfo>,
+    /// Where a torn tail beyond the durable point starts (recovery cuts it there).
+    pub torn_at: Option<u64>,
+    /// The durable point honoured (mark or checkpoint, whichever is further).
+    pub durable: u64,
+    /// The mark as read: (sequence, end).
+    pub marked: Option<(u64, u64)>,
+    /// The file's length.
+    pub len: u64,
+}
+
 impl<I: JournalIo> Journal<I> {
-    /// Opens the journal: writes the header if empty, walks the frames, cuts a torn tail
-    /// beyond the durable point (`floor`, the checkpoint's offset, or the mark if further),
-    /// refuses damage anywhere else without writing.
-    pub fn open(
-        mut io: I,
-        mark: I,
-        floor: u64,
-    ) -> Result<(Journal<I>, RecoveryReport), JournalError> {
-        let marked = read_mark(&mark)?;
+    /// Walks the journal without writing anything: the frames, a torn tail beyond the
+    /// durable point, or the damage that makes it unusable. An empty file scans as a new
+    /// journal.
+    pub fn scan(io: &I, mark: &I, floor: u64) -> Result<Scan, JournalError> {
+        let marked = read_mark(mark)?;
         let durable = marked
             .map_or(0, |(_, end)| end)
             .max(floor)
             .max(FILE_HEADER_BYTES);
+        let mut scan = Scan {
+            frames: Vec::new(),
+            torn_at: None,
+            durable,
+            marked,
+            len: io.len(),
+        };
         if io.is_empty() {
             if durable > FILE_HEADER_BYTES {
                 return Err(corrupted(
@@ -221,12 +252,7 @@ impl<I: JournalIo> Journal<I> {
                     format!("the journal is empty but {durable} bytes of it were acknowledged"),
                 ));
             }
-            let mut h = Vec::with_capacity(16);
-            h.extend_from_slice(FILE_MAGIC);
-            h.extend_from_slice(&1u32.to_le_bytes());
-            h.extend_from_slice(&0u32.to_le_bytes());
-            io.append(&h)?;
-            io.sync()?;
+            return Ok(scan);
         }
         let mut h = [0u8; FILE_HEADER_BYTES as usize];
         if io.len() < FILE_HEADER_BYTES {
@@ -247,17 +273,11 @@ impl<I: JournalIo> Journal<I> {
                 ),
             ));
         }
-        let mut frames = Vec::new();
         let mut offset = FILE_HEADER_BYTES;
-        let mut report = RecoveryReport {
-            durable,
-            ..RecoveryReport::default()
-        };
-        let mut cut_at = None;
         while offset < io.len() {
-            match check_frame(&io, offset) {
+            match check_frame(io, offset) {
                 FrameCheck::Valid(f) => {
-                    frames.push(f);
+                    scan.frames.push(f);
                     offset = f.end();
                 }
                 FrameCheck::Incomplete(reason) | FrameCheck::Invalid(reason) => {
@@ -271,39 +291,67 @@ impl<I: JournalIo> Journal<I> {
                             ),
                         ));
                     }
-                    if let Some(later) = Self::find_valid_frame_after(&io, offset + 1) {
+                    if let Some(later) = Self::find_valid_frame_after(io, offset + 1) {
                         return Err(corrupted(
                             JOURNAL_FILE,
                             offset,
                             format!("{reason}, but a valid frame follows at byte {later}"),
                         ));
                     }
-                    cut_at = Some(offset);
+                    scan.torn_at = Some(offset);
                     break;
                 }
             }
         }
-        let boundary = durable == FILE_HEADER_BYTES || frames.iter().any(|f| f.end() == durable);
+        let boundary =
+            durable == FILE_HEADER_BYTES || scan.frames.iter().any(|f| f.end() == durable);
         if !boundary {
             return Err(corrupted(
                 JOURNAL_FILE,
                 durable,
-                format!("the durable point {durable} is not the end of a frame"),
+                format!(
+                    "the durable point {durable} (journal.mark / checkpoint.json) is not the \
+                     end of a frame"
+                ),
             ));
         }
-        if let Some(at) = cut_at {
+        Ok(scan)
+    }
+
+    /// Opens the journal: writes the header if empty, walks the frames, cuts a torn tail
+    /// beyond the durable point (`floor`, the checkpoint's offset, or the mark if further),
+    /// refuses damage anywhere else without writing.
+    pub fn open(
+        mut io: I,
+        mark: I,
+        floor: u64,
+    ) -> Result<(Journal<I>, RecoveryReport), JournalError> {
+        let scan = Self::scan(&io, &mark, floor)?;
+        if io.is_empty() {
+            let mut h = Vec::with_capacity(16);
+            h.extend_from_slice(FILE_MAGIC);
+            h.extend_from_slice(&1u32.to_le_bytes());
+            h.extend_from_slice(&0u32.to_le_bytes());
+            io.append(&h)?;
+            io.sync()?;
+        }
+        let mut report = RecoveryReport {
+            durable: scan.durable,
+            frames: scan.frames.len() as u64,
+            ..RecoveryReport::default()
+        };
+        if let Some(at) = scan.torn_at {
             report.truncated_bytes = io.len() - at;
             io.truncate(at)?;
         }
-        report.frames = frames.len() as u64;
         let mut journal = Journal {
             io,
             mark,
-            mark_seq: marked.map_or(0, |(seq, _)| seq),
+            mark_seq: scan.marked.map_or(0, |(seq, _)| seq),
             poisoned: false,
-            frames,
+            frames: scan.frames,
         };
-        if marked.map(|(_, end)| end) != Some(journal.end()) {
+        if scan.marked.map(|(_, end)| end) != Some(journal.end()) {
             journal.write_mark()?;
         }
         Ok((journal, report))
@@ -402,17 +450,9 @@ impl<I: JournalIo> Journal<I> {
         &self.frames
     }
 
-    /// A tag identifying the journal content up to `end` (a frame boundary): the CRC of the
-    /// frame ending there, mixed with its offset. `None` if `end` is not a frame boundary.
+    /// A tag identifying the journal content up to `end` ([`tag_at`]).
     pub fn tag_at(&self, end: u64) -> Option<u64> {
-        if end == FILE_HEADER_BYTES {
-            return Some(0);
-        }
-        let i = self.frames.partition_point(|f| f.end() < end);
-        self.frames
-            .get(i)
-            .filter(|f| f.end() == end)
-            .map(|f| (f.offset << 32) ^ f.crc as u64)
+        tag_at(&self.frames, end)
     }
 
     /// Reads one frame's payload; returns the payload's offset with it.
