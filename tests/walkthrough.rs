@@ -239,6 +239,39 @@ fn readme_walkthrough() {
         300
     );
     assert_eq!(cli.wallet_balance("a.json"), 700);
+
+    // The auditor's view: A's 700 are the only coins in circulation; money funded equals
+    // balances + outstanding coins + swap fees; the store checks sound.
+    let issuer = tmp.path().join("issuer");
+    let audit: serde_json::Value = serde_json::from_str(
+        cli.ok(&["audit", "--store", issuer.to_str().unwrap(), "--json"])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(audit["outstanding_value"], 700, "{audit}");
+    assert_eq!(audit["swap_fees"], 0, "{audit}");
+    assert!(audit["problems"].as_array().unwrap().is_empty(), "{audit}");
+    assert!(audit["issued_value"].as_u64().unwrap() >= 1000);
+    cli.ok(&["store", "check", "--store", issuer.to_str().unwrap()]);
+}
+
+#[test]
+fn audit_names_redemptions_without_recorded_issuance() {
+    // A clearing store made from published parameters has redemptions but no issuance
+    // records: the audit must say so instead of reporting a liability.
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli { dir: tmp.path() };
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
+    let store = tmp.path().join("store");
+    cli.ok(&[
+        "clear",
+        samples.join("mixed-day1.mcb").to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let msg = cli.fails(&["audit", "--store", store.to_str().unwrap()]);
+    assert!(msg.contains("MISMATCH"), "{msg}");
+    assert!(msg.contains("redeemed but only 0 signed"), "{msg}");
 }
 
 #[test]

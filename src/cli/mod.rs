@@ -47,6 +47,15 @@ enum Command {
     /// Verify or repair a store's durable files.
     #[command(subcommand)]
     Store(store::StoreCmd),
+    /// The issuer's liability per key epoch and denomination, reconciled with the accounts.
+    Audit {
+        /// Store (issuer) directory.
+        #[arg(long, env = "MICROCASH_STORE", default_value = "microcash-store")]
+        store: PathBuf,
+        /// Print the audit as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Batches on a server.
     #[command(subcommand)]
     Batch(BatchCmd),
@@ -455,6 +464,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Clear(args) => run_clear(args, now)?,
         Command::Store(cmd) => store::run(cmd)?,
+        Command::Audit { store, json } => store::run_audit(&store, json)?,
         Command::Batch(BatchCmd::Status { id, server }) => {
             print_json(&crate::client::batch_status(&server, &id)?)
         }

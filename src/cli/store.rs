@@ -33,6 +33,52 @@ pub enum StoreCmd {
     },
 }
 
+/// `microcash audit`: prints the liability table and the reconciliation; exits 1 on any
+/// mismatch.
+pub fn run_audit(store: &std::path::Path, json: bool) -> Result<(), CliError> {
+    let audit = crate::engine::audit::audit(store)?;
+    if json {
+        println!("{}", serde_json::to_string(&audit)?);
+    } else {
+        println!(
+            "{:>5} {:>12} {:>10} {:>10} {:>10} {:>10} {:>12} {:>14}",
+            "epoch", "denomination", "withdrawn", "swap out", "deposited", "swap in", "outstanding", "value"
+        );
+        for l in &audit.coins {
+            println!(
+                "{:>5} {:>12} {:>10} {:>10} {:>10} {:>10} {:>12} {:>14}",
+                l.epoch,
+                l.denomination,
+                l.withdrawn,
+                l.swapped_out,
+                l.deposited,
+                l.swapped_in,
+                l.outstanding,
+                l.outstanding_value
+            );
+        }
+        for a in &audit.allowances {
+            println!(
+                "allowance epoch {:>4}: {} tokens signed ({} units), {} spent",
+                a.epoch, a.issued, a.issued_value, a.spent
+            );
+        }
+        println!(
+            "issued {}  redeemed {}  outstanding (liability) {}  swap fees {}",
+            audit.issued_value, audit.redeemed_value, audit.outstanding_value, audit.swap_fees
+        );
+        let balances: i128 = audit.accounts.iter().map(|a| a.balance).sum();
+        println!("{} accounts, balances {balances}", audit.accounts.len());
+        for p in &audit.problems {
+            println!("MISMATCH {p}");
+        }
+    }
+    if !audit.problems.is_empty() {
+        return Err(format!("audit of {}: {} mismatch(es)", store.display(), audit.problems.len()).into());
+    }
+    Ok(())
+}
+
 /// Runs a store command.
 pub fn run(cmd: StoreCmd) -> Result<(), CliError> {
     match cmd {

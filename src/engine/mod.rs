@@ -7,6 +7,7 @@
 //! [`pipeline`]; the issuer's single deposits and swaps settle through the same
 //! [`settle`] code against the same spent set.
 
+pub mod audit;
 pub mod batch_file;
 pub mod batch_verify;
 pub mod maintenance;

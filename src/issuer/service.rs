@@ -422,9 +422,12 @@ impl IssuerApi for Issuer {
         outputs: &[BlindedOutput],
         now: u64,
     ) -> Result<Vec<G1Affine>, IssuerError> {
-        let (_, total) = self.check_outputs(outputs, KeysetKind::Coin, now)?;
+        let (keysets, total) = self.check_outputs(outputs, KeysetKind::Coin, now)?;
         let signatures = self.sign_outputs(outputs)?;
         let txn = self.engine.accounts().write()?;
+        for ks in &keysets {
+            store::record_issuance(&txn, &ks.id.0, "withdraw", ks.value())?;
+        }
         {
             let mut t = txn.open_table(store::ACCOUNTS)?;
             let mut r = t
@@ -481,7 +484,8 @@ impl IssuerApi for Issuer {
                 today,
             });
         }
-        let (_, requested) = self.check_outputs(&request.outputs, KeysetKind::Allowance, now)?;
+        let (keysets, requested) =
+            self.check_outputs(&request.outputs, KeysetKind::Allowance, now)?;
         let key = request.address.to_bytes();
         let limit = self.keys.policy.allowance.daily_limit;
         let signatures = self.sign_outputs(&request.outputs)?;
@@ -502,6 +506,9 @@ impl IssuerApi for Issuer {
                 });
             }
             t.insert((&key[..], today), issued + requested)?;
+        }
+        for ks in &keysets {
+            store::record_issuance(&txn, &ks.id.0, "allowance", ks.value())?;
         }
         txn.commit()?;
         Ok(signatures)
@@ -532,7 +539,8 @@ impl IssuerApi for Issuer {
     }
 
     fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, IssuerError> {
-        let (_, outputs_value) = self.check_outputs(&request.outputs, KeysetKind::Coin, now)?;
+        let (out_keysets, outputs_value) =
+            self.check_outputs(&request.outputs, KeysetKind::Coin, now)?;
         if request.inputs.is_empty() || request.inputs.len() > crate::protocol::deposit::OUTPUTS_MAX
         {
             return Err(IssuerError::OutputCount {
@@ -577,6 +585,18 @@ impl IssuerApi for Issuer {
             });
         }
         self.settle(verified, true, now)?;
+        // Counted once per swap, before any signature leaves (a replay is signed again).
+        let txn = self.engine.accounts().write()?;
+        {
+            let mut t = txn.open_table(store::SWAPS_SIGNED)?;
+            if t.get(&digest[..])?.is_none() {
+                t.insert(&digest[..], now)?;
+                for ks in &out_keysets {
+                    store::record_issuance(&txn, &ks.id.0, "swap", ks.value())?;
+                }
+            }
+        }
+        txn.commit()?;
         // Outputs are signed only now that the inputs are durably spent. Signing is
         // deterministic (sk·B), so a replayed swap gets the same answers again.
         self.sign_outputs(&request.outputs)

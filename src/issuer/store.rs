@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
 use crate::protocol::deposit::CreditTarget;
 
@@ -23,6 +23,13 @@ pub(crate) const ALLOWANCE_ISSUED: TableDefinition<(&[u8], u64), u64> =
     TableDefinition::new("allowance_issued");
 /// counters: "next_receipt", "next_withdrawal"
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// (keyset id, source: "withdraw" | "swap" | "allowance") → (signatures, value): what the
+/// issuer signed, for the audit of its liability. Nothing per coin, nothing linkable.
+pub(crate) const ISSUED: TableDefinition<(&[u8], &str), (u64, u64)> =
+    TableDefinition::new("issued");
+/// swap outputs digest → time its outputs were first signed (a replayed swap is signed
+/// again but counted once)
+pub(crate) const SWAPS_SIGNED: TableDefinition<&[u8], u64> = TableDefinition::new("swaps_signed");
 /// withdrawal sequence → (account, value, time): no blinded messages, nothing per coin
 pub(crate) const WITHDRAWALS: TableDefinition<u64, (&str, u64, u64)> =
     TableDefinition::new("withdrawals");
@@ -124,16 +131,7 @@ impl Store {
             )));
         }
         let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        {
-            txn.open_table(ACCOUNTS)?;
-            txn.open_table(WALLETS)?;
-            txn.open_table(ACCOUNT_TOKENS)?;
-            txn.open_table(ALLOWANCE_ISSUED)?;
-            txn.open_table(META)?;
-            txn.open_table(WITHDRAWALS)?;
-        }
-        txn.commit()?;
+        create_tables(&db)?;
         Ok(Store { db })
     }
 
@@ -158,7 +156,11 @@ impl Store {
             Ok(db)
         });
         match opened {
-            Ok(Ok(db)) => Ok(Store { db }),
+            Ok(Ok(db)) => {
+                // Tables added since the file was made (e.g. `issued`) start empty.
+                create_tables(&db)?;
+                Ok(Store { db })
+            }
             Ok(Err(reason)) => Err(damaged(reason)),
             Err(_) => Err(damaged("redb panicked reading its pages".into())),
         }
@@ -190,12 +192,78 @@ impl Store {
         Ok(out)
     }
 
+    /// What the issuer signed, per keyset and source.
+    pub fn issuance(&self) -> Result<Vec<Issuance>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ISSUED)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let (id, source) = k.value();
+            let (count, value) = v.value();
+            out.push(Issuance {
+                keyset: id
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupted("issued: keyset id length".into()))?,
+                source: source.to_owned(),
+                count,
+                value,
+            });
+        }
+        Ok(out)
+    }
+
     /// An account's record, if it exists.
     pub fn account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ACCOUNTS)?;
         Ok(t.get(name)?.map(|v| AccountRecord::from(v.value())))
     }
+}
+
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(ACCOUNTS)?;
+        txn.open_table(WALLETS)?;
+        txn.open_table(ACCOUNT_TOKENS)?;
+        txn.open_table(ALLOWANCE_ISSUED)?;
+        txn.open_table(META)?;
+        txn.open_table(WITHDRAWALS)?;
+        txn.open_table(ISSUED)?;
+        txn.open_table(SWAPS_SIGNED)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Counts one signature of `value` under keyset `keyset` for `source` (in `txn`).
+pub(crate) fn record_issuance(
+    txn: &WriteTransaction,
+    keyset: &[u8; 32],
+    source: &str,
+    value: u64,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(ISSUED)?;
+    let (n, v) = t
+        .get((&keyset[..], source))?
+        .map(|g| g.value())
+        .unwrap_or((0, 0));
+    t.insert((&keyset[..], source), (n + 1, v.saturating_add(value)))?;
+    Ok(())
+}
+
+/// One row of the issuance record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issuance {
+    /// Keyset id.
+    pub keyset: [u8; 32],
+    /// `withdraw`, `swap` or `allowance`.
+    pub source: String,
+    /// Signatures.
+    pub count: u64,
+    /// Value signed.
+    pub value: u64,
 }
 
 /// Reads every row of every table (so damaged pages fail at open, not in the middle of a
@@ -219,6 +287,10 @@ fn read_everything(db: &Database) -> Result<(), StoreError> {
     scan(&txn, ALLOWANCE_ISSUED)?;
     scan(&txn, META)?;
     scan(&txn, WITHDRAWALS)?;
+    // Tables added later may be absent from an older file until `create_tables` runs.
+    if txn.list_tables()?.any(|t| t.name() == "issued") {
+        scan(&txn, ISSUED)?;
+    }
     Ok(())
 }
 

@@ -1,13 +1,14 @@
 //! Deposits (the final link, to the issuer), swaps (deposits that pay for blinded outputs)
 //! and the blinded outputs themselves.
 
-use microcash_kernels::bls::G1Affine;
+use microcash_kernels::bls::{G1Affine, G1_COMPRESSED_LEN};
 
 use super::coin::{
-    allowance_list_digest, decode_spends, encode_spends, AllowanceSpend, Coin, Serial, COIN_VERSION,
+    allowance_list_digest, decode_spends, encode_spends, AllowanceSpend, Coin, Serial,
+    ALLOWANCES_MAX, COIN_VERSION, LINKS_MAX,
 };
 use super::encoding::{expect_version, Decode, DecodeError, DecodeReason, Encode, Reader, Writer};
-use super::keys::RedSig;
+use super::keys::{RedSig, POINT_LEN, SIGNATURE_LEN};
 use super::keyset::KeysetId;
 use super::tags;
 
@@ -15,6 +16,62 @@ use super::tags;
 pub const ACCOUNT_NAME_LEN_MAX: usize = 64;
 /// Most inputs or outputs of one swap or withdrawal.
 pub const OUTPUTS_MAX: usize = 1024;
+
+// The largest deposit the decoder accepts, derived field by field from the limits it
+// enforces (layouts: docs/protocol.md §3.3–3.9). A batch reader uses it to refuse a record
+// length no valid deposit can have *before* it touches the payload, so these must follow
+// every change to the encoding: the test `deposit_bytes_max_is_the_largest_decodable_deposit`
+// encodes a maximal deposit and fails if this derivation falls behind.
+
+/// Bytes of a keyset id (`KeysetId`, a BLAKE2b-256 digest).
+const KEYSET_ID_LEN: usize = 32;
+/// PaymentContext: payment id 16 ‖ amount u64 ‖ time u64.
+const PAYMENT_CONTEXT_LEN: usize = 16 + 8 + 8;
+/// AllowanceSpend: keyset id ‖ token key K ‖ σ (G1) ‖ RedPallas signature = 176.
+const ALLOWANCE_SPEND_LEN: usize = KEYSET_ID_LEN + POINT_LEN + G1_COMPRESSED_LEN + SIGNATURE_LEN;
+/// An allowance-spend list: u8 count (≤ `ALLOWANCES_MAX`, checked by `decode_spends`) ‖ spends.
+const SPENDS_LEN_MAX: usize = 1 + ALLOWANCES_MAX * ALLOWANCE_SPEND_LEN;
+/// Link: E ‖ P ‖ PaymentContext ‖ spend list ‖ signature = 161 + 176·a.
+const LINK_LEN_MAX: usize = 2 * POINT_LEN + PAYMENT_CONTEXT_LEN + SPENDS_LEN_MAX + SIGNATURE_LEN;
+/// Coin: version ‖ keyset id ‖ X ‖ σ ‖ u8 link count (≤ `LINKS_MAX`, checked by
+/// `Coin::decode`) ‖ links = 114 + Σ links.
+const COIN_LEN_MAX: usize =
+    1 + KEYSET_ID_LEN + POINT_LEN + G1_COMPRESSED_LEN + 1 + LINKS_MAX * LINK_LEN_MAX;
+/// CreditTarget: tag ‖ (u8 length ‖ name ≤ `ACCOUNT_NAME_LEN_MAX`) or (swap digest 32).
+const TARGET_LEN_MAX: usize = 1 + max(1 + ACCOUNT_NAME_LEN_MAX, 32);
+
+/// The largest encoded [`Deposit`] the decoder can accept: version ‖ coin ‖ target ‖
+/// deposit id 16 ‖ time u64 ‖ spend list ‖ signature
+/// = 1 + (114 + 64 · (161 + 32 · 176)) + 66 + 16 + 8 + (1 + 32 · 176) + 64 = 376 654 bytes
+/// (about 368 KiB: a coin at the 64-link encoding limit with 32 allowance spends on every
+/// link and on the deposit). Policy classes cap hops far lower; this is the encoding bound.
+pub const DEPOSIT_BYTES_MAX: usize =
+    1 + COIN_LEN_MAX + TARGET_LEN_MAX + 16 + 8 + SPENDS_LEN_MAX + SIGNATURE_LEN;
+
+/// Decompression hints of one allowance spend: y of K (32), y of σ (48), y of the
+/// signature's R (32).
+const ALLOWANCE_SPEND_HINTS_LEN: usize = POINT_LEN + G1_COMPRESSED_LEN + POINT_LEN;
+/// Hints of a link: y of E, y of P, its spends, y of its signature's R.
+const LINK_HINTS_LEN_MAX: usize =
+    2 * POINT_LEN + ALLOWANCES_MAX * ALLOWANCE_SPEND_HINTS_LEN + POINT_LEN;
+
+/// The most decompression-hint bytes a deposit can carry (`Encode::to_bytes_with_hints`: the
+/// y coordinate of every point, 32 bytes per Pallas point or signature R, 48 per G1 point):
+/// coin (X, σ, links) + deposit spends + the deposit signature's R
+/// = (32 + 48 + 64 · (32 + 32 + 32 · 112 + 32)) + 32 · 112 + 32 = 239 216 bytes.
+pub const DEPOSIT_HINTS_BYTES_MAX: usize = POINT_LEN
+    + G1_COMPRESSED_LEN
+    + LINKS_MAX * LINK_HINTS_LEN_MAX
+    + ALLOWANCES_MAX * ALLOWANCE_SPEND_HINTS_LEN
+    + POINT_LEN;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
 
 /// An issuer account name: 1–64 bytes of `[A-Za-z0-9_.@-]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -255,5 +312,98 @@ impl Decode for SwapRequest {
             inputs,
             outputs: decode_outputs(r)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::coin::{AllowanceToken, Link, PaymentContext};
+    use crate::protocol::encoding::DecodeReason;
+    use crate::protocol::keys::OwnerSecret;
+
+    /// A deposit at every limit the decoder enforces: `LINKS_MAX` links, `ALLOWANCES_MAX`
+    /// spends on each link and on the deposit, the longest account name. Not valid (one key
+    /// and one signature everywhere); the decoder does not verify, so it must still decode.
+    fn maximal_deposit(links: usize, spends: usize) -> Deposit {
+        let mut rng = crate::os_rng();
+        let sk = OwnerSecret::generate(&mut rng);
+        let key = sk.public();
+        let sig = sk.sign(&mut rng, b"max");
+        let sigma = crate::protocol::coin::issuer_message_point(&Serial([7; 32]));
+        let spend = AllowanceSpend {
+            token: AllowanceToken {
+                keyset_id: KeysetId([1; 32]),
+                key,
+                sigma,
+            },
+            signature: sig,
+        };
+        let link = Link {
+            ephemeral: key,
+            one_time_key: key,
+            context: PaymentContext {
+                payment_id: [2; 16],
+                amount: u64::MAX,
+                time: u64::MAX,
+            },
+            allowances: vec![spend; spends],
+            signature: sig,
+        };
+        Deposit {
+            coin: Coin {
+                keyset_id: KeysetId([3; 32]),
+                coin_key: key,
+                sigma,
+                links: vec![link; links],
+            },
+            target: CreditTarget::Account(
+                AccountName::new(&"a".repeat(ACCOUNT_NAME_LEN_MAX)).expect("valid name"),
+            ),
+            deposit_id: [4; 16],
+            time: u64::MAX,
+            allowances: vec![spend; spends],
+            signature: sig,
+        }
+    }
+
+    #[test]
+    fn deposit_bytes_max_is_the_largest_decodable_deposit() {
+        assert_eq!(DEPOSIT_BYTES_MAX, 376_654, "the figure the docs quote");
+        assert_eq!(DEPOSIT_HINTS_BYTES_MAX, 239_216, "the figure the docs quote");
+        let max = maximal_deposit(LINKS_MAX, ALLOWANCES_MAX);
+        let (bytes, hints) = max.to_bytes_with_hints();
+        // A new field, or a wider one, makes the maximal deposit longer than the derivation.
+        assert_eq!(bytes.len(), DEPOSIT_BYTES_MAX);
+        assert_eq!(hints.len(), DEPOSIT_HINTS_BYTES_MAX);
+        assert_eq!(Deposit::from_bytes(&bytes).unwrap(), max);
+        assert_eq!(Deposit::from_bytes_with_hints(&bytes, &hints).unwrap(), max);
+
+        // The decoder's limits are the constants the derivation uses: one more link or
+        // spend than they allow is refused (if a limit grew, this would decode).
+        let too_many = |d: Deposit, what: &str| {
+            let e = Deposit::from_bytes(&d.to_bytes()).unwrap_err();
+            assert!(
+                matches!(e.reason, DecodeReason::TooMany { what: w, .. } if w == what),
+                "{e}"
+            );
+        };
+        too_many(maximal_deposit(LINKS_MAX + 1, 0), "links");
+        too_many(maximal_deposit(1, ALLOWANCES_MAX + 1), "allowance spends");
+        let mut spends = maximal_deposit(0, 0);
+        spends.allowances = maximal_deposit(0, ALLOWANCES_MAX + 1).allowances;
+        too_many(spends, "allowance spends");
+        // The account name: lengthen the maximal one by a byte in place.
+        let d = maximal_deposit(0, 0);
+        let mut bytes = d.to_bytes();
+        let at = 1 + d.coin.to_bytes().len() + 1; // version, coin, target tag
+        assert_eq!(bytes[at] as usize, ACCOUNT_NAME_LEN_MAX);
+        bytes[at] += 1;
+        bytes.insert(at + 1, b'a');
+        let e = Deposit::from_bytes(&bytes).unwrap_err();
+        assert!(
+            matches!(e.reason, DecodeReason::TooMany { what: "account name", .. }),
+            "{e}"
+        );
     }
 }

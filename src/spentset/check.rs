@@ -39,8 +39,23 @@ pub struct CheckReport {
     /// Each epoch's maps: `ok`, `behind by N entries (caught up on open)`, or why they will
     /// be rebuilt.
     pub maps: BTreeMap<u32, String>,
+    /// Redeemed coins per (epoch, value), split by where the value went (`microcash audit`
+    /// presents them).
+    #[serde(skip)]
+    pub redeemed: BTreeMap<(u32, u64), Redeemed>,
+    /// Allowance tokens spent per epoch.
+    pub allowances_spent: BTreeMap<u32, u64>,
     /// Damage that makes the store refuse to open (file, offset, reason).
     pub problems: Vec<String>,
+}
+
+/// Coins of one (epoch, value) redeemed, as the journal records them.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Redeemed {
+    /// Deposited to accounts.
+    pub deposits: u64,
+    /// Spent as swap inputs.
+    pub swap_inputs: u64,
 }
 
 /// Verifies the spent set in `dir` without changing anything (it takes the store's lock).
@@ -118,6 +133,15 @@ pub fn check(dir: &Path) -> Result<CheckReport, SpentSetError> {
                 }
             }
             *report.credits.entry(e.target.clone()).or_default() += e.value;
+            let r = report.redeemed.entry((e.epoch, e.value)).or_default();
+            if e.target.starts_with("swap:") {
+                r.swap_inputs += 1;
+            } else {
+                r.deposits += 1;
+            }
+            for (_, ep) in &e.allowances {
+                *report.allowances_spent.entry(*ep).or_default() += 1;
+            }
         }
         report.entries += entries.len() as u64;
         if let Some(cp) = checkpoint.as_ref().filter(|c| c.applied == frame.end()) {
