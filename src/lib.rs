@@ -2,8 +2,13 @@
 //!
 //! * [`protocol`] — coins, keysets, blind issuance, stealth and chained payments, deposits,
 //!   swaps, allowance tokens, the reference verifier. No threads, no files.
-//! * [`issuer`] — the issuer's keys on disk and its state in an embedded crash-safe store
-//!   (redb): accounts, registered wallets, allowance issued, spent serials with receipts.
+//! * [`spentset`], [`store`] — durable state below the engine: the spent set behind its
+//!   settlement journal (the one source of truth for redemptions), and the issuer
+//!   directory's keys and redb state (accounts, wallets, allowance issued, issuance record).
+//! * [`engine`] — batched verification, settlement and the clearing pipeline; `store check`,
+//!   `store rebuild` and the audit.
+//! * [`issuer`] — the issuer's operations (withdraw, deposit, swap, allowance) over the
+//!   engine and the store.
 //! * [`wallet`] — a wallet file and the wallet operations over an [`issuer::IssuerApi`].
 //! * [`cli`] — the `microcash` command line (thin).
 #![deny(unsafe_code)]
@@ -19,6 +24,7 @@ mod mmap;
 pub mod protocol;
 pub mod server;
 pub mod spentset;
+pub mod store;
 pub mod wallet;
 
 /// The OS CSPRNG (`getrandom`), infallible form: key material, blinding factors and batch

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::issuer::files::{load_keysets, policy_path, write_atomic};
+use crate::store::files::{load_keysets, policy_path, write_atomic};
 use crate::issuer::{Issuer, IssuerApi};
 use crate::protocol::coin::Payment;
 use crate::protocol::encoding::{Decode, Encode};
@@ -377,7 +377,7 @@ enum WalletCmd {
 }
 
 fn public_view(dir: &Path) -> Result<(crate::protocol::keyset::KeysetList, Policy), CliError> {
-    let keysets = load_keysets(&crate::issuer::files::keysets_path(dir))?;
+    let keysets = load_keysets(&crate::store::files::keysets_path(dir))?;
     let policy = Policy::from_toml(&std::fs::read_to_string(policy_path(dir))?)?;
     Ok((keysets, policy))
 }
@@ -531,7 +531,7 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
     use crate::engine::{ClearOptions, Engine};
     // A bad batch path is reported before anything is created.
     crate::engine::check_batch_input(&args.batch)?;
-    if !crate::issuer::files::keysets_path(&args.store).exists() {
+    if !crate::store::files::keysets_path(&args.store).exists() {
         let params = crate::dataset::params_dir(&args.batch);
         if !params.join("keysets.json").exists() {
             return Err(format!(

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::batch_file::BatchWriter;
 use crate::engine::{Engine, EngineError};
-use crate::issuer::files::{keysets_path, policy_path, write_atomic, FilesError, PublicKeysets};
+use crate::store::files::{keysets_path, policy_path, write_atomic, FilesError, PublicKeysets};
 use crate::protocol::coin::{AllowanceToken, Coin, PaymentContext, Serial};
 use crate::protocol::deposit::{AccountName, CreditTarget};
 use crate::protocol::encoding::Encode;
@@ -217,7 +217,7 @@ impl GenIssuer {
         let mut list = Vec::new();
         for (kind, class) in [
             (KeysetKind::Coin, "standard"),
-            (KeysetKind::Allowance, crate::issuer::files::ALLOWANCE_CLASS),
+            (KeysetKind::Allowance, crate::store::files::ALLOWANCE_CLASS),
         ] {
             for (epoch, windows) in [(1u32, expired), (2u32, current)] {
                 for exp in 0..=DENOMINATION_EXP_MAX {
@@ -536,7 +536,7 @@ pub fn init_store_from_params(params: &Path, store: &Path) -> Result<bool, Datas
             }
             // Another process created the store first (rename onto a non-empty directory
             // fails): use theirs.
-            Err(_) if crate::issuer::files::keysets_path(store).exists() => Ok(false),
+            Err(_) if crate::store::files::keysets_path(store).exists() => Ok(false),
             Err(e) => Err(DatasetError::Io(std::io::Error::new(
                 e.kind(),
                 format!("{}: cannot create the store: {e}", store.display()),
@@ -562,20 +562,14 @@ fn build_store(params: &Path, staging: &Path) -> Result<(), DatasetError> {
     let accounts: Vec<AccountSpec> = serde_json::from_slice(&std::fs::read(&accounts_path)?)
         .map_err(|e| DatasetError::SelfCheck(format!("{}: {e}", accounts_path.display())))?;
     let engine = Engine::create(staging, SpentSetConfig::default())?;
-    let redb_err = |e: String| {
-        DatasetError::Engine(EngineError::Store(crate::issuer::store::StoreError::Redb(e)))
-    };
-    let txn = engine.accounts().write().map_err(EngineError::from)?;
-    {
-        let mut t = txn
-            .open_table(crate::issuer::store::ACCOUNTS)
-            .map_err(|e| redb_err(e.to_string()))?;
-        for a in &accounts {
-            t.insert(a.name.as_str(), (0u64, 0u64, a.merchant))
-                .map_err(|e| redb_err(e.to_string()))?;
-        }
-    }
-    txn.commit().map_err(|e| redb_err(e.to_string()))?;
+    let rows: Vec<(&str, bool)> = accounts
+        .iter()
+        .map(|a| (a.name.as_str(), a.merchant))
+        .collect();
+    engine
+        .accounts()
+        .create_accounts(&rows)
+        .map_err(EngineError::from)?;
     drop(engine);
     std::fs::File::open(staging)?.sync_all()?;
     Ok(())

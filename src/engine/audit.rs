@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use super::maintenance::{check_store, AccountLine};
 use super::{EngineError, PublicParams};
-use crate::issuer::files;
-use crate::issuer::store::Store;
+use crate::store::files;
+use crate::store::state::Store;
 use crate::protocol::keyset::KeysetKind;
 
 /// Coins of one key epoch and denomination.

@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{spent_dir, EngineError};
-use crate::issuer::files;
-use crate::issuer::store::Store;
+use crate::store::files;
+use crate::store::state::Store;
 use crate::spentset::check::{self, CheckReport, RebuildReport};
 use crate::spentset::SpentSetConfig;
 

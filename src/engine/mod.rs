@@ -21,8 +21,8 @@ use std::sync::{Mutex, MutexGuard};
 pub use pipeline::{ClearOptions, ClearSummary, RecordVerdict};
 pub use verdict::{Evidence, Verdict};
 
-use crate::issuer::files::{self, FilesError};
-use crate::issuer::store::{Store, StoreError};
+use crate::store::files::{self, FilesError};
+use crate::store::state::{Store, StoreError};
 use crate::protocol::keyset::KeysetList;
 use crate::protocol::policy::Policy;
 use crate::spentset::{SpentSet, SpentSetConfig, SpentSetError};

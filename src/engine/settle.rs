@@ -132,7 +132,7 @@ pub fn plan<D: Disk>(
                 .extend(vd.allowance_serials().iter().map(|(s, _)| s.0));
         }
         if verdict.is_none() {
-            let target = crate::issuer::store::target_label(vd.target());
+            let target = crate::store::state::target_label(vd.target());
             fresh.push((
                 pos,
                 ReceiptEntry {

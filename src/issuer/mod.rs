@@ -4,9 +4,7 @@
 //! [`IssuerApi`] is the wallet's view of an issuer; [`Issuer`] implements it in-process
 //! (local files), and the HTTP client of a later issue implements it over the network.
 
-pub mod files;
 pub mod service;
-pub mod store;
 
 pub use service::{Issuer, IssuerError, Receipt};
 

@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use microcash_kernels::bls::G1Affine;
-use redb::ReadableTable;
 use serde::Serialize;
 
-use super::files::{FilesError, IssuerKeys};
-use super::store::{self, StoreError};
+use crate::store::files::{FilesError, IssuerKeys};
+use crate::store::state::{Refusal, StoreError};
 use super::IssuerApi;
 use crate::engine::settle::{self, BatchMemory};
 use crate::engine::{Engine, EngineError, PublicParams, Verdict};
@@ -154,7 +153,7 @@ pub enum IssuerError {
     },
     /// Storage failure.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// Issuer directory failure.
     #[error(transparent)]
     Files(#[from] FilesError),
@@ -180,19 +179,42 @@ pub enum IssuerError {
     SwapPartiallyReplayed,
 }
 
-impl From<redb::TableError> for IssuerError {
-    fn from(e: redb::TableError) -> Self {
-        IssuerError::Store(e.into())
-    }
-}
-impl From<redb::StorageError> for IssuerError {
-    fn from(e: redb::StorageError) -> Self {
-        IssuerError::Store(e.into())
-    }
-}
-impl From<redb::CommitError> for IssuerError {
-    fn from(e: redb::CommitError) -> Self {
-        IssuerError::Store(e.into())
+impl From<StoreError> for IssuerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Refused(r) => match r {
+                Refusal::UnknownAccount(a) => IssuerError::UnknownAccount(a),
+                Refusal::AccountExists(a) => IssuerError::AccountExists(a),
+                Refusal::InsufficientFunds {
+                    account,
+                    balance,
+                    needed,
+                } => IssuerError::InsufficientFunds {
+                    account,
+                    balance,
+                    needed,
+                },
+                Refusal::Overflow(_) => IssuerError::BadOutput {
+                    index: 0,
+                    reason: "balance overflow".into(),
+                },
+                Refusal::AllowanceCapExceeded {
+                    limit,
+                    issued,
+                    requested,
+                } => IssuerError::AllowanceCapExceeded {
+                    limit,
+                    issued,
+                    requested,
+                },
+                // The caller names the address (it knows it; the state does not print it).
+                Refusal::WalletAlreadyRegistered => {
+                    IssuerError::WalletAlreadyRegistered(String::new())
+                }
+                Refusal::WalletNotRegistered => IssuerError::WalletNotRegistered(String::new()),
+            },
+            other => IssuerError::Store(other),
+        }
     }
 }
 
@@ -248,31 +270,19 @@ impl Issuer {
     /// Creates an account with zero balance.
     pub fn create_account(&self, name: &str, merchant: bool) -> Result<(), IssuerError> {
         let name = Self::account_name(name)?;
-        let txn = self.engine.accounts().write()?;
-        {
-            let mut t = txn.open_table(store::ACCOUNTS)?;
-            if t.get(name.as_str())?.is_some() {
-                return Err(IssuerError::AccountExists(name.to_string()));
-            }
-            t.insert(name.as_str(), (0u64, 0u64, merchant))?;
-        }
-        txn.commit()?;
-        Ok(())
+        Ok(self
+            .engine
+            .accounts()
+            .create_accounts(&[(name.as_str(), merchant)])?)
     }
 
     /// Issues a fresh API token for `account` (replacing any earlier one). The token
     /// authenticates withdrawals over HTTP; only its digest is stored.
     pub fn issue_account_token(&self, account: &str) -> Result<String, IssuerError> {
-        if self.engine.accounts().account(account)?.is_none() {
-            return Err(IssuerError::UnknownAccount(account.to_owned()));
-        }
         let mut raw = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut raw);
         let token = format!("mct_{}", hex::encode(raw));
-        let txn = self.engine.accounts().write()?;
-        txn.open_table(store::ACCOUNT_TOKENS)?
-            .insert(account, &store::token_digest(&token)[..])?;
-        txn.commit()?;
+        self.engine.accounts().set_account_token(account, &token)?;
         Ok(token)
     }
 
@@ -283,20 +293,7 @@ impl Issuer {
 
     /// Credits an account from outside the system (a bank transfer in).
     pub fn fund(&self, name: &str, amount: u64) -> Result<u64, IssuerError> {
-        let txn = self.engine.accounts().write()?;
-        {
-            let mut t = txn.open_table(store::ACCOUNTS)?;
-            let mut r = t
-                .get(name)?
-                .map(|v| store::AccountRecord::from(v.value()))
-                .ok_or_else(|| IssuerError::UnknownAccount(name.to_owned()))?;
-            r.funded = r.funded.checked_add(amount).ok_or(IssuerError::BadOutput {
-                index: 0,
-                reason: "balance overflow".into(),
-            })?;
-            t.insert(name, r.to_row())?;
-        }
-        txn.commit()?;
+        self.engine.accounts().fund(name, amount)?;
         self.balance(name)
     }
 
@@ -422,51 +419,30 @@ impl IssuerApi for Issuer {
         outputs: &[BlindedOutput],
         now: u64,
     ) -> Result<Vec<G1Affine>, IssuerError> {
-        let (keysets, total) = self.check_outputs(outputs, KeysetKind::Coin, now)?;
+        let (keysets, _) = self.check_outputs(outputs, KeysetKind::Coin, now)?;
         let signatures = self.sign_outputs(outputs)?;
-        let txn = self.engine.accounts().write()?;
-        for ks in &keysets {
-            store::record_issuance(&txn, &ks.id.0, "withdraw", ks.value())?;
-        }
-        {
-            let mut t = txn.open_table(store::ACCOUNTS)?;
-            let mut r = t
-                .get(account.as_str())?
-                .map(|v| store::AccountRecord::from(v.value()))
-                .ok_or_else(|| IssuerError::UnknownAccount(account.to_string()))?;
-            // Credits only ever grow, so reading them outside this transaction can only
-            // understate the balance, never let a withdrawal overdraw it.
-            let balance = r.balance(self.engine.credited(account.as_str()));
-            if balance < total {
-                return Err(IssuerError::InsufficientFunds {
-                    account: account.to_string(),
-                    balance,
-                    needed: total,
-                });
-            }
-            r.withdrawn += total;
-            t.insert(account.as_str(), r.to_row())?;
-        }
-        let seq = store::next_counter(&txn, "next_withdrawal")?;
-        txn.open_table(store::WITHDRAWALS)?
-            .insert(seq, (account.as_str(), total, now))?;
-        txn.commit()?;
+        let signed: Vec<([u8; 32], u64)> = keysets.iter().map(|k| (k.id.0, k.value())).collect();
+        self.engine.accounts().withdraw(
+            account.as_str(),
+            self.engine.credited(account.as_str()),
+            &signed,
+            now,
+        )?;
         // Signatures leave the issuer only once the debit is durable.
         Ok(signatures)
     }
 
     fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), IssuerError> {
         let key = address.0.to_bytes();
-        let txn = self.engine.accounts().write()?;
-        {
-            let mut t = txn.open_table(store::WALLETS)?;
-            if t.get(&key[..])?.is_some() {
-                return Err(IssuerError::WalletAlreadyRegistered(address.to_string()));
-            }
-            t.insert(&key[..], identity)?;
-        }
-        txn.commit()?;
-        Ok(())
+        self.engine
+            .accounts()
+            .register_wallet(&key, identity)
+            .map_err(|e| match IssuerError::from(e) {
+                IssuerError::WalletAlreadyRegistered(_) => {
+                    IssuerError::WalletAlreadyRegistered(address.to_string())
+                }
+                other => other,
+            })
     }
 
     fn issue_allowance(
@@ -484,33 +460,20 @@ impl IssuerApi for Issuer {
                 today,
             });
         }
-        let (keysets, requested) =
-            self.check_outputs(&request.outputs, KeysetKind::Allowance, now)?;
+        let (keysets, _) = self.check_outputs(&request.outputs, KeysetKind::Allowance, now)?;
         let key = request.address.to_bytes();
         let limit = self.keys.policy.allowance.daily_limit;
         let signatures = self.sign_outputs(&request.outputs)?;
-        let txn = self.engine.accounts().write()?;
-        {
-            if txn.open_table(store::WALLETS)?.get(&key[..])?.is_none() {
-                return Err(IssuerError::WalletNotRegistered(
-                    Address(request.address).to_string(),
-                ));
-            }
-            let mut t = txn.open_table(store::ALLOWANCE_ISSUED)?;
-            let issued = t.get((&key[..], today))?.map(|v| v.value()).unwrap_or(0);
-            if issued.saturating_add(requested) > limit {
-                return Err(IssuerError::AllowanceCapExceeded {
-                    limit,
-                    issued,
-                    requested,
-                });
-            }
-            t.insert((&key[..], today), issued + requested)?;
-        }
-        for ks in &keysets {
-            store::record_issuance(&txn, &ks.id.0, "allowance", ks.value())?;
-        }
-        txn.commit()?;
+        let signed: Vec<([u8; 32], u64)> = keysets.iter().map(|k| (k.id.0, k.value())).collect();
+        self.engine
+            .accounts()
+            .issue_allowance(&key, today, limit, &signed)
+            .map_err(|e| match IssuerError::from(e) {
+                IssuerError::WalletNotRegistered(_) => {
+                    IssuerError::WalletNotRegistered(Address(request.address).to_string())
+                }
+                other => other,
+            })?;
         Ok(signatures)
     }
 
@@ -586,17 +549,9 @@ impl IssuerApi for Issuer {
         }
         self.settle(verified, true, now)?;
         // Counted once per swap, before any signature leaves (a replay is signed again).
-        let txn = self.engine.accounts().write()?;
-        {
-            let mut t = txn.open_table(store::SWAPS_SIGNED)?;
-            if t.get(&digest[..])?.is_none() {
-                t.insert(&digest[..], now)?;
-                for ks in &out_keysets {
-                    store::record_issuance(&txn, &ks.id.0, "swap", ks.value())?;
-                }
-            }
-        }
-        txn.commit()?;
+        let signed: Vec<([u8; 32], u64)> =
+            out_keysets.iter().map(|k| (k.id.0, k.value())).collect();
+        self.engine.accounts().record_swap(&digest, now, &signed)?;
         // Outputs are signed only now that the inputs are durably spent. Signing is
         // deterministic (sk·B), so a replayed swap gets the same answers again.
         self.sign_outputs(&request.outputs)

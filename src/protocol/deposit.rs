@@ -370,7 +370,10 @@ mod tests {
     #[test]
     fn deposit_bytes_max_is_the_largest_decodable_deposit() {
         assert_eq!(DEPOSIT_BYTES_MAX, 376_654, "the figure the docs quote");
-        assert_eq!(DEPOSIT_HINTS_BYTES_MAX, 239_216, "the figure the docs quote");
+        assert_eq!(
+            DEPOSIT_HINTS_BYTES_MAX, 239_216,
+            "the figure the docs quote"
+        );
         let max = maximal_deposit(LINKS_MAX, ALLOWANCES_MAX);
         let (bytes, hints) = max.to_bytes_with_hints();
         // A new field, or a wider one, makes the maximal deposit longer than the derivation.
@@ -402,7 +405,13 @@ mod tests {
         bytes.insert(at + 1, b'a');
         let e = Deposit::from_bytes(&bytes).unwrap_err();
         assert!(
-            matches!(e.reason, DecodeReason::TooMany { what: "account name", .. }),
+            matches!(
+                e.reason,
+                DecodeReason::TooMany {
+                    what: "account name",
+                    ..
+                }
+            ),
             "{e}"
         );
     }

@@ -222,7 +222,7 @@ impl Batches {
                 }
                 Ok(summary) => {
                     let bytes = serde_json::to_vec(&summary).expect("summary serialises");
-                    if let Err(e) = crate::issuer::files::write_atomic(
+                    if let Err(e) = crate::store::files::write_atomic(
                         &status_path(&self.dir, &id),
                         &bytes,
                         0o644,

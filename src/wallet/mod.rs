@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::issuer::files::{write_atomic, FilesError};
+use crate::store::files::{write_atomic, FilesError};
 use crate::issuer::{IssuerApi, IssuerError, Receipt};
 use crate::protocol::allowance::AllowanceRequest;
 use crate::protocol::coin::{AllowanceToken, Coin, Payment, PaymentContext};
@@ -385,7 +385,7 @@ impl Wallet {
             return Err(WalletError::Amount("request at least 1".into()));
         }
         let max_exp = issuer.policy().epochs.max_denomination_exp;
-        let class = crate::issuer::files::ALLOWANCE_CLASS;
+        let class = crate::store::files::ALLOWANCE_CLASS;
         let (pending, outputs) = Self::blind_many(
             issuer.keysets(),
             KeysetKind::Allowance,

@@ -11,27 +11,27 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHand
 use crate::protocol::deposit::CreditTarget;
 
 /// account name → (funded, withdrawn, merchant?); the balance adds journal credits.
-pub(crate) const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> =
+const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> =
     TableDefinition::new("accounts");
 /// account name → BLAKE2b-256 of its API token (bearer authentication of withdrawals)
-pub(crate) const ACCOUNT_TOKENS: TableDefinition<&str, &[u8]> =
+const ACCOUNT_TOKENS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("account_tokens");
 /// wallet address (32 bytes) → identity registered with it
-pub(crate) const WALLETS: TableDefinition<&[u8], &str> = TableDefinition::new("wallets");
+const WALLETS: TableDefinition<&[u8], &str> = TableDefinition::new("wallets");
 /// (wallet address, UTC day) → allowance value issued that day
-pub(crate) const ALLOWANCE_ISSUED: TableDefinition<(&[u8], u64), u64> =
+const ALLOWANCE_ISSUED: TableDefinition<(&[u8], u64), u64> =
     TableDefinition::new("allowance_issued");
 /// counters: "next_receipt", "next_withdrawal"
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (keyset id, source: "withdraw" | "swap" | "allowance") → (signatures, value): what the
 /// issuer signed, for the audit of its liability. Nothing per coin, nothing linkable.
-pub(crate) const ISSUED: TableDefinition<(&[u8], &str), (u64, u64)> =
+const ISSUED: TableDefinition<(&[u8], &str), (u64, u64)> =
     TableDefinition::new("issued");
 /// swap outputs digest → time its outputs were first signed (a replayed swap is signed
 /// again but counted once)
-pub(crate) const SWAPS_SIGNED: TableDefinition<&[u8], u64> = TableDefinition::new("swaps_signed");
+const SWAPS_SIGNED: TableDefinition<&[u8], u64> = TableDefinition::new("swaps_signed");
 /// withdrawal sequence → (account, value, time): no blinded messages, nothing per coin
-pub(crate) const WITHDRAWALS: TableDefinition<u64, (&str, u64, u64)> =
+const WITHDRAWALS: TableDefinition<u64, (&str, u64, u64)> =
     TableDefinition::new("withdrawals");
 
 /// Store errors (storage, not protocol).
@@ -43,6 +43,9 @@ pub enum StoreError {
     /// A record that does not parse: the store is damaged.
     #[error("issuer store corrupted: {0}")]
     Corrupted(String),
+    /// A request the state refuses (not storage damage).
+    #[error("{0}")]
+    Refused(Refusal),
     /// The state file is missing: an existing store is never silently given a new, empty one.
     #[error("{0}: missing — this store's accounts and wallets are gone; restore state.redb from a backup (it is never recreated empty)")]
     Missing(std::path::PathBuf),
@@ -70,6 +73,50 @@ from_redb!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// Why the state refused a change (the issuer turns these into its own errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No such account.
+    #[error("unknown account {0:?}")]
+    UnknownAccount(String),
+    /// The name is taken.
+    #[error("account {0:?} already exists")]
+    AccountExists(String),
+    /// Not enough balance to withdraw.
+    #[error("insufficient funds in {account}: balance {balance}, needed {needed}")]
+    InsufficientFunds {
+        /// Account.
+        account: String,
+        /// Balance.
+        balance: u64,
+        /// Needed.
+        needed: u64,
+    },
+    /// A balance would overflow.
+    #[error("balance overflow in {0}")]
+    Overflow(String),
+    /// The wallet address is registered already.
+    #[error("wallet already registered")]
+    WalletAlreadyRegistered,
+    /// The wallet address is not registered.
+    #[error("wallet not registered")]
+    WalletNotRegistered,
+    /// Beyond the day's allowance cap.
+    #[error("allowance cap exceeded: limit {limit}, issued {issued}, requested {requested}")]
+    AllowanceCapExceeded {
+        /// Daily limit.
+        limit: u64,
+        /// Issued today so far.
+        issued: u64,
+        /// Requested now.
+        requested: u64,
+    },
+}
+
+fn refused(r: Refusal) -> StoreError {
+    StoreError::Refused(r)
+}
 
 /// Text form of a credit target in records.
 pub fn target_label(t: &CreditTarget) -> String {
@@ -166,9 +213,165 @@ impl Store {
         }
     }
 
-    /// Starts a write transaction (redb allows one writer at a time).
-    pub fn write(&self) -> Result<WriteTransaction, StoreError> {
-        Ok(self.db.begin_write()?)
+    /// Creates accounts (all or none).
+    pub fn create_accounts(&self, accounts: &[(&str, bool)]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(ACCOUNTS)?;
+            for (name, merchant) in accounts {
+                if t.get(*name)?.is_some() {
+                    return Err(refused(Refusal::AccountExists((*name).to_owned())));
+                }
+                t.insert(*name, (0u64, 0u64, *merchant))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Stores the digest of `account`'s API token (replacing any earlier one).
+    pub fn set_account_token(&self, account: &str, token: &str) -> Result<(), StoreError> {
+        if self.account(account)?.is_none() {
+            return Err(refused(Refusal::UnknownAccount(account.to_owned())));
+        }
+        let txn = self.db.begin_write()?;
+        txn.open_table(ACCOUNT_TOKENS)?
+            .insert(account, &token_digest(token)[..])?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Adds money paid in from outside to `account`.
+    pub fn fund(&self, account: &str, amount: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(ACCOUNTS)?;
+            let mut r = t
+                .get(account)?
+                .map(|v| AccountRecord::from(v.value()))
+                .ok_or_else(|| refused(Refusal::UnknownAccount(account.to_owned())))?;
+            r.funded = r
+                .funded
+                .checked_add(amount)
+                .ok_or_else(|| refused(Refusal::Overflow(account.to_owned())))?;
+            t.insert(account, r.to_row())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Debits `account` by the value of `signed` (keyset id, value per signature) if its
+    /// balance (with `credited` from the journal) covers it, and records the issuance and
+    /// the withdrawal — one transaction, committed before any signature leaves.
+    pub fn withdraw(
+        &self,
+        account: &str,
+        credited: u64,
+        signed: &[([u8; 32], u64)],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let total = signed
+            .iter()
+            .try_fold(0u64, |acc, (_, v)| acc.checked_add(*v))
+            .ok_or_else(|| refused(Refusal::Overflow(account.to_owned())))?;
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(ACCOUNTS)?;
+            let mut r = t
+                .get(account)?
+                .map(|v| AccountRecord::from(v.value()))
+                .ok_or_else(|| refused(Refusal::UnknownAccount(account.to_owned())))?;
+            // Credits only ever grow, so a value read before this transaction can only
+            // understate the balance, never let a withdrawal overdraw it.
+            let balance = r.balance(credited);
+            if balance < total {
+                return Err(refused(Refusal::InsufficientFunds {
+                    account: account.to_owned(),
+                    balance,
+                    needed: total,
+                }));
+            }
+            r.withdrawn += total;
+            t.insert(account, r.to_row())?;
+        }
+        for (keyset, value) in signed {
+            record_issuance(&txn, keyset, "withdraw", *value)?;
+        }
+        let seq = next_counter(&txn, "next_withdrawal")?;
+        txn.open_table(WITHDRAWALS)?
+            .insert(seq, (account, total, now))?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Registers a wallet address under an identity.
+    pub fn register_wallet(&self, address: &[u8], identity: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(WALLETS)?;
+            if t.get(address)?.is_some() {
+                return Err(refused(Refusal::WalletAlreadyRegistered));
+            }
+            t.insert(address, identity)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Counts `signed` allowance tokens against `address`'s cap for `day` (refused beyond
+    /// `limit` or for an unregistered address) and records their issuance.
+    pub fn issue_allowance(
+        &self,
+        address: &[u8],
+        day: u64,
+        limit: u64,
+        signed: &[([u8; 32], u64)],
+    ) -> Result<(), StoreError> {
+        let requested: u64 = signed.iter().map(|(_, v)| *v).fold(0, u64::saturating_add);
+        let txn = self.db.begin_write()?;
+        {
+            if txn.open_table(WALLETS)?.get(address)?.is_none() {
+                return Err(refused(Refusal::WalletNotRegistered));
+            }
+            let mut t = txn.open_table(ALLOWANCE_ISSUED)?;
+            let issued = t.get((address, day))?.map(|v| v.value()).unwrap_or(0);
+            if issued.saturating_add(requested) > limit {
+                return Err(refused(Refusal::AllowanceCapExceeded {
+                    limit,
+                    issued,
+                    requested,
+                }));
+            }
+            t.insert((address, day), issued + requested)?;
+        }
+        for (keyset, value) in signed {
+            record_issuance(&txn, keyset, "allowance", *value)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Records a swap's outputs as issued, once per outputs digest (a replayed swap is
+    /// signed again, but was issued once).
+    pub fn record_swap(
+        &self,
+        digest: &[u8; 32],
+        now: u64,
+        signed: &[([u8; 32], u64)],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(SWAPS_SIGNED)?;
+            if t.get(&digest[..])?.is_some() {
+                return Ok(());
+            }
+            t.insert(&digest[..], now)?;
+        }
+        for (keyset, value) in signed {
+            record_issuance(&txn, keyset, "swap", *value)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Whether `token` is the API token of `account` (compares BLAKE2b digests).
@@ -238,7 +441,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
 }
 
 /// Counts one signature of `value` under keyset `keyset` for `source` (in `txn`).
-pub(crate) fn record_issuance(
+fn record_issuance(
     txn: &WriteTransaction,
     keyset: &[u8; 32],
     source: &str,
@@ -295,7 +498,7 @@ fn read_everything(db: &Database) -> Result<(), StoreError> {
 }
 
 /// Takes the next value of a counter.
-pub(crate) fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
+fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
     let mut t = txn.open_table(META)?;
     let next = t.get(name)?.map(|v| v.value()).unwrap_or(1);
     t.insert(name, next + 1)?;
@@ -303,6 +506,6 @@ pub(crate) fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64, St
 }
 
 /// The stored form of an account API token.
-pub(crate) fn token_digest(token: &str) -> [u8; 32] {
+fn token_digest(token: &str) -> [u8; 32] {
     crate::protocol::tags::blake2b(b"mc1/api-token", &[token.as_bytes()])
 }
