@@ -527,6 +527,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A progress bar (drawn only on a terminal) with `template`.
+pub(crate) fn progress_bar(template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
 fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
     use crate::engine::{ClearOptions, Engine};
     // A bad batch path is reported before anything is created.
@@ -549,14 +558,8 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
             );
         }
     }
-    let replay = indicatif::ProgressBar::new(0);
-    replay.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} checking the settlement journal [{bar:40}] {bytes}/{total_bytes}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let replay =
+        progress_bar("{spinner} checking the settlement journal [{bar:40}] {bytes}/{total_bytes}");
     let engine = Engine::open_with_progress(
         &args.store,
         crate::spentset::SpentSetConfig::default(),
@@ -576,14 +579,7 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
         collect_verdicts: false,
         stop: None,
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} clearing [{bar:40}] {pos}/{len} coins {per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar("{spinner} clearing [{bar:40}] {pos}/{len} coins {per_sec} eta {eta}");
     let summary = engine.clear(&args.batch, &options, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);

@@ -127,7 +127,9 @@ pub fn run(cmd: StoreCmd) -> Result<(), CliError> {
             store,
             cut_journal_at,
         } => {
-            let bar = indicatif::ProgressBar::new(0);
+            let bar = super::progress_bar(
+                "{spinner} replaying the settlement journal [{bar:40}] {bytes}/{total_bytes}",
+            );
             let report = maintenance::rebuild_store(&store, cut_journal_at, &|done, total| {
                 bar.set_length(total);
                 bar.set_position(done);

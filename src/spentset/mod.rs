@@ -43,7 +43,7 @@ pub use receipt::ReceiptEntry;
 pub use wal::{JournalError, RecoveryReport};
 
 use bloom::Bloom;
-use seal::Seal;
+use seal::{Seal, Sealed};
 use table::{capacity_for, Insert, Table};
 use wal::{Journal, JOURNAL_FILE, MARK_FILE};
 

@@ -65,3 +65,31 @@ pub fn read(header: &[u8]) -> Result<Seal, &'static str> {
         body_crc: u32_at(header, 40),
     })
 }
+
+/// The header page every map starts with (the seal lives in it).
+pub const HEADER_BYTES: usize = 4096;
+
+/// A memory-mapped map file with a seal in its header page (the bloom filter, the table).
+pub trait Sealed {
+    /// The mapped file.
+    fn mapped(&self) -> &crate::mmap::MappedFile;
+    /// The mapped file, writable.
+    fn mapped_mut(&mut self) -> &mut crate::mmap::MappedFile;
+
+    /// The header's seal, or why it does not hold.
+    fn seal(&self) -> Result<Seal, &'static str> {
+        read(&self.mapped().bytes()[..HEADER_BYTES])
+    }
+
+    /// CRC-32 of the body (everything after the header page).
+    fn body_crc(&self) -> u32 {
+        crc32fast::hash(&self.mapped().bytes()[HEADER_BYTES..])
+    }
+
+    /// Writes the seal (`None`: open for writes) and makes the header page durable.
+    fn set_seal(&mut self, epoch: u32, seal: Option<Seal>) -> std::io::Result<()> {
+        let file = self.mapped_mut();
+        write(&mut file.bytes_mut()[..HEADER_BYTES], epoch, seal);
+        file.flush_range(0, HEADER_BYTES)
+    }
+}

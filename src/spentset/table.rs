@@ -12,7 +12,7 @@
 use std::io;
 use std::path::Path;
 
-use super::seal::{self, Seal};
+use super::seal::{self, Sealed};
 use crate::mmap::MappedFile;
 
 const MAGIC: &[u8; 8] = b"MCSPTB02";
@@ -193,20 +193,13 @@ impl Table {
     pub fn flush(&self) -> io::Result<()> {
         self.file.flush()
     }
+}
 
-    /// The header's seal, or why it does not hold.
-    pub fn seal(&self) -> Result<Seal, &'static str> {
-        seal::read(&self.file.bytes()[..HEADER_BYTES])
+impl Sealed for Table {
+    fn mapped(&self) -> &MappedFile {
+        &self.file
     }
-
-    /// CRC-32 of the slots.
-    pub fn body_crc(&self) -> u32 {
-        crc32fast::hash(&self.file.bytes()[HEADER_BYTES..])
-    }
-
-    /// Writes the seal (`None`: open for writes) and makes the header durable.
-    pub fn set_seal(&mut self, epoch: u32, s: Option<Seal>) -> io::Result<()> {
-        seal::write(&mut self.file.bytes_mut()[..HEADER_BYTES], epoch, s);
-        self.file.flush_range(0, HEADER_BYTES)
+    fn mapped_mut(&mut self) -> &mut MappedFile {
+        &mut self.file
     }
 }

@@ -246,10 +246,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(ACCOUNTS)?;
-            let mut r = t
-                .get(account)?
-                .map(|v| AccountRecord::from(v.value()))
-                .ok_or_else(|| refused(Refusal::UnknownAccount(account.to_owned())))?;
+            let mut r = account_row(&t, account)?;
             r.funded = r
                 .funded
                 .checked_add(amount)
@@ -277,10 +274,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(ACCOUNTS)?;
-            let mut r = t
-                .get(account)?
-                .map(|v| AccountRecord::from(v.value()))
-                .ok_or_else(|| refused(Refusal::UnknownAccount(account.to_owned())))?;
+            let mut r = account_row(&t, account)?;
             // Credits only ever grow, so a value read before this transaction can only
             // understate the balance, never let a withdrawal overdraw it.
             let balance = r.balance(credited);
@@ -422,6 +416,16 @@ impl Store {
         let t = txn.open_table(ACCOUNTS)?;
         Ok(t.get(name)?.map(|v| AccountRecord::from(v.value())))
     }
+}
+
+/// `account`'s row in an open accounts table, or the refusal naming it.
+fn account_row(
+    t: &redb::Table<'_, &str, (u64, u64, bool)>,
+    account: &str,
+) -> Result<AccountRecord, StoreError> {
+    t.get(account)?
+        .map(|v| AccountRecord::from(v.value()))
+        .ok_or_else(|| refused(Refusal::UnknownAccount(account.to_owned())))
 }
 
 fn create_tables(db: &Database) -> Result<(), StoreError> {
