@@ -192,6 +192,10 @@ struct EpochSet {
     epoch: u32,
     bloom: Bloom,
     table: Table,
+    /// Whether the files on disk are unsealed (new, rebuilt, or changed since open): a
+    /// sealed set is unsealed before its first insert, and only unsealed sets are sealed
+    /// again on close — opening a store to read it rewrites no map.
+    open_for_writes: bool,
 }
 
 impl EpochSet {
@@ -207,6 +211,7 @@ impl EpochSet {
             epoch,
             bloom,
             table,
+            open_for_writes: true,
         })
     }
 
@@ -253,6 +258,7 @@ impl EpochSet {
                 epoch,
                 bloom,
                 table,
+                open_for_writes: false,
             },
             ts.applied,
         ))
@@ -267,6 +273,9 @@ impl EpochSet {
 
     /// Grows table (and bloom) so that `extra` more entries fit at load ≤ 3/4.
     fn reserve(&mut self, extra: u64) -> Result<(), SpentSetError> {
+        if extra > 0 && !self.open_for_writes {
+            self.unseal()?;
+        }
         if !self.table.needs_growth(extra) {
             return Ok(());
         }
@@ -300,11 +309,19 @@ impl EpochSet {
         self.table
             .set_seal(self.epoch, None)
             .map_err(io_at(&self.dir))?;
-        self.bloom.set_seal(self.epoch, None).map_err(io_at(&self.dir))
+        self.bloom
+            .set_seal(self.epoch, None)
+            .map_err(io_at(&self.dir))?;
+        self.open_for_writes = true;
+        Ok(())
     }
 
-    /// Flushes the maps, then seals them as reflecting the journal up to `applied`.
+    /// Flushes the maps, then seals them as reflecting the journal up to `applied` (maps
+    /// still sealed from the open need nothing: no entry was added to them).
     fn seal(&mut self, applied: u64, tag: u64) -> Result<(), SpentSetError> {
+        if !self.open_for_writes {
+            return Ok(());
+        }
         self.table.flush().map_err(io_at(&self.dir))?;
         self.bloom.flush().map_err(io_at(&self.dir))?;
         let t = Seal {
@@ -322,7 +339,9 @@ impl EpochSet {
             .map_err(io_at(&self.dir))?;
         self.bloom
             .set_seal(self.epoch, Some(b))
-            .map_err(io_at(&self.dir))
+            .map_err(io_at(&self.dir))?;
+        self.open_for_writes = false;
+        Ok(())
     }
 }
 
@@ -481,7 +500,6 @@ impl<D: Disk> SpentSet<D> {
                 (set, 0)
             }
         };
-        set.unseal()?;
         self.epochs.insert(epoch, set);
         Ok(start)
     }
