@@ -399,3 +399,88 @@ fn dataset_gen_writes_where_out_says() {
     assert!(out.exists(), "written to --out exactly");
     assert!(!tmp.path().join("day.mcb").exists());
 }
+
+/// A small v2 batch of six real records from the sample day, none of whose verdicts depends
+/// on another record (no duplicates, no reused allowance).
+fn small_v2_batch(dir: &Path) -> PathBuf {
+    use microcash::engine::batch_file::{BatchReader, BatchWriter, KIND_DEPOSIT_HINTED};
+    let want = expected(&samples().join("mixed-day1.expected.jsonl"));
+    let mut reader = BatchReader::open(&samples().join("mixed-day1.mcb")).unwrap();
+    let path = dir.join("small.mcb");
+    let mut writer = BatchWriter::create(&path, [9; 16], 1).unwrap();
+    let mut kept = 0;
+    while let Some(r) = reader.next_record() {
+        let code = &want[r.index as usize];
+        let independent = !["duplicate_in_batch", "allowance_reused", "double_spent"]
+            .contains(&code.as_str());
+        let Ok(payload) = r.payload else { continue };
+        if !independent {
+            continue;
+        }
+        if r.kind == KIND_DEPOSIT_HINTED {
+            let len = u32::from_le_bytes(payload[..4].try_into().unwrap()) as usize;
+            writer
+                .append_hinted(&payload[4..4 + len], &payload[4 + len..])
+                .unwrap();
+        } else {
+            writer.append(&payload).unwrap();
+        }
+        kept += 1;
+        if kept == 6 {
+            break;
+        }
+    }
+    writer.finish().unwrap();
+    path
+}
+
+#[test]
+fn one_flipped_bit_costs_exactly_the_record_it_hit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let batch = small_v2_batch(tmp.path());
+    let clean_bytes = std::fs::read(&batch).unwrap();
+    let verdicts_of = |bytes: &[u8], i: usize| -> Vec<(u64, String)> {
+        let dir = tmp.path().join(format!("run-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("b.mcb");
+        std::fs::write(&path, bytes).unwrap();
+        let engine = open(&new_store(&dir));
+        clear(&engine, &path)
+            .verdicts
+            .iter()
+            .map(|v| (v.record, v.verdict.code()))
+            .collect()
+    };
+    let clean = verdicts_of(&clean_bytes, 0);
+    assert_eq!(clean.len(), 6);
+    assert!(clean.iter().any(|(_, c)| c == "accepted"));
+    // Bits in every header field of every record plus a seeded spread over the payloads.
+    let mut bits: Vec<usize> = Vec::new();
+    let mut offset = 64;
+    while offset + 32 <= clean_bytes.len() {
+        for byte in [0usize, 4, 8, 12, 13, 16, 20, 24, 28, 40] {
+            bits.push((offset + byte) * 8 + (byte % 8));
+        }
+        let len = u32::from_le_bytes(clean_bytes[offset + 4..offset + 8].try_into().unwrap());
+        offset += 32 + (len as usize).div_ceil(8) * 8;
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..24 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bits.push(64 * 8 + (x as usize) % ((clean_bytes.len() - 64) * 8));
+    }
+    for (i, bit) in bits.into_iter().enumerate() {
+        let mut bytes = clean_bytes.clone();
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        let got = verdicts_of(&bytes, i + 1);
+        assert_eq!(got.len(), clean.len(), "bit {bit}: records renumbered or lost");
+        let changed: Vec<usize> = (0..got.len()).filter(|&k| got[k] != clean[k]).collect();
+        assert!(changed.len() <= 1, "bit {bit}: {changed:?} changed");
+        for k in changed {
+            assert_eq!(got[k].0, clean[k].0, "bit {bit}: numbering");
+            assert_eq!(got[k].1, "malformed", "bit {bit}: the damaged record");
+        }
+    }
+}

@@ -598,6 +598,12 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
             String::new()
         }
     );
+    if summary.skipped_bytes > 0 {
+        println!(
+            "  skipped   {:>10} bytes between records (damage or inserted garbage)",
+            summary.skipped_bytes
+        );
+    }
     println!(
         "  accepted  {:>10}   ({} replayed from an earlier run)",
         summary.accepted, summary.replayed

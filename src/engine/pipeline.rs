@@ -127,6 +127,9 @@ pub struct ClearSummary {
     pub threads: usize,
     /// Whether the run was stopped before the end of the file.
     pub interrupted: bool,
+    /// Bytes between records that belong to no record (v2: inserted garbage that cost no
+    /// record its number is otherwise invisible).
+    pub skipped_bytes: u64,
     /// Every verdict, if requested.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<RecordVerdict>,
@@ -156,7 +159,7 @@ fn split_hinted(payload: &[u8]) -> Result<(&[u8], &[u8]), String> {
 }
 
 fn decode(raw: RawRecord) -> Decoded {
-    let base = raw.offset + super::batch_file::RECORD_HEADER_BYTES as u64;
+    let base = raw.payload_offset;
     let malformed = |at: u64, reason: String| Verdict::Malformed { offset: at, reason };
     let deposit = match raw.payload {
         Err(reason) => Err(malformed(raw.offset, reason)),
@@ -277,9 +280,7 @@ pub fn clear_reference(
     let mut memory = BatchMemory::new(batch_content_key(batch)?);
     let mut out = Vec::new();
     loop {
-        let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record())
-            .take(CHUNK_RECORDS_DEFAULT)
-            .collect();
+        let chunk = reader.next_chunk(CHUNK_RECORDS_DEFAULT, super::batch_file::CHUNK_BYTES_MAX);
         if chunk.is_empty() {
             break;
         }
@@ -406,8 +407,8 @@ pub fn clear(
     let stop = options.stop.clone();
     let stopped = std::sync::atomic::AtomicBool::new(false);
     let stopped_ref = &stopped;
-    let result: Result<(), EngineError> = std::thread::scope(|scope| {
-        scope.spawn(move || {
+    let result: Result<u64, EngineError> = std::thread::scope(|scope| {
+        let read_stage = scope.spawn(move || {
             loop {
                 if stop
                     .as_ref()
@@ -416,9 +417,9 @@ pub fn clear(
                     stopped_ref.store(true, std::sync::atomic::Ordering::Relaxed);
                     break;
                 }
-                let chunk: Vec<RawRecord> = std::iter::from_fn(|| reader.next_record())
-                    .take(chunk_records)
-                    .collect();
+                // Bounded by bytes as well as records: memory stays bounded whatever the
+                // records' sizes.
+                let chunk = reader.next_chunk(chunk_records, super::batch_file::CHUNK_BYTES_MAX);
                 if chunk.is_empty() {
                     break;
                 }
@@ -429,6 +430,7 @@ pub fn clear(
                 }
                 metrics::gauge!("microcash_queue_depth", "queue" => "raw").set(raw_tx.len() as f64);
             }
+            reader.skipped_bytes()
         });
         let pool = &pool;
         scope.spawn(move || {
@@ -497,10 +499,12 @@ pub fn clear(
                 .increment(summary.records);
             on_progress(summary.records, summary.header_records.max(summary.records));
         }
-        Ok(())
+        read_stage
+            .join()
+            .map_err(|_| EngineError::Pipeline("the read stage panicked".into()))
     });
     // On an error the commit loop returned early; dropping its receiver stopped the others.
-    result?;
+    summary.skipped_bytes = result?;
     for (out, path) in [
         (&mut journal, &options.journal),
         (&mut verdict_out, &options.verdicts),

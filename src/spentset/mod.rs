@@ -488,7 +488,7 @@ impl<D: Disk> SpentSet<D> {
         let dir = self.dir.join(format!("epoch-{epoch:04}"));
         let opened =
             EpochSet::open_sealed(&dir, epoch, self.journal.frames(), self.journal.end());
-        let (mut set, start) = match opened {
+        let (set, start) = match opened {
             Ok(found) => found,
             Err(why) => {
                 if why != "missing" || self.journal.end() > wal::FILE_HEADER_BYTES {
