@@ -484,3 +484,40 @@ fn one_flipped_bit_costs_exactly_the_record_it_hit() {
         }
     }
 }
+
+#[test]
+fn two_concurrent_issuer_inits_never_mix_keys() {
+    for _ in 0..3 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("issuer");
+        let spawn = || {
+            Command::new(env!("CARGO_BIN_EXE_microcash"))
+                .args(["issuer", "init", "--issuer", dir.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let outs: Vec<Output> = [a, b]
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let ok = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(ok, 1, "exactly one init wins");
+        let loser = outs.iter().find(|o| !o.status.success()).unwrap();
+        assert!(
+            String::from_utf8_lossy(&loser.stderr).contains("already holds an issuer"),
+            "{}",
+            String::from_utf8_lossy(&loser.stderr)
+        );
+        // The winner's issuer is whole: its secrets match its published keys.
+        let out = cli(&["account", "create", "alice", "--issuer", dir.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stray = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("staging"))
+            .count();
+        assert_eq!(stray, 0);
+    }
+}

@@ -515,40 +515,10 @@ pub fn params_dir(out: &Path) -> PathBuf {
 /// discards its staging copy and uses the winner's store. Returns whether this call created
 /// it.
 pub fn init_store_from_params(params: &Path, store: &Path) -> Result<bool, DatasetError> {
-    let parent = store
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&parent)?;
-    let name = store
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "store".into());
-    let nonce: u64 = rand::random();
-    let staging = parent.join(format!(".{name}.staging-{}-{nonce:016x}", std::process::id()));
-    let built = build_store(params, &staging);
-    let result = built.and_then(|()| {
-        match std::fs::rename(&staging, store) {
-            Ok(()) => {
-                std::fs::File::open(&parent)?.sync_all()?;
-                Ok(true)
-            }
-            // Another process created the store first (rename onto a non-empty directory
-            // fails): use theirs.
-            Err(_) if crate::store::files::keysets_path(store).exists() => Ok(false),
-            Err(e) => Err(DatasetError::Io(std::io::Error::new(
-                e.kind(),
-                format!("{}: cannot create the store: {e}", store.display()),
-            ))),
-        }
-    });
-    let _ = std::fs::remove_dir_all(&staging);
-    result
+    crate::store::files::create_dir_atomically(store, |staging| build_store(params, staging))
 }
 
 fn build_store(params: &Path, staging: &Path) -> Result<(), DatasetError> {
-    std::fs::create_dir_all(staging)?;
     for f in ["keysets.json", "policy.toml"] {
         let bytes = std::fs::read(params.join(f)).map_err(|e| {
             DatasetError::Io(std::io::Error::new(
@@ -571,7 +541,6 @@ fn build_store(params: &Path, staging: &Path) -> Result<(), DatasetError> {
         .create_accounts(&rows)
         .map_err(EngineError::from)?;
     drop(engine);
-    std::fs::File::open(staging)?.sync_all()?;
     Ok(())
 }
 

@@ -157,6 +157,9 @@ pub enum IssuerError {
     /// Issuer directory failure.
     #[error(transparent)]
     Files(#[from] FilesError),
+    /// File system failure (creating the issuer directory).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
     /// A remote issuer refused or failed (HTTP client).
     #[error("issuer server: {code} ({status}): {message}")]
     Remote {
@@ -226,15 +229,22 @@ pub struct Issuer {
 }
 
 impl Issuer {
-    /// Creates a new issuer directory with `policy`, first epoch from `now`.
+    /// Creates a new issuer directory with `policy`, first epoch from `now` — atomically:
+    /// built beside `dir` and renamed into place, so a crash leaves nothing half-made and a
+    /// concurrent `init` of the same directory fails instead of mixing keys.
     pub fn init(dir: &Path, policy: Policy, now: u64) -> Result<Issuer, IssuerError> {
-        let keys = IssuerKeys::init(dir, policy, now)?;
-        let engine = Engine::create(dir, SpentSetConfig::default())?;
-        Ok(Issuer {
-            dir: dir.to_owned(),
-            keys,
-            engine,
-        })
+        if crate::store::files::keysets_path(dir).exists() {
+            return Err(FilesError::AlreadyInitialised(dir.to_owned()).into());
+        }
+        let created = crate::store::files::create_dir_atomically(dir, |staging| {
+            IssuerKeys::init(staging, policy, now)?;
+            Engine::create(staging, SpentSetConfig::default())?;
+            Ok::<(), IssuerError>(())
+        })?;
+        if !created {
+            return Err(FilesError::AlreadyInitialised(dir.to_owned()).into());
+        }
+        Issuer::open(dir)
     }
 
     /// Opens an existing issuer directory.

@@ -45,7 +45,7 @@ pub enum FilesError {
         reason: String,
     },
     /// `issuer init` on a directory that already holds an issuer.
-    #[error("{0} already holds an issuer (keysets.json exists)")]
+    #[error("{0} already holds an issuer or other files (issuer init needs a new or empty directory)")]
     AlreadyInitialised(PathBuf),
 }
 
@@ -67,6 +67,50 @@ fn invalid(path: &Path, reason: impl ToString) -> FilesError {
 /// directory) with `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FilesError> {
     crate::spentset::write_atomic(path, bytes, mode).map_err(io_err(path))
+}
+
+/// Creates the directory `target` atomically: `build` fills a staging directory unique to
+/// this process beside it, which is synced and renamed into place. An interrupted creation
+/// leaves no half-made directory, and of two processes creating `target` at once exactly
+/// one wins; the other gets `Ok(false)` (its staging copy is discarded) and `target` is the
+/// winner's. Returns `Ok(true)` when this call created it.
+pub fn create_dir_atomically<E: From<std::io::Error>>(
+    target: &Path,
+    build: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<bool, E> {
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    fs::create_dir_all(&parent)?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into());
+    let nonce: u64 = rand::random();
+    let staging = parent.join(format!(".{name}.staging-{}-{nonce:016x}", std::process::id()));
+    let result = (|| {
+        fs::create_dir_all(&staging)?;
+        build(&staging)?;
+        fs::File::open(&staging)?.sync_all()?;
+        // rename(2) replaces an empty directory and fails on a non-empty one: the first
+        // complete creation wins.
+        match fs::rename(&staging, target) {
+            Ok(()) => {
+                fs::File::open(&parent)?.sync_all()?;
+                Ok(true)
+            }
+            Err(_) if target.is_dir() && fs::read_dir(target)?.next().is_some() => Ok(false),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: cannot create: {e}", target.display()),
+            )
+            .into()),
+        }
+    })();
+    let _ = fs::remove_dir_all(&staging);
+    result
 }
 
 /// The issuer's keys: policy, public keysets and the matching secret keys.
