@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod batch_file;
 pub mod batch_verify;
+pub mod faultsim;
 pub mod maintenance;
 pub mod pipeline;
 pub mod settle;

@@ -9,23 +9,18 @@
 //!   since the last sync (a torn write), in-place writes survive or not as a whole;
 //! * flip bits at rest.
 //!
-//! [`run_seed`] drives random days against a reference model (which serials were
-//! acknowledged, with which credits) and checks after every fault and reopen: no serial
-//! twice, no acknowledged credit lost, every refusal names a damaged file, and a refused
-//! open leaves the durable files untouched. Everything derives from the seed, so a failing
-//! seed replays exactly (`MICROCASH_SIM_SEED=n cargo test --release --lib sim`).
-//! The maps are real files in a temp directory; the simulator deletes, truncates, flips and
-//! replaces them with stale copies at rest.
+//! `state.redb` goes through it too ([`SimBackend`], a redb storage backend).
+//!
+//! `crate::engine::faultsim` drives random days over it against a reference model.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rand::{Rng, RngExt, SeedableRng};
+use rand::{Rng, RngExt};
 
 use super::disk::{Disk, JournalIo};
-use super::{ReceiptEntry, SpentSet, SpentSetConfig, SpentSetError};
 
 #[derive(Clone, Default)]
 struct SimFile {
@@ -52,6 +47,9 @@ struct SimState {
     files: BTreeMap<String, SimFile>,
     faults: Faults,
     ops: u64,
+    /// The power is off: every write fails until the crash is over (lets a test drop the
+    /// open handles without their clean-shutdown writes reaching the disk).
+    frozen: bool,
 }
 
 impl SimState {
@@ -62,7 +60,7 @@ impl SimState {
     /// Counts an operation; returns the injected error for it, if any.
     fn op(&mut self, grows_by: u64) -> io::Result<u64> {
         self.ops += 1;
-        if self.faults.eio_at == Some(self.ops) {
+        if self.frozen || self.faults.eio_at == Some(self.ops) {
             return Err(io::Error::from_raw_os_error(5));
         }
         if let Some(cap) = self.faults.capacity {
@@ -141,7 +139,10 @@ impl JournalIo for SimHandle {
     fn sync(&mut self) -> io::Result<()> {
         self.with(|s, n| {
             let op = s.op(0)?;
-            let lie = s.faults.lie_at == Some(op);
+            // redb cannot tell a lost fsync from an older commit (it falls back to its
+            // previous commit slot): lies are aimed at the journal files only, and the
+            // limit is documented (docs/engine.md).
+            let lie = s.faults.lie_at == Some(op) && n != STATE_FILE;
             let f = s.files.entry(n.to_owned()).or_default();
             if lie {
                 // Record every byte that differs from the durable copy as lost.
@@ -170,7 +171,71 @@ impl JournalIo for SimHandle {
     }
 }
 
+/// The state file's name on the simulated disk.
+pub const STATE_FILE: &str = "state.redb";
+
+/// `state.redb` on a [`SimDisk`], as a redb storage backend: the issuer's state goes
+/// through the same faults as the journal.
+pub struct SimBackend {
+    file: SimHandle,
+}
+
+impl std::fmt::Debug for SimBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimBackend({})", self.file.name)
+    }
+}
+
+impl redb::StorageBackend for SimBackend {
+    fn len(&self) -> io::Result<u64> {
+        Ok(JournalIo::len(&self.file))
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.file.read_at(offset, out)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.with(|s, n| {
+            let old = s.files.get(n).map_or(0, |f| f.current.len() as u64);
+            s.op(len.saturating_sub(old))?;
+            s.files
+                .entry(n.to_owned())
+                .or_default()
+                .current
+                .resize(len as usize, 0);
+            Ok(())
+        })
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        SimHandle {
+            state: self.file.state.clone(),
+            name: self.file.name.clone(),
+        }
+        .sync()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        SimHandle {
+            state: self.file.state.clone(),
+            name: self.file.name.clone(),
+        }
+        .write_at(offset, data)
+    }
+}
+
 impl SimDisk {
+    /// The state file as a redb backend.
+    pub fn state_backend(&self) -> SimBackend {
+        lock(&self.state)
+            .files
+            .entry(STATE_FILE.to_owned())
+            .or_default();
+        SimBackend {
+            file: SimHandle {
+                state: self.state.clone(),
+                name: STATE_FILE.to_owned(),
+            },
+        }
+    }
+
     /// An empty disk; `dir` only names files in messages.
     pub fn new(dir: &Path) -> SimDisk {
         SimDisk {
@@ -184,9 +249,19 @@ impl SimDisk {
         lock(&self.state).faults = faults;
     }
 
+    /// Bytes held by all files now.
+    pub fn used(&self) -> u64 {
+        lock(&self.state).used()
+    }
+
     /// Operations so far.
     pub fn ops(&self) -> u64 {
         lock(&self.state).ops
+    }
+
+    /// The power goes: from now on every write and sync fails, until [`SimDisk::crash`].
+    pub fn power_off(&self) {
+        lock(&self.state).frozen = true;
     }
 
     /// A power cut: each file keeps its durable bytes plus a random prefix of bytes
@@ -194,12 +269,27 @@ impl SimDisk {
     pub fn crash(&self, rng: &mut impl Rng) {
         let mut s = lock(&self.state);
         s.faults = Faults::default();
-        for f in s.files.values_mut() {
+        s.frozen = false;
+        for (name, f) in s.files.iter_mut() {
             let mut kept = f.durable.clone();
-            if f.current.len() > kept.len() && f.current.starts_with(&kept) {
+            let appended = f.current.len() > kept.len() && f.current.starts_with(&kept);
+            if appended && name != STATE_FILE {
+                // An append torn anywhere: a prefix of it reached the disk.
                 let extra = f.current.len() - kept.len();
                 let k = rng.random_range(0..=extra);
                 kept.extend_from_slice(&f.current[f.durable.len()..f.durable.len() + k]);
+            } else {
+                // In-place writes (and a length set without a sync): the length is the
+                // durable one; each changed 4 KiB page reached the disk or not.
+                for (i, page) in kept.chunks_mut(4096).enumerate() {
+                    let from = i * 4096;
+                    let new = f.current.get(from..from + page.len());
+                    if let Some(new) = new.filter(|n| *n != &page[..]) {
+                        if rng.random_bool(0.5) {
+                            page.copy_from_slice(new);
+                        }
+                    }
+                }
             }
             for (a, b) in f.lost.drain(..) {
                 let b = b.min(kept.len());
@@ -277,322 +367,3 @@ impl Disk for SimDisk {
     }
 }
 
-/// What one seed did.
-#[derive(Debug, Default, Clone)]
-pub struct SimOutcome {
-    /// Commit groups acknowledged.
-    pub acknowledged: u64,
-    /// Reopens after a crash.
-    pub crashes: u64,
-    /// Reopens refused with a named damaged file (the seed ends there).
-    pub refusals: u64,
-    /// Map faults survived by a rebuild.
-    pub maps_rebuilt: u64,
-}
-
-fn sim_entry(rng: &mut impl Rng, serial: [u8; 32], epoch: u32) -> ReceiptEntry {
-    let account = format!("account:a{}", rng.random_range(0..4u8));
-    ReceiptEntry {
-        serial,
-        epoch,
-        deposit_digest: rng.random(),
-        value: 1 << rng.random_range(0..10u32),
-        time: 1,
-        batch: [0; 16],
-        record: 0,
-        target: account,
-        owner_keys: vec![rng.random()],
-        allowances: if rng.random_bool(0.3) {
-            vec![(rng.random(), epoch)]
-        } else {
-            Vec::new()
-        },
-    }
-}
-
-/// A fault that may end a seed with a refusal (anything else must be survived).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Harm {
-    /// Only survivable faults so far.
-    None,
-    /// A lost sync or a bit flip at rest hit a durable file: a refusal is allowed.
-    Durable,
-}
-
-struct Model {
-    /// serial → (epoch, target, value) of every acknowledged entry.
-    acked: BTreeMap<[u8; 32], (u32, String, u64)>,
-    /// Groups whose commit returned an error: durable or not, all or nothing.
-    uncertain: Vec<Vec<ReceiptEntry>>,
-}
-
-impl Model {
-    fn credits(&self) -> BTreeMap<String, u64> {
-        let mut c = BTreeMap::new();
-        for (_, t, v) in self.acked.values() {
-            *c.entry(t.clone()).or_default() += v;
-        }
-        c
-    }
-
-    fn ack(&mut self, group: &[ReceiptEntry]) {
-        for e in group {
-            self.acked
-                .insert(e.serial, (e.epoch, e.target.clone(), e.value));
-        }
-    }
-}
-
-fn damage_maps(rng: &mut impl Rng, dir: &Path) -> bool {
-    let epochs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("epoch-")))
-                .collect()
-        })
-        .unwrap_or_default();
-    let Some(epoch) = epochs.get(rng.random_range(0..epochs.len().max(1))) else {
-        return false;
-    };
-    let file = epoch.join(if rng.random_bool(0.5) { "table.bin" } else { "bloom.bin" });
-    match rng.random_range(0..4u8) {
-        0 => {
-            let _ = std::fs::remove_dir_all(epoch);
-        }
-        1 => {
-            if let Ok(mut b) = std::fs::read(&file) {
-                if !b.is_empty() {
-                    let i = rng.random_range(0..b.len());
-                    b[i] ^= 1 << rng.random_range(0..8u32);
-                    let _ = std::fs::write(&file, b);
-                }
-            }
-        }
-        2 => {
-            if let Ok(b) = std::fs::read(&file) {
-                let _ = std::fs::write(&file, &b[..b.len() / 2]);
-            }
-        }
-        _ => {
-            // Zeroed body, intact header: looks empty unless the checksum is checked.
-            if let Ok(mut b) = std::fs::read(&file) {
-                if b.len() > 4096 {
-                    b[4096..].fill(0);
-                    let _ = std::fs::write(&file, b);
-                }
-            }
-        }
-    }
-    true
-}
-
-/// Runs one seeded simulation in `dir` (a fresh temp directory for the maps). `Err` names
-/// the invariant that broke.
-pub fn run_seed(seed: u64, dir: &Path) -> Result<SimOutcome, String> {
-    let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(seed);
-    let disk = SimDisk::new(dir);
-    let config = SpentSetConfig {
-        expected_serials_per_epoch: 16,
-        checkpoint_every_commits: rng.random_range(1..6),
-    };
-    let open = |disk: &SimDisk| SpentSet::open_on(dir, disk.clone(), config, &|_, _| {});
-    let mut model = Model {
-        acked: BTreeMap::new(),
-        uncertain: Vec::new(),
-    };
-    let mut outcome = SimOutcome::default();
-    let mut harm = Harm::None;
-    let mut set = open(&disk).map_err(|e| format!("seed {seed}: fresh open failed: {e}"))?.0;
-    let steps = rng.random_range(20..60);
-    for step in 0..steps {
-        let ctx = |what: &str| format!("seed {seed} step {step}: {what}");
-        match rng.random_range(0..10u8) {
-            // Commit a group: fresh serials, sometimes one already spent.
-            0..=5 => {
-                let n = rng.random_range(1..5);
-                let mut group: Vec<ReceiptEntry> = (0..n)
-                    .map(|_| {
-                        let epoch = rng.random_range(1..3);
-                        let serial = rng.random();
-                        sim_entry(&mut rng, serial, epoch)
-                    })
-                    .collect();
-                let reuse = !model.acked.is_empty() && rng.random_bool(0.2);
-                if reuse {
-                    let i = rng.random_range(0..model.acked.len());
-                    let (serial, (epoch, _, _)) =
-                        model.acked.iter().nth(i).map(|(s, v)| (*s, v.clone())).expect("i < len");
-                    group[0] = sim_entry(&mut rng, serial, epoch);
-                }
-                let journal_before = disk.len_of(super::wal::JOURNAL_FILE);
-                match set.commit(&group) {
-                    Ok(ids) => {
-                        if reuse {
-                            return Err(ctx("a spent serial was committed again"));
-                        }
-                        for (e, id) in group.iter().zip(ids) {
-                            if set.lookup(e.epoch, &e.serial) != Some(id) {
-                                return Err(ctx("acknowledged serial not found"));
-                            }
-                        }
-                        model.ack(&group);
-                        outcome.acknowledged += 1;
-                    }
-                    Err(SpentSetError::Conflict { .. }) if reuse => {
-                        if disk.len_of(super::wal::JOURNAL_FILE) != journal_before {
-                            return Err(ctx("a refused conflict wrote to the journal"));
-                        }
-                    }
-                    Err(SpentSetError::Conflict { .. }) => {
-                        // Random serials colliding is impossible in practice.
-                        return Err(ctx("conflict reported for fresh serials"));
-                    }
-                    Err(e) => {
-                        if std::env::var("MICROCASH_SIM_TRACE").is_ok() {
-                            eprintln!("step {step}: commit failed: {e}");
-                        }
-                        // A group with a spent serial can never be written; only the
-                        // others may or may not have reached the journal.
-                        if !reuse {
-                            model.uncertain.push(group)
-                        }
-                    }
-                }
-            }
-            // Arm an I/O fault a few operations ahead.
-            6 => {
-                let at = disk.ops() + rng.random_range(1..6);
-                let faults = match rng.random_range(0..3u8) {
-                    0 => Faults {
-                        eio_at: Some(at),
-                        ..Faults::default()
-                    },
-                    1 => {
-                        harm = Harm::Durable;
-                        Faults {
-                            lie_at: Some(at),
-                            ..Faults::default()
-                        }
-                    }
-                    _ => Faults {
-                        capacity: Some(
-                            lock(&disk.state).used() + rng.random_range(0..2000u64),
-                        ),
-                        ..Faults::default()
-                    },
-                };
-                disk.set_faults(faults);
-            }
-            // Crash (maybe with damage at rest), then reopen and check.
-            _ => {
-                set.simulate_crash();
-                disk.crash(&mut rng);
-                outcome.crashes += 1;
-                if rng.random_bool(0.3) && damage_maps(&mut rng, dir) {
-                    outcome.maps_rebuilt += 1;
-                }
-                if rng.random_bool(0.1) {
-                    harm = Harm::Durable;
-                    let names = [
-                        super::wal::JOURNAL_FILE,
-                        super::wal::MARK_FILE,
-                        super::CHECKPOINT_FILE,
-                    ];
-                    let name = names[rng.random_range(0..names.len())];
-                    let len = disk.len_of(name);
-                    if len > 0 {
-                        disk.flip(name, rng.random_range(0..len * 8));
-                    }
-                }
-                let before = disk.snapshot();
-                match open(&disk) {
-                    Ok((s, _)) => {
-                        set = s;
-                        check(&set, &mut model).map_err(|e| ctx(&e))?;
-                    }
-                    Err(e) => {
-                        let named = matches!(
-                            &e,
-                            SpentSetError::Damaged { .. } | SpentSetError::Io { .. }
-                        );
-                        if harm == Harm::None {
-                            return Err(ctx(&format!("refused after survivable faults: {e}")));
-                        }
-                        if !named {
-                            return Err(ctx(&format!("refusal without a named file: {e}")));
-                        }
-                        if disk.snapshot() != before {
-                            return Err(ctx("a refused open changed the durable files"));
-                        }
-                        outcome.refusals += 1;
-                        return Ok(outcome);
-                    }
-                }
-            }
-        }
-    }
-    set.simulate_crash();
-    Ok(outcome)
-}
-
-/// After a reopen: every acknowledged serial is there, each uncertain group is there
-/// entirely or not at all, and the credits are exactly the model's.
-fn check<D: Disk>(set: &SpentSet<D>, model: &mut Model) -> Result<(), String> {
-    for (serial, (epoch, _, _)) in &model.acked {
-        if set.lookup(*epoch, serial).is_none() {
-            return Err(format!("acknowledged serial {} lost", hex::encode(serial)));
-        }
-    }
-    for group in std::mem::take(&mut model.uncertain) {
-        let present: Vec<bool> = group
-            .iter()
-            .map(|e| set.lookup(e.epoch, &e.serial).is_some())
-            .collect();
-        if present.iter().all(|&p| p) {
-            model.ack(&group);
-        } else if present.iter().any(|&p| p) {
-            return Err(format!("a commit group survived in part: {present:?} {:?}", group.iter().map(|e| (e.epoch, hex::encode(&e.serial[..4]))).collect::<Vec<_>>()));
-        }
-    }
-    if set.credits() != &model.credits() {
-        return Err(format!(
-            "credits {:?} differ from the acknowledged {:?}",
-            set.credits(),
-            model.credits()
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A few hundred seeds in CI; `MICROCASH_SIM_SEEDS=5000` for a long run,
-    /// `MICROCASH_SIM_SEED=n` to replay one.
-    #[test]
-    fn seeded_fault_simulation_keeps_every_acknowledged_credit_once() {
-        let seeds: Vec<u64> = match std::env::var("MICROCASH_SIM_SEED") {
-            Ok(s) => vec![s.parse().expect("a seed number")],
-            Err(_) => {
-                let n = std::env::var("MICROCASH_SIM_SEEDS")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(300u64);
-                (0..n).collect()
-            }
-        };
-        let mut total = SimOutcome::default();
-        for seed in seeds {
-            let tmp = tempfile::tempdir().unwrap();
-            let o = run_seed(seed, tmp.path()).unwrap_or_else(|e| panic!("{e}"));
-            total.acknowledged += o.acknowledged;
-            total.crashes += o.crashes;
-            total.refusals += o.refusals;
-            total.maps_rebuilt += o.maps_rebuilt;
-        }
-        eprintln!("{total:?}");
-        assert!(total.crashes > 0 && total.acknowledged > 0);
-    }
-}

@@ -13,13 +13,15 @@
 //! # Torn tail versus corruption
 //! A commit appends its frame, syncs it, then writes the mark (the journal's new end) into
 //! the older slot of `journal.mark` and syncs that, and only then returns: everything below
-//! the mark was acknowledged. Recovery may cut only what lies at or beyond the durable point
-//! (the mark, or the checkpoint if that is further): an incomplete or unreadable final frame
-//! there was never acknowledged, its verdicts never reported. A bad frame below the durable
-//! point, a journal shorter than it, a durable point that is not a frame boundary, or a bad
-//! frame followed by a valid one is damage, not a crash: opening refuses with the offset,
-//! naming the file, and leaves the file untouched. A damaged mark slot falls back to the
-//! other (one commit older); both damaged is refused.
+//! the mark was acknowledged. Recovery may cut only an *incomplete* final frame (the file
+//! ends inside it: an append torn by a crash) that starts at or beyond the durable point
+//! (the mark, or the checkpoint if that is further): it was never acknowledged, its
+//! verdicts never reported. A complete frame that fails its checks anywhere (a crash tears
+//! appends short, it does not flip bytes), an incomplete one below the durable point, a
+//! journal shorter than it, or a durable point that is not a frame boundary is damage, not
+//! a crash: opening refuses with the offset, naming the file, and leaves the file
+//! untouched. A damaged mark slot falls back to the other (one commit older); both damaged
+//! is refused.
 //!
 //! After a failed `sync` the journal refuses all writes until it is reopened (the kernel may
 //! have dropped the dirty pages: retrying would report durability that does not exist).
@@ -280,7 +282,29 @@ impl<I: JournalIo> Journal<I> {
                     scan.frames.push(f);
                     offset = f.end();
                 }
-                FrameCheck::Incomplete(reason) | FrameCheck::Invalid(reason) => {
+                FrameCheck::Invalid(reason) => {
+                    // A complete frame that does not check out was written whole and then
+                    // damaged (a crash tears an append short, it does not flip bytes):
+                    // damage wherever it lies, never a tail to cut.
+                    let follows = Self::find_valid_frame_after(io, offset + 1)
+                        .map(|at| format!("; a valid frame follows at byte {at}"))
+                        .unwrap_or_default();
+                    return Err(corrupted(
+                        JOURNAL_FILE,
+                        offset,
+                        if offset < durable {
+                            format!(
+                                "{reason} below the durable point {durable} (an acknowledged \
+                                 commit is damaged){follows}"
+                            )
+                        } else {
+                            format!(
+                                "{reason} in a complete frame (damage, not a torn write){follows}"
+                            )
+                        },
+                    ));
+                }
+                FrameCheck::Incomplete(reason) => {
                     if offset < durable {
                         return Err(corrupted(
                             JOURNAL_FILE,
@@ -291,13 +315,8 @@ impl<I: JournalIo> Journal<I> {
                             ),
                         ));
                     }
-                    if let Some(later) = Self::find_valid_frame_after(io, offset + 1) {
-                        return Err(corrupted(
-                            JOURNAL_FILE,
-                            offset,
-                            format!("{reason}, but a valid frame follows at byte {later}"),
-                        ));
-                    }
+                    // The file ends inside this frame: an append torn by a crash, never
+                    // acknowledged. Nothing can follow it.
                     scan.torn_at = Some(offset);
                     break;
                 }

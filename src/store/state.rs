@@ -190,18 +190,47 @@ impl Store {
         if !path.exists() {
             return Err(StoreError::Missing(path.to_owned()));
         }
+        Store::open_checked(path, || Database::open(path))
+    }
+
+    /// [`Store::create`] over any redb storage backend (the fault simulator's disk).
+    pub fn create_on(backend: impl redb::StorageBackend) -> Result<Store, StoreError> {
+        let db = Database::builder().create_with_backend(backend)?;
+        create_tables(&db)?;
+        Ok(Store { db })
+    }
+
+    /// [`Store::open`] over any redb storage backend (the fault simulator's disk);
+    /// `shown_as` names it in errors.
+    pub fn open_on(
+        backend: impl redb::StorageBackend,
+        shown_as: &Path,
+    ) -> Result<Store, StoreError> {
+        Store::open_checked(shown_as, move || {
+            Database::builder().create_with_backend(backend)
+        })
+    }
+
+    fn open_checked(
+        path: &Path,
+        open: impl FnOnce() -> Result<Database, redb::DatabaseError>,
+    ) -> Result<Store, StoreError> {
         let damaged = |reason: String| StoreError::Damaged {
             path: path.to_owned(),
             reason,
         };
-        let opened = std::panic::catch_unwind(|| -> Result<Database, String> {
-            let mut db = Database::open(path).map_err(|e| e.to_string())?;
-            if !db.check_integrity().map_err(|e| e.to_string())? {
-                return Err("redb integrity check failed".into());
-            }
-            read_everything(&db).map_err(|e| e.to_string())?;
-            Ok(db)
-        });
+        // The closure only owns the database it builds; nothing it touches outlives an
+        // unwind, so observing its state after a panic is not possible.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || -> Result<Database, String> {
+                let mut db = open().map_err(|e| e.to_string())?;
+                if !db.check_integrity().map_err(|e| e.to_string())? {
+                    return Err("redb integrity check failed".into());
+                }
+                read_everything(&db).map_err(|e| e.to_string())?;
+                Ok(db)
+            },
+        ));
         match opened {
             Ok(Ok(db)) => {
                 // Tables added since the file was made (e.g. `issued`) start empty.
