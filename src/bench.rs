@@ -74,6 +74,12 @@ pub struct BenchReport {
     pub primitives_us: Primitives,
     /// Spent set: fresh-serial probe+insert per second, one thread, in RAM.
     pub spentset_probe_insert_per_s: f64,
+    /// Journal entries per second replayed on open when the maps must be rebuilt (after a
+    /// crash or damage), one thread.
+    pub recovery_rebuild_entries_per_s: f64,
+    /// Journal entries per second replayed on open when the maps are sealed (after a clean
+    /// close: checksums verified, credits summed), one thread.
+    pub recovery_sealed_open_entries_per_s: f64,
     /// Bloom backend in use.
     pub bloom_backend: &'static str,
     /// Cashu's mint check on the same number of items, one thread (feature `peer-baselines`).
@@ -393,6 +399,12 @@ pub fn run(
         &work.join("spent-bench"),
         (opts.coins * 64).clamp(100_000, 4_000_000),
     );
+    let (rebuild, sealed) =
+        crate::spentset::bench_recovery(
+            &work.join("recovery-bench"),
+            (opts.coins * 64).clamp(20_000, 1_000_000),
+        )
+        .unwrap_or_default();
     #[cfg(feature = "peer-baselines")]
     let cashu_report = {
         let (plain, p2pk) = cashu_baseline(n);
@@ -412,6 +424,8 @@ pub fn run(
         ratios,
         primitives_us,
         spentset_probe_insert_per_s: rate,
+        recovery_rebuild_entries_per_s: rebuild,
+        recovery_sealed_open_entries_per_s: sealed,
         bloom_backend: microcash_kernels::bloom::backend(),
         cashu: cashu_report,
     })

@@ -52,6 +52,9 @@ pub enum EngineError {
         /// Error.
         source: std::io::Error,
     },
+    /// Creating a store where one exists.
+    #[error("{0}: a store already exists here")]
+    StoreExists(PathBuf),
     /// The batch path is not a readable regular file.
     #[error("batch {path}: {reason}")]
     BatchInput {
@@ -160,10 +163,7 @@ impl Engine {
         let params = PublicParams::load(dir)?;
         let spent_path = spent_dir(dir);
         if spent_path.join(crate::spentset::wal::JOURNAL_FILE).exists() {
-            return Err(EngineError::Store(StoreError::Redb(format!(
-                "{}: a store already exists here",
-                dir.display()
-            ))));
+            return Err(EngineError::StoreExists(dir.to_owned()));
         }
         let (spent, report) = SpentSet::open(&spent_path, config)?;
         let accounts = Store::create(&files::state_path(dir))?;
