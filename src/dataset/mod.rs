@@ -749,3 +749,67 @@ fn tempfile_dir(out: &Path) -> Result<PathBuf, DatasetError> {
     let _ = std::fs::remove_dir_all(&path);
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::batch_file::BatchWriter;
+    use crate::engine::ClearOptions;
+    use crate::protocol::coin::ALLOWANCES_MAX;
+
+    /// A valid deposit carrying 288 allowance spends (32 on each of 8 links and on the
+    /// deposit): more than a u8 counts. It once panicked the receipt encoder on every re-run
+    /// and left the rest of its chunk uncredited; now it clears like any other record.
+    #[test]
+    fn a_deposit_at_every_allowance_maximum_is_cleared_with_its_chunk() {
+        let now = 1_900_000_000;
+        let mut issuer = GenIssuer::new(5, now, true);
+        let hops = 8u8;
+        issuer
+            .policy
+            .class
+            .get_mut("standard")
+            .expect("default class")
+            .max_hops = hops;
+        let tmp = tempfile::tempdir().unwrap();
+        let accounts = vec![AccountSpec {
+            name: "shop".into(),
+            merchant: true,
+        }];
+        let params = tmp.path().join("p.params");
+        issuer.write_params(&params, &accounts).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let target = CreditTarget::Account(AccountName::new("shop").unwrap());
+        let tokens = |rng: &mut ChaCha20Rng| -> Vec<OwnedAllowance> {
+            (0..ALLOWANCES_MAX).map(|_| issuer.allowance(rng, 0)).collect()
+        };
+        let mut heavy = issuer.coin(&mut rng, 2, 0, false);
+        for _ in 0..hops {
+            let t = tokens(&mut rng);
+            heavy = pay_once(&heavy, 1, &t, &mut rng);
+        }
+        let t = tokens(&mut rng);
+        let heavy = heavy.deposit(target.clone(), now, &t, &mut rng);
+        let plain = issuer.coin(&mut rng, 2, 3, false);
+        let plain = plain.deposit(target, now, &[], &mut rng);
+        let batch = tmp.path().join("b.mcb");
+        let mut w = BatchWriter::create(&batch, [1; 16], now).unwrap();
+        w.append(&heavy.to_bytes()).unwrap();
+        w.append(&plain.to_bytes()).unwrap();
+        w.finish().unwrap();
+        let store = tmp.path().join("store");
+        init_store_from_params(&params, &store).unwrap();
+        let engine = Engine::open(&store, SpentSetConfig::default()).unwrap();
+        let options = ClearOptions {
+            now,
+            collect_verdicts: true,
+            ..ClearOptions::default()
+        };
+        for run in 0..2 {
+            let s = engine.clear(&batch, &options, &|_, _| {}).unwrap();
+            let codes: Vec<String> = s.verdicts.iter().map(|v| v.verdict.code()).collect();
+            assert_eq!(codes, ["accepted", "accepted"], "run {run}");
+        }
+        assert_eq!(engine.credited("shop"), 1 + 8);
+    }
+}

@@ -90,6 +90,9 @@ pub enum SpentSetError {
         /// The receipt that spent it, if it is in the maps.
         receipt: Option<u64>,
     },
+    /// A receipt entry beyond the encoding's bounds (refused before anything is written).
+    #[error("{0}")]
+    EntryTooLarge(String),
     /// A commit names an epoch whose maps were archived.
     #[error("epoch {0} is archived: its serials can no longer be spent")]
     Archived(u32),
@@ -634,11 +637,25 @@ impl<D: Disk> SpentSet<D> {
                 format!("receipt {id} beyond the journal end {end}"),
             ));
         }
-        let len = (end - id).min(receipt::ENTRY_BYTES_MAX as u64) as usize;
+        // The entry is decoded as its group was encoded: the group's first bytes say how.
+        let frames = self.journal.frames();
+        let frame = frames
+            .partition_point(|f| f.offset + wal::FRAME_HEADER_BYTES <= id)
+            .checked_sub(1)
+            .and_then(|i| frames.get(i))
+            .filter(|f| id < f.end())
+            .ok_or_else(|| damaged(jpath(), Some(id), "receipt id inside no frame"))?;
+        let mut head = [0u8; 5];
+        let head_len = (frame.len as usize).min(head.len());
+        self.journal
+            .read_at(frame.offset + wal::FRAME_HEADER_BYTES, &mut head[..head_len])?;
+        let version = receipt::group_version(&head[..head_len]);
+        let len = (frame.end() - id).min(receipt::ENTRY_BYTES_MAX as u64) as usize;
         let mut buf = vec![0u8; len];
         self.journal.read_at(id, &mut buf)?;
         let mut r = crate::protocol::encoding::Reader::new(&buf);
-        ReceiptEntry::decode(&mut r).map_err(|e| damaged(jpath(), Some(id), format!("receipt: {e}")))
+        ReceiptEntry::decode(&mut r, version)
+            .map_err(|e| damaged(jpath(), Some(id), format!("receipt: {e}")))
     }
 
     /// Durably records `entries` as one commit group (one fsync) and applies them. Returns
@@ -650,6 +667,10 @@ impl<D: Disk> SpentSet<D> {
         }
         if self.journal.is_poisoned() {
             return Err(JournalError::Poisoned.into());
+        }
+        for e in entries {
+            e.check_bounds()
+                .map_err(|err| SpentSetError::EntryTooLarge(err.to_string()))?;
         }
         let mut seen = HashSet::new();
         let mut per_epoch: BTreeMap<u32, u64> = BTreeMap::new();
@@ -675,7 +696,8 @@ impl<D: Disk> SpentSet<D> {
         for (ep, n) in per_epoch {
             self.epoch_mut(ep)?.reserve(n)?;
         }
-        let (payload, offsets) = receipt::encode_group(entries);
+        let (payload, offsets) = receipt::encode_group(entries)
+            .map_err(|e| SpentSetError::EntryTooLarge(e.to_string()))?;
         let base = self.journal.commit(&payload)?;
         for (off, e) in offsets.iter().zip(entries) {
             let id = base + off;

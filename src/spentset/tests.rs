@@ -402,3 +402,87 @@ fn archived_epochs_leave_the_live_set() {
     assert!(set.lookup(2, &entry(2, 2, "a", 1).serial).is_some());
     assert!(tmp.path().join("archive/epoch-0001/table.bin").exists());
 }
+
+#[test]
+fn a_receipt_at_every_maximum_commits_and_reads_back() {
+    use receipt::{ALLOWANCES_PER_ENTRY_MAX, OWNER_KEYS_MAX};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut big = entry(1, 1, "shop", 1 << 20);
+    big.owner_keys = vec![[5u8; 32]; OWNER_KEYS_MAX];
+    big.allowances = (0..ALLOWANCES_PER_ENTRY_MAX as u64)
+        .map(|i| (crate::protocol::tags::blake2b(b"max-allow", &[&i.to_le_bytes()]), 2))
+        .collect();
+    big.target = format!("account:{}", "x".repeat(64));
+    let id = {
+        let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
+        let id = set.commit(std::slice::from_ref(&big)).unwrap()[0];
+        assert_eq!(set.receipt(id).unwrap(), big);
+        id
+    };
+    let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
+    assert_eq!(set.receipt(id).unwrap(), big);
+    assert!(big.allowances.iter().all(|(s, e)| set.lookup(*e, s) == Some(id)));
+    // One more allowance than any valid deposit can carry: refused, nothing written.
+    let mut over = entry(2, 1, "shop", 1);
+    over.allowances = (0..=ALLOWANCES_PER_ENTRY_MAX as u64)
+        .map(|i| (crate::protocol::tags::blake2b(b"over-allow", &[&i.to_le_bytes()]), 2))
+        .collect();
+    let len = std::fs::metadata(tmp.path().join("journal.wal")).unwrap().len();
+    assert!(matches!(
+        set.commit(&[over]),
+        Err(SpentSetError::EntryTooLarge(_))
+    ));
+    assert_eq!(
+        std::fs::metadata(tmp.path().join("journal.wal")).unwrap().len(),
+        len
+    );
+}
+
+/// A commit group as journals before v2 wrote it: u32 count, u8 allowance counts.
+fn v1_group(entries: &[ReceiptEntry]) -> Vec<u8> {
+    let mut w = crate::protocol::encoding::Writer::new();
+    w.u32(entries.len() as u32);
+    for e in entries {
+        w.bytes(&e.serial)
+            .u32(e.epoch)
+            .bytes(&e.deposit_digest)
+            .u64(e.value)
+            .u64(e.time)
+            .bytes(&e.batch)
+            .u64(e.record);
+        w.short_bytes(e.target.as_bytes());
+        w.u8(e.owner_keys.len() as u8);
+        for k in &e.owner_keys {
+            w.bytes(k);
+        }
+        w.u8(e.allowances.len() as u8);
+        for (s, ep) in &e.allowances {
+            w.bytes(s).u32(*ep);
+        }
+    }
+    w.finish()
+}
+
+#[test]
+fn journals_written_before_v2_groups_still_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = [entry(1, 1, "a", 3), entry(2, 1, "b", 4)];
+    let payload = v1_group(&old);
+    let mut file = b"MCJRNL01".to_vec();
+    file.extend_from_slice(&1u32.to_le_bytes());
+    file.extend_from_slice(&0u32.to_le_bytes());
+    file.extend_from_slice(b"MCF1");
+    file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    file.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    file.extend_from_slice(&0u32.to_le_bytes());
+    file.extend_from_slice(&payload);
+    std::fs::write(tmp.path().join("journal.wal"), &file).unwrap();
+    let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
+    let id = set.lookup(1, &old[1].serial).unwrap();
+    assert_eq!(set.receipt(id).unwrap(), old[1]);
+    assert_eq!(set.credits()["account:b"], 4);
+    // New commits after it are v2 groups; both read back.
+    let new_id = set.commit(&[entry(3, 1, "a", 5)]).unwrap()[0];
+    assert_eq!(set.receipt(new_id).unwrap(), entry(3, 1, "a", 5));
+    assert_eq!(set.receipt(id).unwrap(), old[1]);
+}
