@@ -521,3 +521,54 @@ fn two_concurrent_issuer_inits_never_mix_keys() {
         assert_eq!(stray, 0);
     }
 }
+
+#[test]
+fn wrong_hints_cost_nothing_but_the_hints_and_verdict_lines_name_each_key_once() {
+    use microcash::engine::batch_file::{BatchReader, BatchWriter};
+    use microcash::protocol::deposit::Deposit;
+    use microcash::protocol::encoding::{Decode, Encode};
+    let tmp = tempfile::tempdir().unwrap();
+    let want = expected(&samples().join("mixed-day1.expected.jsonl"));
+    let mut reader = BatchReader::open(&samples().join("mixed-day1.mcb")).unwrap();
+    let path = tmp.path().join("relayed.mcb");
+    let mut writer = BatchWriter::create(&path, [3; 16], 1).unwrap();
+    let mut codes_in = Vec::new();
+    while let Some(r) = reader.next_record() {
+        let code = want[r.index as usize].clone();
+        let Ok(payload) = r.payload else { continue };
+        let Ok(deposit) = Deposit::from_bytes(&payload) else {
+            continue;
+        };
+        if code == "duplicate_in_batch" {
+            continue;
+        }
+        // A relay rewrote a hint byte: the hints are signed by nobody.
+        let (bytes, mut hints) = deposit.to_bytes_with_hints();
+        hints[7] ^= 0x40;
+        writer.append_hinted(&bytes, &hints).unwrap();
+        codes_in.push(code);
+        if codes_in.len() == 12 {
+            break;
+        }
+    }
+    writer.finish().unwrap();
+    let engine = open(&new_store(tmp.path()));
+    let got = clear(&engine, &path);
+    let got_codes = codes(&got.verdicts);
+    assert_eq!(got_codes.len(), codes_in.len());
+    for (g, w) in got_codes.iter().zip(&codes_in) {
+        // Only allowance reuse can differ (its first use is missing from this batch).
+        if w != "allowance_reused" {
+            assert_eq!(g, w);
+        }
+    }
+    assert!(got_codes.iter().any(|c| c == "accepted"), "{got_codes:?} {codes_in:?}");
+    // A malformed record's verdict line has its record offset and its error offset apart.
+    let bad = tmp.path().join("bad.mcb");
+    let mut w = BatchWriter::create(&bad, [4; 16], 1).unwrap();
+    w.append(b"\x01not a deposit").unwrap();
+    w.finish().unwrap();
+    let line = serde_json::to_string(&clear(&engine, &bad).verdicts[0]).unwrap();
+    assert_eq!(line.matches("\"offset\"").count(), 1, "{line}");
+    assert!(line.contains("\"error_offset\""), "{line}");
+}

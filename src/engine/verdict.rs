@@ -90,7 +90,9 @@ pub enum Verdict {
     },
     /// The record does not decode.
     Malformed {
-        /// Byte offset in the batch file.
+        /// Byte offset in the batch file where decoding failed. Serialised as
+        /// `error_offset`: a verdict line already carries the record's own `offset`.
+        #[serde(rename = "error_offset")]
         offset: u64,
         /// Why.
         reason: String,
