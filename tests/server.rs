@@ -793,3 +793,84 @@ fn full_deposit_queue_answers_503() {
         "some deposits were judged"
     );
 }
+
+/// Issue 8's smaller server defects: JSON bodies for 404/405, the token checked before the
+/// body, a case-insensitive Bearer scheme, private files, the admin token from a file.
+#[test]
+fn unknown_routes_tokens_and_file_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_samples, tmp, store) = sample_store();
+    let server = start(&store);
+    let http = client();
+    let nope = http.get(url(&server, "/v1/nope")).send().unwrap();
+    assert_eq!(nope.status(), 404);
+    assert_eq!(nope.json::<Value>().unwrap()["error"]["code"], "not_found");
+    let wrong = http.post(url(&server, "/healthz")).send().unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(
+        wrong.json::<Value>().unwrap()["error"]["code"],
+        "method_not_allowed"
+    );
+    // Who is asking comes first: a garbage body without a token is 401, not 400.
+    for route in ["/v1/withdraw", "/v1/wallets"] {
+        let r = http
+            .post(url(&server, route))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401, "{route}");
+    }
+    // The scheme is case-insensitive; the token itself is not.
+    let register = |auth: &str| {
+        http.post(url(&server, "/v1/wallets"))
+            .header("authorization", auth)
+            .json(&json!({ "address": "mc1-not-an-address", "identity": "x" }))
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(register("bearer admin-secret"), 400, "authorised, bad address");
+    assert_eq!(register("BEARER  admin-secret "), 400);
+    assert_eq!(register("Bearer admin-secreT"), 401);
+    assert_eq!(register("Bearer admin-secret-and-more"), 401);
+    assert_eq!(register("Basic admin-secret"), 401);
+    // Identities and uploads are the issuer's alone.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store.join("state.redb")), 0o600);
+    assert_eq!(mode(&store.join("batches")), 0o700);
+    // The admin token from a file (not visible in `ps`), on a store of its own (the
+    // in-process server above keeps its store locked).
+    let (_s, _t, store) = sample_store();
+    let token_file = tmp.path().join("admin.token");
+    std::fs::write(&token_file, "from-a-file\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--store"])
+        .arg(&store)
+        .arg("--admin-token-file")
+        .arg(&token_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let status = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            http.post(format!("{base}/v1/wallets"))
+                .header("authorization", "Bearer from-a-file")
+                .json(&json!({ "address": "mc1-not-an-address", "identity": "x" }))
+                .send()
+                .ok()
+                .map(|r| r.status())
+        })
+        .expect("server up");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 400, "the file's token authorises");
+}

@@ -67,9 +67,13 @@ enum Command {
         /// Issuer directory.
         #[arg(long, env = "MICROCASH_ISSUER")]
         store: PathBuf,
-        /// Back-office token allowing wallet registration over HTTP (off when unset).
-        #[arg(long, env = "MICROCASH_ADMIN_TOKEN")]
+        /// Back-office token allowing wallet registration over HTTP (off when unset). Prefer
+        /// MICROCASH_ADMIN_TOKEN or --admin-token-file: a command-line argument shows in `ps`.
+        #[arg(long, env = "MICROCASH_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Read the back-office token from this file (first line; keep it mode 0600).
+        #[arg(long, conflicts_with = "admin_token")]
+        admin_token_file: Option<PathBuf>,
         /// Records per clearing chunk (one fsync each).
         #[arg(long, default_value_t = crate::engine::pipeline::CHUNK_RECORDS_DEFAULT)]
         chunk: usize,
@@ -493,9 +497,22 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             addr,
             store,
             admin_token,
+            admin_token_file,
             chunk,
             deposit_queue,
         } => {
+            let admin_token = match admin_token_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let token = text.lines().next().unwrap_or("").trim().to_owned();
+                    if token.is_empty() {
+                        return Err(format!("{}: no token in the file", path.display()).into());
+                    }
+                    Some(token)
+                }
+                None => admin_token,
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

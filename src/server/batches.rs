@@ -71,6 +71,8 @@ impl Batches {
     ) -> std::io::Result<Arc<Batches>> {
         let dir = Self::dir_of(store);
         std::fs::create_dir_all(&dir)?;
+        // Uploaded batches and their verdicts are the clearing partners' business alone.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<String>(BATCH_QUEUE_MAX);
         let batches = Arc::new(Batches {
             dir: dir.clone(),

@@ -169,6 +169,16 @@ pub fn router(
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(|| async { "ok" }))
         .merge(json_routes)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route (docs/api.md)")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route (docs/api.md)",
+            )
+        })
         .with_state(state);
     Ok((router, stop))
 }
@@ -291,12 +301,19 @@ struct WithdrawBody {
     outputs: Vec<String>,
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme is
+/// case-insensitive, RFC 9110 §11.1).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
+        .trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 async fn post_withdraw(
@@ -304,9 +321,7 @@ async fn post_withdraw(
     headers: HeaderMap,
     body: Result<Json<WithdrawBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(body) = body.map_err(json_error)?;
-    let account = AccountName::new(&body.account)
-        .ok_or_else(|| ApiError::bad_request("bad_field", "account: invalid name"))?;
+    // Who is asking comes before what is asked: no token, no body parsing.
     let token = bearer(&headers)
         .ok_or_else(|| {
             ApiError::new(
@@ -316,6 +331,9 @@ async fn post_withdraw(
             )
         })?
         .to_owned();
+    let Json(body) = body.map_err(json_error)?;
+    let account = AccountName::new(&body.account)
+        .ok_or_else(|| ApiError::bad_request("bad_field", "account: invalid name"))?;
     if body.outputs.len() > crate::protocol::deposit::OUTPUTS_MAX {
         return Err(ApiError::bad_request("bad_field", "outputs: too many"));
     }
@@ -395,7 +413,6 @@ async fn post_wallet(
     headers: HeaderMap,
     body: Result<Json<WalletBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(body) = body.map_err(json_error)?;
     let Some(admin) = s.admin_token.as_deref() else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -403,13 +420,14 @@ async fn post_wallet(
             "wallet registration over HTTP is disabled on this server",
         ));
     };
-    if bearer(&headers) != Some(admin) {
+    if !bearer(&headers).is_some_and(|t| crate::store::state::tokens_match(t, admin)) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "issuer admin token required",
         ));
     }
+    let Json(body) = body.map_err(json_error)?;
     let address: crate::protocol::stealth::Address = body
         .address
         .parse()
@@ -462,7 +480,12 @@ async fn post_batch(State(s): State<AppState>, body: Body) -> Result<impl IntoRe
     rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut raw);
     let id = hex::encode(raw);
     let part = s.batches.partial_path(&id);
-    let mut file = tokio::fs::File::create(&part)
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&part)
         .await
         .map_err(ApiError::internal)?;
     let mut stream = body.into_data_stream();

@@ -4,6 +4,7 @@
 //! together in the spent set's journal (`crate::spentset`), the one source of truth for
 //! redemptions. An account's balance is its stored balance here plus its journal credits.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
@@ -177,7 +178,17 @@ impl Store {
                 path.display()
             )));
         }
-        let db = Database::create(path)?;
+        // Registered identities live here: readable by the issuer's user only, from the start.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Redb(format!("{}: {e}", path.display())))?;
+        let backend = redb::backends::FileBackend::new(file)
+            .map_err(|e| StoreError::Redb(format!("{}: {e}", path.display())))?;
+        let db = Database::builder().create_with_backend(backend)?;
         create_tables(&db)?;
         Ok(Store { db })
     }
@@ -403,7 +414,7 @@ impl Store {
         let t = txn.open_table(ACCOUNT_TOKENS)?;
         let want = token_digest(token);
         Ok(t.get(account)?
-            .is_some_and(|v| v.value() == want.as_slice()))
+            .is_some_and(|v| digests_equal(v.value(), &want)))
     }
 
     /// Every account, by name.
@@ -536,6 +547,18 @@ fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64, StoreError> {
     let next = t.get(name)?.map(|v| v.value()).unwrap_or(1);
     t.insert(name, next + 1)?;
     Ok(next)
+}
+
+/// Compares two digests in time independent of where they differ.
+pub fn digests_equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a presented secret token equals the expected one, compared through their
+/// digests in constant time (neither the length nor the first differing byte of the
+/// expected token leaks through timing).
+pub fn tokens_match(presented: &str, expected: &str) -> bool {
+    digests_equal(&token_digest(presented), &token_digest(expected))
 }
 
 /// The stored form of an account API token.
