@@ -719,6 +719,67 @@ fn full_batch_queue_answers_429() {
     }
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 202 || *s == 429));
+    let ids: Vec<String> = std::fs::read_dir(store.join("batches"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".mcb").map(str::to_owned)
+        })
+        .collect();
+    assert!(ids.len() > microcash::server::BATCH_QUEUE_MAX);
+    // Refusals that need no body come before the body: a full queue (429) and an announced
+    // length above the limit (413), answered though no byte of the body was sent.
+    let addr = base.trim_start_matches("http://").to_owned();
+    let status_of = |content_length: u64| -> String {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            c,
+            "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: {content_length}\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(status_of(1 << 20).starts_with("HTTP/1.1 429"), "queue full");
+    assert!(status_of(9 << 30).starts_with("HTTP/1.1 413"), "too large");
+    // An upload cut off mid-body leaves no partial file behind.
+    {
+        use std::io::Write;
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        write!(c, "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            .unwrap();
+        c.write_all(&[0u8; 1000]).unwrap();
+    }
+    let parts = || {
+        std::fs::read_dir(store.join("batches"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".part"))
+            .count()
+    };
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        parts() == 0
+    });
+    assert!(gone, "a cut-off upload's partial file is removed at once");
+    // Shut down with more unfinished batches than the queue admits; the next start resumes
+    // them all (it used to refuse to start: "batch queue full at start").
+    _stop.stop();
+    _stop.join();
+    drop(rt);
+    let issuer = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            Issuer::open(&store).ok()
+        })
+        .expect("the store is released after shutdown");
+    drop(issuer);
+    let server = start(&store);
+    for id in &ids {
+        wait_done(&http, &server, id);
+    }
 }
 
 /// Back-pressure on single deposits: with a tiny queue and many concurrent clients, some

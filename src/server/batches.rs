@@ -10,10 +10,10 @@
 //! On start every batch without a final status is queued again: clearing is idempotent,
 //! so a batch interrupted by a shutdown or a crash resumes where the journal says it was.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use serde::Serialize;
 
@@ -46,8 +46,11 @@ pub struct BatchStatus {
 pub struct Batches {
     dir: PathBuf,
     status: Mutex<HashMap<String, BatchStatus>>,
-    queue: std::sync::mpsc::SyncSender<String>,
-    queued: AtomicU64,
+    /// Batches waiting for the worker, in upload order. New uploads are refused when
+    /// [`BATCH_QUEUE_MAX`] wait; batches resumed at start are queued whatever their number.
+    queue: Mutex<VecDeque<String>>,
+    wake: Condvar,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
     chunk_records: usize,
     /// Set on shutdown: the running batch stops after its current chunk.
     pub stop: Arc<AtomicBool>,
@@ -73,12 +76,12 @@ impl Batches {
         std::fs::create_dir_all(&dir)?;
         // Uploaded batches and their verdicts are the clearing partners' business alone.
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(BATCH_QUEUE_MAX);
         let batches = Arc::new(Batches {
             dir: dir.clone(),
             status: Mutex::new(HashMap::new()),
-            queue: tx,
-            queued: AtomicU64::new(0),
+            queue: Mutex::new(VecDeque::new()),
+            wake: Condvar::new(),
+            worker: Mutex::new(None),
             chunk_records,
             stop: Arc::new(AtomicBool::new(false)),
         });
@@ -104,21 +107,90 @@ impl Batches {
                         summary: Some(summary),
                         error: None,
                     }),
-                    None => pending.push(id.to_owned()),
+                    None => {
+                        let uploaded = entry.metadata().and_then(|m| m.modified()).ok();
+                        pending.push((uploaded, id.to_owned()));
+                    }
                 }
             }
         }
-        let worker = batches.clone();
-        std::thread::Builder::new()
-            .name("microcash-batches".into())
-            .spawn(move || worker.run(issuer, rx))?;
-        for id in pending {
+        // Every unfinished batch resumes, however many, in the order they were uploaded
+        // (the rename that completed each upload set its time).
+        pending.sort();
+        for (_, id) in pending {
             tracing::info!(batch = %id, "resuming an unfinished batch");
-            batches
-                .enqueue(id)
-                .map_err(|_| std::io::Error::other("batch queue full at start"))?;
+            batches.push(id, usize::MAX);
         }
+        let worker = batches.clone();
+        let handle = std::thread::Builder::new()
+            .name("microcash-batches".into())
+            .spawn(move || worker.run(issuer))?;
+        *batches.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(batches)
+    }
+
+    /// Whether a new upload would find room in the queue (checked before its body is read).
+    pub fn has_room(&self) -> bool {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).len() < BATCH_QUEUE_MAX
+    }
+
+    /// Stops the worker after its current chunk and waits for it (shutdown).
+    pub fn shut_down(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify_all();
+        let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                tracing::error!("the batch worker panicked");
+            }
+        }
+    }
+
+    fn queue_depth(&self, depth: usize) {
+        metrics::gauge!("microcash_queue_depth", "queue" => "batches").set(depth as f64);
+    }
+
+    /// Marks `id` queued and appends it unless `limit` batches already wait.
+    fn push(&self, id: String, limit: usize) -> bool {
+        let total = crate::engine::batch_file::BatchReader::open(&self.batch_path(&id))
+            .map(|r| r.header().record_count)
+            .unwrap_or(0);
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= limit {
+            return false;
+        }
+        self.set(BatchStatus {
+            id: id.clone(),
+            state: "queued",
+            records_done: 0,
+            records_total: total,
+            summary: None,
+            error: None,
+        });
+        q.push_back(id);
+        self.queue_depth(q.len());
+        drop(q);
+        self.wake.notify_one();
+        true
+    }
+
+    /// The next batch to clear, or `None` once the server stops.
+    fn next(&self) -> Option<String> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return None; // what is still queued resumes on the next start
+            }
+            if let Some(id) = q.pop_front() {
+                self.queue_depth(q.len());
+                return Some(id);
+            }
+            q = self
+                .wake
+                .wait_timeout(q, std::time::Duration::from_millis(500))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     fn set(&self, s: BatchStatus) {
@@ -152,44 +224,17 @@ impl Batches {
         self.dir.join(format!("{id}.mcb.part"))
     }
 
-    /// Queues an uploaded batch; `Err` when the queue is full.
+    /// Queues an uploaded batch; `Err` when [`BATCH_QUEUE_MAX`] already wait.
     pub fn enqueue(&self, id: String) -> Result<(), ()> {
-        let total = crate::engine::batch_file::BatchReader::open(&self.batch_path(&id))
-            .map(|r| r.header().record_count)
-            .unwrap_or(0);
-        self.set(BatchStatus {
-            id: id.clone(),
-            state: "queued",
-            records_done: 0,
-            records_total: total,
-            summary: None,
-            error: None,
-        });
-        match self.queue.try_send(id.clone()) {
-            Ok(()) => {
-                self.queued.fetch_add(1, Ordering::Relaxed);
-                metrics::gauge!("microcash_queue_depth", "queue" => "batches")
-                    .set(self.queued.load(Ordering::Relaxed) as f64);
-                Ok(())
-            }
-            Err(_) => {
-                self.status
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                Err(())
-            }
+        if self.push(id, BATCH_QUEUE_MAX) {
+            Ok(())
+        } else {
+            Err(())
         }
     }
 
-    fn run(&self, issuer: Arc<Issuer>, rx: std::sync::mpsc::Receiver<String>) {
-        for id in rx {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            metrics::gauge!("microcash_queue_depth", "queue" => "batches")
-                .set(self.queued.load(Ordering::Relaxed) as f64);
-            if self.stop.load(Ordering::Relaxed) {
-                continue; // resumed on the next start
-            }
+    fn run(&self, issuer: Arc<Issuer>) {
+        while let Some(id) = self.next() {
             let total = self.get(&id).map_or(0, |s| s.records_total);
             self.set(BatchStatus {
                 id: id.clone(),

@@ -139,7 +139,7 @@ pub fn router(
         deposit_queue,
     } = options;
     let batches = batches::Batches::start(issuer.clone(), store, chunk_records)?;
-    let stop = Arc::new(AtomicStop(batches.stop.clone()));
+    let stop = Arc::new(AtomicStop(batches.clone()));
     let state = AppState {
         deposits: deposits::start(issuer.clone(), deposit_queue),
         issuer,
@@ -184,12 +184,17 @@ pub fn router(
 }
 
 /// Stops the batch worker after its current chunk (graceful shutdown).
-pub struct AtomicStop(Arc<std::sync::atomic::AtomicBool>);
+pub struct AtomicStop(Arc<batches::Batches>);
 
 impl AtomicStop {
-    /// Requests the stop.
+    /// Requests the stop: the running batch stops after its current chunk.
     pub fn stop(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.0.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Stops the batch worker and waits for it (blocking).
+    pub fn join(&self) {
+        self.0.shut_down();
     }
 }
 
@@ -204,24 +209,35 @@ pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error
     let (router, stop) = router(issuer, &config.store, options)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let ctrl_c = tokio::signal::ctrl_c();
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-            tracing::info!(
-                "shutting down: no new requests; the running batch stops after its chunk"
-            );
-            stop.stop();
-        })
-        .await?;
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let on_signal = signalled.clone();
+    let stopping = stop.clone();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutting down: no new requests; the running batch stops after its chunk");
+        stopping.stop();
+        on_signal.notify_one();
+    });
+    // In-flight requests get SHUTDOWN_GRACE to finish; a client that never finishes its
+    // upload does not hold the shutdown (its partial file is removed on the next start).
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            signalled.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!("requests still open after the grace period; closing them"),
+    }
+    let worker = stop.clone();
+    tokio::task::spawn_blocking(move || worker.join()).await?;
     Ok(())
 }
+
+/// How long in-flight requests may take after SIGTERM.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A body that is not the expected JSON: 413 when over the limit, otherwise 400 with the
 /// parser's message (which names the field).
@@ -475,7 +491,26 @@ async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn post_batch(State(s): State<AppState>, body: Body) -> Result<impl IntoResponse, ApiError> {
+async fn post_batch(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    // Refusals that need no body come before any byte of it is read.
+    let announced = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > BATCH_BODY_MAX) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("batch above {BATCH_BODY_MAX} bytes"),
+        ));
+    }
+    if !s.batches.has_room() {
+        return Err(queue_full());
+    }
     let mut raw = [0u8; 16];
     rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut raw);
     let id = hex::encode(raw);
@@ -488,22 +523,10 @@ async fn post_batch(State(s): State<AppState>, body: Body) -> Result<impl IntoRe
         .open(&part)
         .await
         .map_err(ApiError::internal)?;
-    let mut stream = body.into_data_stream();
-    let mut written = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
-        written += chunk.len() as u64;
-        if written > BATCH_BODY_MAX {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("batch above {BATCH_BODY_MAX} bytes"),
-            ));
-        }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
-    }
-    file.sync_all().await.map_err(ApiError::internal)?;
+    // Every upload that does not complete leaves nothing behind: errors, refusals, and a
+    // client that goes away (the handler is dropped mid-stream) alike.
+    let mut guard = PartialUpload(Some(part.clone()));
+    let written = receive_upload(&mut file, body).await?;
     drop(file);
     // The header must be usable; records are judged one by one when clearing.
     if let Err(e) = crate::engine::batch_file::BatchReader::open(&part) {
@@ -513,20 +536,56 @@ async fn post_batch(State(s): State<AppState>, body: Body) -> Result<impl IntoRe
     tokio::fs::rename(&part, s.batches.batch_path(&id))
         .await
         .map_err(ApiError::internal)?;
+    guard.0 = None;
     if s.batches.enqueue(id.clone()).is_err() {
         let _ = tokio::fs::remove_file(s.batches.batch_path(&id)).await;
-        return Err(ApiError::busy(
-            StatusCode::TOO_MANY_REQUESTS,
-            "busy",
-            format!("{BATCH_QUEUE_MAX} batches already queued"),
-            30,
-        ));
+        return Err(queue_full());
     }
     metrics::counter!("microcash_batches_received_total").increment(1);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "bytes": written })),
     ))
+}
+
+/// Removes an upload's partial file when dropped, unless the upload completed.
+struct PartialUpload(Option<PathBuf>);
+
+impl Drop for PartialUpload {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn queue_full() -> ApiError {
+    ApiError::busy(
+        StatusCode::TOO_MANY_REQUESTS,
+        "busy",
+        format!("{BATCH_QUEUE_MAX} batches already queued"),
+        30,
+    )
+}
+
+/// Streams an upload's body into `file` (bounded by [`BATCH_BODY_MAX`]) and syncs it.
+async fn receive_upload(file: &mut tokio::fs::File, body: Body) -> Result<u64, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+        written += chunk.len() as u64;
+        if written > BATCH_BODY_MAX {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("batch above {BATCH_BODY_MAX} bytes"),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    file.sync_all().await.map_err(ApiError::internal)?;
+    Ok(written)
 }
 
 fn batch_id(id: &str) -> Result<(), ApiError> {
