@@ -935,3 +935,125 @@ fn unknown_routes_tokens_and_file_modes() {
     let _ = child.wait();
     assert_eq!(status, 400, "the file's token authorises");
 }
+
+/// Slow clients (silent connections, half a header, a stalled body) are cut by the
+/// server's timeouts, connections beyond the limit are closed at once, `/healthz` keeps
+/// answering, and SIGTERM is not held by an unfinished upload.
+#[test]
+fn slow_clients_cannot_hold_the_server() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let (_samples, _tmp, store) = sample_store();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
+        .args(["serve", "--addr", &addr, "--store"])
+        .arg(&store)
+        .args(["--max-connections", "32", "--header-timeout-ms", "1000"])
+        .args(["--body-idle-timeout-ms", "1000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = client();
+    let healthz = || {
+        http.get(format!("http://{addr}/healthz"))
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert!(
+        (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            healthz() == 200
+        }),
+        "server up"
+    );
+    // Whether a read shows the server closed the connection (a read timing out means the
+    // server still holds it).
+    let cut = |r: std::io::Result<usize>| match r {
+        Ok(0) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        Ok(_) => false,
+    };
+    // Fill the connection slots with silent clients: one more is closed at once.
+    let silent: Vec<TcpStream> = (0..32).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut extra = TcpStream::connect(&addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_millis(600))).unwrap();
+    let t = std::time::Instant::now();
+    let closed_at_once =
+        cut(extra.read(&mut [0u8; 16])) && t.elapsed() < Duration::from_millis(600);
+    assert!(closed_at_once, "a connection beyond the limit is closed at once");
+    // Half a header, and a body that stalls.
+    let mut half = TcpStream::connect(&addr).ok();
+    if let Some(h) = half.as_mut() {
+        let _ = h.write_all(b"POST /v1/batches HTTP/1.1\r\nHost:");
+    }
+    // Every silent client is cut by the header timeout.
+    for mut c in silent {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(cut(c.read(&mut [0u8; 16])), "a silent connection is closed");
+    }
+    if let Some(h) = half.as_mut() {
+        h.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answer = [0u8; 64];
+        let r = h.read(&mut answer);
+        let answered = matches!(&r, Ok(n) if *n > 0);
+        assert!(answered || cut(r), "half a header is cut");
+    }
+    assert_eq!(healthz(), 200, "the server answers again once the slots are free");
+    let mut stalled = TcpStream::connect(&addr).unwrap();
+    stalled
+        .write_all(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    stalled.write_all(&[0u8; 10]).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 64];
+    let r = stalled.read(&mut answer);
+    let n = *r.as_ref().unwrap_or(&0);
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(
+        text.starts_with("HTTP/1.1 4") || cut(r),
+        "a stalled body is answered or cut: {text}"
+    );
+    let parts = std::fs::read_dir(store.join("batches"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".part"))
+        .count();
+    assert_eq!(parts, 0, "the stalled upload left nothing behind");
+    // SIGTERM with a client mid-upload: the server still exits promptly.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    assert!(exited.is_some_and(|s| s.success()), "SIGTERM ends the server");
+    drop((half, slow));
+}

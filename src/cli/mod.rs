@@ -80,6 +80,16 @@ enum Command {
         /// Capacity of the single-deposit queue (503 beyond it; at most 1024).
         #[arg(long, default_value_t = crate::server::DEPOSIT_QUEUE_MAX)]
         deposit_queue: usize,
+        /// Most connections open at once (beyond it new ones are closed at once).
+        #[arg(long, default_value_t = crate::server::listen::MAX_CONNECTIONS_DEFAULT)]
+        max_connections: usize,
+        /// Milliseconds a client has to send a request's headers (and between requests on
+        /// a kept-alive connection).
+        #[arg(long, default_value_t = crate::server::listen::HEADER_TIMEOUT_DEFAULT.as_millis() as u64)]
+        header_timeout_ms: u64,
+        /// Milliseconds a request body may send nothing before it is cut.
+        #[arg(long, default_value_t = crate::server::listen::BODY_IDLE_TIMEOUT_DEFAULT.as_millis() as u64)]
+        body_idle_timeout_ms: u64,
     },
     /// Measure the engine against one-at-a-time verification (JSON for capacity planning).
     Bench {
@@ -500,6 +510,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             admin_token_file,
             chunk,
             deposit_queue,
+            max_connections,
+            header_timeout_ms,
+            body_idle_timeout_ms,
         } => {
             let admin_token = match admin_token_file {
                 Some(path) => {
@@ -522,6 +535,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 admin_token,
                 chunk_records: chunk,
                 deposit_queue,
+                limits: crate::server::listen::ConnLimits {
+                    max_connections,
+                    header_timeout: std::time::Duration::from_millis(header_timeout_ms),
+                    body_idle_timeout: std::time::Duration::from_millis(body_idle_timeout_ms),
+                },
             }))?;
         }
         Command::Bench {

@@ -19,6 +19,7 @@
 //! 503 / 429 with `Retry-After` when full. CPU and disk work runs off the async threads.
 
 mod batches;
+pub mod listen;
 mod deposits;
 pub mod error;
 
@@ -83,6 +84,8 @@ pub struct ServerConfig {
     pub chunk_records: usize,
     /// Capacity of the single-deposit queue.
     pub deposit_queue: usize,
+    /// Connection limits and timeouts.
+    pub limits: listen::ConnLimits,
 }
 
 #[derive(Clone)]
@@ -115,6 +118,8 @@ pub struct RouterOptions {
     pub chunk_records: usize,
     /// Capacity of the single-deposit queue (503 beyond it).
     pub deposit_queue: usize,
+    /// A request body that sends nothing this long is cut.
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl Default for RouterOptions {
@@ -123,6 +128,7 @@ impl Default for RouterOptions {
             admin_token: None,
             chunk_records: crate::engine::pipeline::CHUNK_RECORDS_DEFAULT,
             deposit_queue: DEPOSIT_QUEUE_MAX,
+            body_idle_timeout: listen::BODY_IDLE_TIMEOUT_DEFAULT,
         }
     }
 }
@@ -137,6 +143,7 @@ pub fn router(
         admin_token,
         chunk_records,
         deposit_queue,
+        body_idle_timeout,
     } = options;
     let batches = batches::Batches::start(issuer.clone(), store, chunk_records)?;
     let stop = Arc::new(AtomicStop(batches.clone()));
@@ -179,6 +186,10 @@ pub fn router(
                 "method not allowed on this route (docs/api.md)",
             )
         })
+        // A body that stalls is cut: an upload trickling nothing holds no task forever.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_idle_timeout,
+        ))
         .with_state(state);
     Ok((router, stop))
 }
@@ -205,32 +216,24 @@ pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error
         admin_token: config.admin_token.clone(),
         chunk_records: config.chunk_records,
         deposit_queue: config.deposit_queue,
+        body_idle_timeout: config.limits.body_idle_timeout,
     };
     let (router, stop) = router(issuer, &config.store, options)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving");
-    let signalled = Arc::new(tokio::sync::Notify::new());
-    let on_signal = signalled.clone();
     let stopping = stop.clone();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let signal = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
         }
         tracing::info!("shutting down: no new requests; the running batch stops after its chunk");
         stopping.stop();
-        on_signal.notify_one();
-    });
+    };
     // In-flight requests get SHUTDOWN_GRACE to finish; a client that never finishes its
-    // upload does not hold the shutdown (its partial file is removed on the next start).
-    tokio::select! {
-        r = server => r?,
-        _ = async {
-            signalled.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => tracing::warn!("requests still open after the grace period; closing them"),
-    }
+    // upload does not hold the shutdown (its partial file is removed).
+    listen::serve(listener, router, config.limits, signal, SHUTDOWN_GRACE).await;
     let worker = stop.clone();
     tokio::task::spawn_blocking(move || worker.join()).await?;
     Ok(())
