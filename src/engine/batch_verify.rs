@@ -9,7 +9,12 @@
 //!    RedPallas signatures, in walk order, per record), in parallel over records;
 //! 2. **batch** — answer all recorded questions of the chunk at once: one BLS batch
 //!    equation over all σ (per-keyset message MSMs, one multi-pairing) and one RedPallas
-//!    batch equation over all signatures, each bisected on failure to name the bad items;
+//!    batch equation over all signatures. On failure the bisection runs over *records*,
+//!    and inside a bad record only finds its first bad answer in walk order (a binary
+//!    search over prefixes) — the reference stops there too, so later answers are never
+//!    consulted. A forged record with hundreds of bad signatures therefore costs
+//!    O(log records + log its signatures) sub-checks, not one bisection per bad signature
+//!    ([`judge_by_record`]);
 //! 3. **replay** — for records with a "no" among their answers, walk again answering from
 //!    the batch results. The walk stops at the first "no" exactly where the reference would,
 //!    so the verdict is the reference's verdict. Records whose answers are all "yes" keep
@@ -128,8 +133,21 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
     let bls_weights = random_weights(rng, bls_items.len());
     let pallas_weights_all = random_weights(rng, owner_refs.len());
 
-    let (bls_bad, owner_ok) = rayon::join(
-        || bls::batch::verify(&keys, &bls_items, &bls_weights),
+    let mut issuer_groups = Vec::with_capacity(recorded.len());
+    let mut owner_groups = Vec::with_capacity(recorded.len());
+    let (mut ai, mut ao) = (0usize, 0usize);
+    for (rec, _) in &recorded {
+        issuer_groups.push(ai..ai + rec.issuer.len());
+        owner_groups.push(ao..ao + rec.owner.len());
+        ai += rec.issuer.len();
+        ao += rec.owner.len();
+    }
+    let (issuer_ok, owner_ok) = rayon::join(
+        || {
+            judge_by_record(&issuer_groups, &|subset: &[usize]| {
+                bls::batch::verify_subset(&keys, &bls_items, &bls_weights, subset)
+            })
+        },
         || {
             let prepared: Vec<Option<redpallas::Prepared>> = owner_refs
                 .par_iter()
@@ -143,35 +161,31 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
                     )
                 })
                 .collect();
-            let positions: Vec<usize> = (0..prepared.len())
-                .filter(|&i| prepared[i].is_some())
-                .collect();
-            let items: Vec<redpallas::Prepared> = positions
-                .iter()
-                .map(|&i| prepared[i].expect("filtered"))
-                .collect();
-            let weights: Vec<_> = positions.iter().map(|&i| pallas_weights_all[i]).collect();
-            let bad = redpallas::verify(&items, &weights);
-            let mut ok: Vec<bool> = prepared.iter().map(|p| p.is_some()).collect();
-            for j in bad {
-                ok[positions[j]] = false;
+            // An undecodable signature is a "no" without any arithmetic; every other
+            // item takes part in the batch equation with its own secret weight.
+            let mut position = vec![None; prepared.len()];
+            let mut items = Vec::with_capacity(prepared.len());
+            let mut weights = Vec::with_capacity(prepared.len());
+            for (i, p) in prepared.iter().enumerate() {
+                if let Some(p) = p {
+                    position[i] = Some(items.len());
+                    items.push(*p);
+                    weights.push(pallas_weights_all[i]);
+                }
             }
-            ok
+            judge_by_record(&owner_groups, &|subset: &[usize]| {
+                let mapped: Option<Vec<usize>> = subset.iter().map(|&i| position[i]).collect();
+                mapped.is_some_and(|m| redpallas::verify_subset(&items, &weights, &m))
+            })
         },
     );
-    let mut issuer_ok = vec![true; bls_items.len()];
-    for i in bls_bad {
-        issuer_ok[i] = false;
-    }
 
     // Pass 3: replay where any answer was "no".
-    let mut starts = Vec::with_capacity(recorded.len());
-    let (mut ai, mut ao) = (0usize, 0usize);
-    for (rec, _) in &recorded {
-        starts.push((ai, ao));
-        ai += rec.issuer.len();
-        ao += rec.owner.len();
-    }
+    let starts: Vec<(usize, usize)> = issuer_groups
+        .iter()
+        .zip(&owner_groups)
+        .map(|(i, o)| (i.start, o.start))
+        .collect();
     recorded
         .into_par_iter()
         .zip(starts)
@@ -191,4 +205,80 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
             verifier.verify_deposit_with(&mut replay, d, now)
         })
         .collect()
+}
+
+/// The answers of a chunk's questions of one kind, grouped by record (`groups[r]` is record
+/// r's range, in walk order), given a batch `check` over any subset. A record whose
+/// questions all pass is all "yes". In a record that fails, the first failing question in
+/// walk order and every later one are "no": the reference walk stops at its first "no", so
+/// the later answers are never consulted, and an attacker's record full of bad signatures
+/// costs a binary search, not a bisection per signature.
+fn judge_by_record(
+    groups: &[std::ops::Range<usize>],
+    check: &(dyn Fn(&[usize]) -> bool + Sync),
+) -> Vec<bool> {
+    let total = groups.last().map_or(0, |g| g.end);
+    let mut ok = vec![true; total];
+    let records: Vec<usize> = (0..groups.len()).filter(|&r| !groups[r].is_empty()).collect();
+    let items_of = |rs: &[usize]| -> Vec<usize> { rs.iter().flat_map(|&r| groups[r].clone()).collect() };
+    if records.is_empty() || check(&items_of(&records)) {
+        return ok;
+    }
+    let bad_records =
+        microcash_kernels::bisect::find_invalid(&records, &|rs: &[usize]| check(&items_of(rs)));
+    let firsts: Vec<usize> = bad_records
+        .par_iter()
+        .map(|&r| {
+            let g = groups[r].clone();
+            let prefix = |k: usize| -> Vec<usize> { (g.start..g.start + k).collect() };
+            // The whole record fails; find the shortest failing prefix.
+            let (mut lo, mut hi) = (1usize, g.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if check(&prefix(mid)) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            g.start + lo - 1
+        })
+        .collect();
+    for (&r, first) in bad_records.iter().zip(firsts) {
+        for flag in &mut ok[first..groups[r].end] {
+            *flag = false;
+        }
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_by_record;
+
+    #[test]
+    fn a_bad_record_is_cut_at_its_first_bad_answer_and_good_records_stay_good() {
+        // Records: [0..3) good, [3..8) bad at 5 and 7, [8..8) empty, [8..12) bad at 8.
+        let groups = vec![0..3, 3..8, 8..8, 8..12];
+        let bad = [5usize, 7, 8];
+        let checks = std::sync::atomic::AtomicUsize::new(0);
+        let check = |s: &[usize]| {
+            checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            s.iter().all(|i| !bad.contains(i))
+        };
+        let ok = judge_by_record(&groups, &check);
+        let want: Vec<bool> = (0..12).map(|i| !(5..8).contains(&i) && !(8..12).contains(&i)).collect();
+        assert_eq!(ok, want);
+        // A record of 1000 bad answers costs a handful of checks, not a thousand.
+        let groups = vec![0..1000];
+        let checks = std::sync::atomic::AtomicUsize::new(0);
+        let ok = judge_by_record(&groups, &|s: &[usize]| {
+            checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            s.is_empty()
+        });
+        assert!(ok.iter().all(|b| !b));
+        assert!(checks.into_inner() <= 12);
+        let all_good = judge_by_record(&[0..4, 4..9], &|_: &[usize]| true);
+        assert!(all_good.iter().all(|&b| b));
+    }
 }
