@@ -145,6 +145,10 @@ pub struct Ratios {
     pub engine_over_kernels: f64,
     /// Engine throughput on all threads ÷ on one thread.
     pub thread_scaling: f64,
+    /// Kernels per record on a chunk where every record's link signature is forged ÷ on
+    /// the valid chunk, one thread: what an attacker's invalid record costs the issuer
+    /// relative to an honest one (bounded by the record-wise bisection).
+    pub forged_over_valid: f64,
 }
 
 /// Primitive costs.
@@ -378,6 +382,35 @@ pub fn run(
             per.one_at_a_time_all_us = single;
         }
     }
+    // The same chunk with every record's link signature forged (well-formed, wrong).
+    let forged_over_valid = {
+        let forged: Vec<Deposit> = deposits
+            .iter()
+            .cloned()
+            .map(|mut d| {
+                if let Some(link) = d.coin.links.last_mut() {
+                    link.signature.bytes_mut()[5] ^= 0x20;
+                }
+                d
+            })
+            .collect();
+        let forged_refs: Vec<&Deposit> = forged.iter().collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng)?;
+        let mut time = |set: &[&Deposit]| {
+            per_item_us(n, || {
+                pool.install(|| {
+                    for c in set.chunks(8192) {
+                        std::hint::black_box(batch_verify::verify_chunk(
+                            &verifier, &p.keysets, c, now, &mut rng,
+                        ));
+                    }
+                })
+            })
+        };
+        let valid = time(&refs);
+        time(&forged_refs) / valid
+    };
     let primitives_us = {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         let mut p = pool.install(|| primitives(&deposits));
@@ -394,6 +427,7 @@ pub fn run(
         speedup_vs_one_at_a_time_all: per.one_at_a_time_all_us / per.engine_all_us,
         engine_over_kernels: per.engine_all_us / per.kernels_all_us,
         thread_scaling: per.engine_1t_us / per.engine_all_us,
+        forged_over_valid,
     };
     let rate = spentset_rate(
         &work.join("spent-bench"),

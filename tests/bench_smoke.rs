@@ -35,6 +35,7 @@ fn bench_reports_every_figure() {
         assert!(v["primitives_us"][key].as_f64().unwrap() > 0.0, "{key}");
     }
     assert!(v["ratios"]["speedup_vs_one_at_a_time_1t"].as_f64().unwrap() > 1.0);
+    assert!(v["ratios"]["forged_over_valid"].as_f64().unwrap() > 0.0);
     assert!(v["spentset_probe_insert_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["recovery_rebuild_entries_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["recovery_sealed_open_entries_per_s"].as_f64().unwrap() > 0.0);
