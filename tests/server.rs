@@ -1057,3 +1057,45 @@ fn slow_clients_cannot_hold_the_server() {
     assert!(exited.is_some_and(|s| s.success()), "SIGTERM ends the server");
     drop((half, slow));
 }
+
+/// `serve --now` fixes the clock every handler judges by (it used to be accepted and
+/// ignored): in the year 2200 every sample keyset has expired.
+#[test]
+fn serve_now_fixes_the_clock() {
+    let (_samples, _tmp, store) = sample_store();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--now", "7258118400"])
+        .arg("--store")
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = client();
+    let keys = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        http.get(format!("http://127.0.0.1:{port}/v1/keys"))
+            .send()
+            .ok()
+            .and_then(|r| r.json::<Value>().ok())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let keys = keys.expect("server up");
+    assert_eq!(keys["keysets"].as_array().map(Vec::len), Some(0), "{keys}");
+    // The wall clock (in-process server) still sees live keysets.
+    let (_s, _t, store) = sample_store();
+    let server = start(&store);
+    let live: Value = http
+        .get(url(&server, "/v1/keys"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(!live["keysets"].as_array().unwrap().is_empty());
+}

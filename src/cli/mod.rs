@@ -402,7 +402,8 @@ fn print_json(v: &impl serde::Serialize) {
 
 /// Runs the CLI.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    let now = cli.now.unwrap_or_else(crate::unix_now);
+    let cli_now = cli.now;
+    let now = cli_now.unwrap_or_else(crate::unix_now);
     match cli.command {
         Command::Issuer(cmd) => match cmd {
             IssuerCmd::Init { dir, policy } => {
@@ -535,6 +536,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 admin_token,
                 chunk_records: chunk,
                 deposit_queue,
+                clock: crate::server::Clock(cli_now),
                 limits: crate::server::listen::ConnLimits {
                     max_connections,
                     header_timeout: std::time::Duration::from_millis(header_timeout_ms),

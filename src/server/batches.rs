@@ -52,6 +52,7 @@ pub struct Batches {
     wake: Condvar,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
     chunk_records: usize,
+    clock: super::Clock,
     /// Set on shutdown: the running batch stops after its current chunk.
     pub stop: Arc<AtomicBool>,
 }
@@ -71,6 +72,7 @@ impl Batches {
         issuer: Arc<Issuer>,
         store: &Path,
         chunk_records: usize,
+        clock: super::Clock,
     ) -> std::io::Result<Arc<Batches>> {
         let dir = Self::dir_of(store);
         std::fs::create_dir_all(&dir)?;
@@ -83,6 +85,7 @@ impl Batches {
             wake: Condvar::new(),
             worker: Mutex::new(None),
             chunk_records,
+            clock,
             stop: Arc::new(AtomicBool::new(false)),
         });
         let mut pending = Vec::new();
@@ -248,6 +251,7 @@ impl Batches {
                 verdicts: Some(self.verdicts_path(&id)),
                 stop: Some(self.stop.clone()),
                 chunk_records: self.chunk_records,
+                now: self.clock.now(),
                 ..ClearOptions::default()
             };
             let progress = |done: u64, total: u64| {

@@ -30,7 +30,7 @@ pub struct Job {
 }
 
 /// Starts the coalescer on its own thread; returns its queue.
-pub fn start(issuer: Arc<Issuer>, capacity: usize) -> mpsc::Sender<Job> {
+pub fn start(issuer: Arc<Issuer>, capacity: usize, clock: super::Clock) -> mpsc::Sender<Job> {
     let (tx, mut rx) = mpsc::channel::<Job>(capacity.clamp(1, DEPOSIT_QUEUE_MAX));
     std::thread::Builder::new()
         .name("microcash-deposits".into())
@@ -47,15 +47,14 @@ pub fn start(issuer: Arc<Issuer>, capacity: usize) -> mpsc::Sender<Job> {
                     }
                 }
                 metrics::histogram!("microcash_deposit_group_size").record(group.len() as f64);
-                settle_group(&issuer, group, &mut rng);
+                settle_group(&issuer, group, clock.now(), &mut rng);
             }
         })
         .expect("spawn the deposit coalescer");
     tx
 }
 
-fn settle_group(issuer: &Issuer, group: Vec<Job>, rng: &mut rand::rngs::StdRng) {
-    let now = crate::unix_now();
+fn settle_group(issuer: &Issuer, group: Vec<Job>, now: u64, rng: &mut rand::rngs::StdRng) {
     let keys = issuer.keys();
     let verifier = Verifier::new(&keys.keysets, &keys.policy);
     let deposits: Vec<&Deposit> = group.iter().map(|j| &j.deposit).collect();

@@ -86,10 +86,25 @@ pub struct ServerConfig {
     pub deposit_queue: usize,
     /// Connection limits and timeouts.
     pub limits: listen::ConnLimits,
+    /// The clock requests are judged by.
+    pub clock: Clock,
+}
+
+/// The server's clock: the wall clock, or a fixed time (`serve --now`, for demos and tests:
+/// keyset windows and allowance days are judged against it everywhere).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock(pub Option<u64>);
+
+impl Clock {
+    /// Unix seconds now.
+    pub fn now(self) -> u64 {
+        self.0.unwrap_or_else(crate::unix_now)
+    }
 }
 
 #[derive(Clone)]
 struct AppState {
+    clock: Clock,
     issuer: Arc<Issuer>,
     batches: Arc<batches::Batches>,
     deposits: tokio::sync::mpsc::Sender<deposits::Job>,
@@ -120,6 +135,8 @@ pub struct RouterOptions {
     pub deposit_queue: usize,
     /// A request body that sends nothing this long is cut.
     pub body_idle_timeout: std::time::Duration,
+    /// The clock requests are judged by.
+    pub clock: Clock,
 }
 
 impl Default for RouterOptions {
@@ -129,6 +146,7 @@ impl Default for RouterOptions {
             chunk_records: crate::engine::pipeline::CHUNK_RECORDS_DEFAULT,
             deposit_queue: DEPOSIT_QUEUE_MAX,
             body_idle_timeout: listen::BODY_IDLE_TIMEOUT_DEFAULT,
+            clock: Clock::default(),
         }
     }
 }
@@ -144,11 +162,13 @@ pub fn router(
         chunk_records,
         deposit_queue,
         body_idle_timeout,
+        clock,
     } = options;
-    let batches = batches::Batches::start(issuer.clone(), store, chunk_records)?;
+    let batches = batches::Batches::start(issuer.clone(), store, chunk_records, clock)?;
     let stop = Arc::new(AtomicStop(batches.clone()));
     let state = AppState {
-        deposits: deposits::start(issuer.clone(), deposit_queue),
+        deposits: deposits::start(issuer.clone(), deposit_queue, clock),
+        clock,
         issuer,
         batches,
         metrics: prometheus(),
@@ -217,6 +237,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error
         chunk_records: config.chunk_records,
         deposit_queue: config.deposit_queue,
         body_idle_timeout: config.limits.body_idle_timeout,
+        clock: config.clock,
     };
     let (router, stop) = router(issuer, &config.store, options)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
@@ -340,6 +361,7 @@ async fn post_withdraw(
     headers: HeaderMap,
     body: Result<Json<WithdrawBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let now = s.clock.now();
     // Who is asking comes before what is asked: no token, no body parsing.
     let token = bearer(&headers)
         .ok_or_else(|| {
@@ -383,7 +405,7 @@ async fn post_withdraw(
                 "bad account token",
             ));
         }
-        Ok(issuer.withdraw(&account, &outputs, crate::unix_now())?)
+        Ok(issuer.withdraw(&account, &outputs, now)?)
     })
     .await?;
     Ok(signatures_json(&sigs))
@@ -403,7 +425,8 @@ async fn post_swap(
     let Json(body) = body.map_err(json_error)?;
     let request: SwapRequest = hex_message("request", &body.request)?;
     let issuer = s.issuer.clone();
-    let sigs = blocking(move || Ok(issuer.swap(&request, crate::unix_now())?)).await?;
+    let now = s.clock.now();
+    let sigs = blocking(move || Ok(issuer.swap(&request, now)?)).await?;
     Ok(signatures_json(&sigs))
 }
 
@@ -414,7 +437,8 @@ async fn post_allowance(
     let Json(body) = body.map_err(json_error)?;
     let request: AllowanceRequest = hex_message("request", &body.request)?;
     let issuer = s.issuer.clone();
-    let sigs = blocking(move || Ok(issuer.issue_allowance(&request, crate::unix_now())?)).await?;
+    let now = s.clock.now();
+    let sigs = blocking(move || Ok(issuer.issue_allowance(&request, now)?)).await?;
     Ok(signatures_json(&sigs))
 }
 
@@ -463,7 +487,7 @@ async fn post_wallet(
 }
 
 async fn get_keys(State(s): State<AppState>) -> impl IntoResponse {
-    let now = crate::unix_now();
+    let now = s.clock.now();
     let keysets: Vec<serde_json::Value> = s
         .issuer
         .keysets()
