@@ -812,4 +812,74 @@ mod tests {
         }
         assert_eq!(engine.credited("shop"), 1 + 8);
     }
+
+    /// A payer who reuses its ephemeral secret pays the same coin twice to one payee: both
+    /// links carry the same one-time key. The evidence must name the payer's key (where
+    /// the chains diverge), not the payee's one-time key (where the keys would).
+    #[test]
+    fn a_reused_ephemeral_secret_names_the_payer_as_double_signer() {
+        let now = 1_900_000_000;
+        let issuer = GenIssuer::new(6, now, false);
+        let tmp = tempfile::tempdir().unwrap();
+        let accounts = vec![AccountSpec {
+            name: "shop".into(),
+            merchant: true,
+        }];
+        let params = tmp.path().join("p.params");
+        issuer.write_params(&params, &accounts).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let coin = issuer.coin(&mut rng, 2, 2, false);
+        let payee = OwnerSecret::generate(&mut rng);
+        let to = Address(payee.public());
+        let ctx = |id: u8| PaymentContext {
+            payment_id: [id; 16],
+            amount: 4,
+            time: 0,
+        };
+        // The same randomness for both payments: the same ephemeral key and one-time key.
+        let first = coin.pay(&to, ctx(1), &[], &mut ChaCha20Rng::seed_from_u64(11));
+        let second = coin.pay(&to, ctx(2), &[], &mut ChaCha20Rng::seed_from_u64(11));
+        assert_eq!(
+            first.links[0].one_time_key, second.links[0].one_time_key,
+            "the reuse makes the keys agree"
+        );
+        let target = CreditTarget::Account(AccountName::new("shop").unwrap());
+        let deposit = |paid: Coin, rng: &mut ChaCha20Rng| {
+            let link = paid.links.last().expect("one link");
+            let secret = recognise(&payee, &link.ephemeral, &link.one_time_key).expect("ours");
+            OwnedCoin { coin: paid, secret }.deposit(target.clone(), now, &[], rng)
+        };
+        let d1 = deposit(first, &mut rng);
+        let d2 = deposit(second, &mut rng);
+        let batch = tmp.path().join("b.mcb");
+        let mut w = BatchWriter::create(&batch, [2; 16], now).unwrap();
+        w.append(&d1.to_bytes()).unwrap();
+        w.finish().unwrap();
+        let batch2 = tmp.path().join("b2.mcb");
+        let mut w = BatchWriter::create(&batch2, [3; 16], now).unwrap();
+        w.append(&d2.to_bytes()).unwrap();
+        w.finish().unwrap();
+        let store = tmp.path().join("store");
+        init_store_from_params(&params, &store).unwrap();
+        let engine = Engine::open(&store, SpentSetConfig::default()).unwrap();
+        let options = crate::engine::ClearOptions {
+            now,
+            collect_verdicts: true,
+            ..crate::engine::ClearOptions::default()
+        };
+        let s1 = engine.clear(&batch, &options, &|_, _| {}).unwrap();
+        assert_eq!(s1.verdicts[0].verdict.code(), "accepted");
+        let s2 = engine.clear(&batch2, &options, &|_, _| {}).unwrap();
+        match &s2.verdicts[0].verdict {
+            crate::engine::Verdict::DoubleSpent { evidence } => {
+                assert_eq!(evidence.diverges_at_link, 0);
+                assert_eq!(
+                    evidence.double_signer,
+                    hex::encode(coin.coin.coin_key.to_bytes()),
+                    "the payer (coin key X) signed two different links"
+                );
+            }
+            other => panic!("expected double_spent, got {other:?}"),
+        }
+    }
 }

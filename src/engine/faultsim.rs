@@ -50,6 +50,7 @@ fn sim_entry(rng: &mut impl Rng, serial: [u8; 32], epoch: u32) -> ReceiptEntry {
         record: 0,
         target: account,
         owner_keys: vec![rng.random()],
+        chain_digests: vec![rng.random()],
         allowances: if rng.random_bool(0.3) {
             vec![(rng.random(), epoch)]
         } else {

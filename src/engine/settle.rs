@@ -82,18 +82,31 @@ impl Plan {
     }
 }
 
+/// Who signed twice. The two spends share the chain up to the last digest they have in
+/// common, dₖ; whoever owned the coin there (X for k = 0, else Pₖ) signed two different
+/// continuations — a different link k+1, or (when every digest agrees) a different
+/// deposit. Comparing digests, not owner keys: a payer who reuses its ephemeral secret
+/// pays the same one-time key twice, so the keys agree past the real divergence and would
+/// name the payee. Receipts from before chain digests were recorded fall back to keys.
 fn evidence(first_receipt: u64, first: &ReceiptEntry, ours: &VerifiedDeposit) -> Evidence {
-    let ours: Vec<[u8; 32]> = ours.owner_keys().iter().map(|k| k.to_bytes()).collect();
-    let common = ours
-        .iter()
-        .zip(&first.owner_keys)
-        .take_while(|(a, b)| a == b)
-        .count()
-        .max(1);
+    let keys: Vec<[u8; 32]> = ours.owner_keys().iter().map(|k| k.to_bytes()).collect();
+    let common = if first.chain_digests.is_empty() {
+        keys.iter()
+            .zip(&first.owner_keys)
+            .take_while(|(a, b)| a == b)
+            .count()
+    } else {
+        ours.chain_digests()
+            .iter()
+            .zip(&first.chain_digests)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+    .clamp(1, keys.len().max(1));
     Evidence {
         first_receipt,
         diverges_at_link: common - 1,
-        double_signer: hex::encode(ours[common - 1]),
+        double_signer: keys.get(common - 1).map(hex::encode).unwrap_or_default(),
     }
 }
 
@@ -145,6 +158,7 @@ pub fn plan<D: Disk>(
                     record: index,
                     target,
                     owner_keys: vd.owner_keys().iter().map(|k| k.to_bytes()).collect(),
+                    chain_digests: vd.chain_digests().to_vec(),
                     allowances: vd
                         .allowance_serials()
                         .iter()

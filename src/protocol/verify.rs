@@ -144,6 +144,7 @@ pub struct VerifiedDeposit {
     epoch: u32,
     allowance_serials: Vec<(Serial, u32)>,
     owner_keys: Vec<OwnerKey>,
+    chain_digests: Vec<[u8; 32]>,
     digest: [u8; 32],
 }
 
@@ -185,6 +186,10 @@ impl VerifiedDeposit {
     pub fn digest(&self) -> [u8; 32] {
         self.digest
     }
+    /// The coin's chain digests d₀ … dₙ (where two spends of one serial diverge).
+    pub fn chain_digests(&self) -> &[[u8; 32]] {
+        &self.chain_digests
+    }
 }
 
 /// A coin that passed the offline checks (what a payee runs on receipt).
@@ -200,6 +205,8 @@ pub struct VerifiedCoin<'a> {
     pub allowance_serials: Vec<(Serial, u32)>,
     /// The last chain digest dₙ (what a deposit of the coin signs).
     pub last_digest: [u8; 32],
+    /// Every chain digest d₀ … dₙ.
+    pub chain_digests: Vec<[u8; 32]>,
 }
 
 /// The reference verifier over a published keyset list and policy.
@@ -369,6 +376,7 @@ impl<'a> Verifier<'a> {
             serial,
             allowance_serials: seen,
             last_digest: *digests.last().expect("d₀ always exists"),
+            chain_digests: digests,
         })
     }
 
@@ -395,6 +403,7 @@ impl<'a> Verifier<'a> {
             serial,
             allowance_serials: mut seen,
             last_digest,
+            chain_digests,
         } = self.verify_coin_with(checks, coin, now)?;
         let body = Deposit::body(
             &serial,
@@ -451,6 +460,7 @@ impl<'a> Verifier<'a> {
             epoch: keyset.epoch,
             allowance_serials: seen,
             owner_keys,
+            chain_digests,
             digest: deposit.digest(),
         })
     }

@@ -889,6 +889,7 @@ pub fn bench_recovery(dir: &Path, n: u64) -> Option<(f64, f64)> {
             record: i,
             target: format!("account:merchant-{:04}", i % 16),
             owner_keys: vec![serial; 2],
+            chain_digests: vec![serial; 2],
             allowances: vec![(crate::protocol::tags::blake2b(b"bench-allow", &[&serial]), 1)],
         }
     };

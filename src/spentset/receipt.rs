@@ -5,7 +5,8 @@
 //! entry: serial [32] | epoch u32 | deposit digest [32] | value u64 | time u64 |
 //!        batch key [16] | record u64 |
 //!        target (u8 len ‖ bytes) | owner keys (u8 n ‖ n × 32) |
-//!        allowances (v2: u16 n, v1: u8 n ‖ n × (serial [32] ‖ epoch u32))
+//!        allowances (v2: u16 n, v1: u8 n ‖ n × (serial [32] ‖ epoch u32)) |
+//!        chain digests (v2 only: u8 n ‖ n × 32; d₀ … dₙ of the coin's link chain)
 //! commit group payload v2: 0xFFFFFFFF | version u8 = 2 | count u32 | entries
 //! commit group payload v1: count u32 | entries            (read only)
 //! ```
@@ -33,7 +34,9 @@ pub const ENTRY_BYTES_MAX: usize = 32 + 4 + 32 + 8 + 8 + 16 + 8
     + 1
     + OWNER_KEYS_MAX * 32
     + 2
-    + ALLOWANCES_PER_ENTRY_MAX * 36;
+    + ALLOWANCES_PER_ENTRY_MAX * 36
+    + 1
+    + OWNER_KEYS_MAX * 32;
 
 const GROUP_V2_MARKER: u32 = u32::MAX;
 const GROUP_VERSION: u8 = 2;
@@ -75,6 +78,9 @@ pub struct ReceiptEntry {
     pub owner_keys: Vec<[u8; 32]>,
     /// Allowance serials spent with it, with their epochs.
     pub allowances: Vec<([u8; 32], u32)>,
+    /// The coin's chain digests d₀ … dₙ (double-spend evidence: where two spends of one
+    /// serial diverge). Empty for receipts written before v2.
+    pub chain_digests: Vec<[u8; 32]>,
 }
 
 impl ReceiptEntry {
@@ -86,6 +92,12 @@ impl ReceiptEntry {
         }
         if self.owner_keys.len() > OWNER_KEYS_MAX {
             return Err(EntryTooLarge(format!("{} owner keys", self.owner_keys.len())));
+        }
+        if self.chain_digests.len() > OWNER_KEYS_MAX {
+            return Err(EntryTooLarge(format!(
+                "{} chain digests",
+                self.chain_digests.len()
+            )));
         }
         if self.allowances.len() > ALLOWANCES_PER_ENTRY_MAX {
             return Err(EntryTooLarge(format!("{} allowances", self.allowances.len())));
@@ -112,6 +124,10 @@ impl ReceiptEntry {
         for (s, e) in &self.allowances {
             w.bytes(s).u32(*e);
         }
+        w.u8(self.chain_digests.len() as u8);
+        for d in &self.chain_digests {
+            w.bytes(d);
+        }
     }
 
     /// Reads one entry of a group of `version`.
@@ -135,6 +151,15 @@ impl ReceiptEntry {
         let allowances = (0..n)
             .map(|_| Ok((r.array("allowance serial")?, r.u32("allowance epoch")?)))
             .collect::<Result<_, _>>()?;
+        let chain_digests = match version {
+            GroupVersion::V1 => Vec::new(),
+            GroupVersion::V2 => {
+                let n = r.count_u8("chain digests", OWNER_KEYS_MAX)?;
+                (0..n)
+                    .map(|_| r.array("chain digest"))
+                    .collect::<Result<_, _>>()?
+            }
+        };
         Ok(ReceiptEntry {
             serial,
             epoch,
@@ -146,6 +171,7 @@ impl ReceiptEntry {
             target,
             owner_keys,
             allowances,
+            chain_digests,
         })
     }
 }

@@ -14,6 +14,7 @@ fn entry(i: u64, epoch: u32, account: &str, value: u64) -> ReceiptEntry {
         record: i,
         target: format!("account:{account}"),
         owner_keys: vec![[7u8; 32]; 2],
+        chain_digests: vec![[8u8; 32]; 2],
         allowances: vec![(
             crate::protocol::tags::blake2b(b"test-allow", &[&i.to_le_bytes()]),
             epoch,
@@ -409,6 +410,7 @@ fn a_receipt_at_every_maximum_commits_and_reads_back() {
     let tmp = tempfile::tempdir().unwrap();
     let mut big = entry(1, 1, "shop", 1 << 20);
     big.owner_keys = vec![[5u8; 32]; OWNER_KEYS_MAX];
+    big.chain_digests = vec![[6u8; 32]; OWNER_KEYS_MAX];
     big.allowances = (0..ALLOWANCES_PER_ENTRY_MAX as u64)
         .map(|i| (crate::protocol::tags::blake2b(b"max-allow", &[&i.to_le_bytes()]), 2))
         .collect();
@@ -466,7 +468,13 @@ fn v1_group(entries: &[ReceiptEntry]) -> Vec<u8> {
 #[test]
 fn journals_written_before_v2_groups_still_read() {
     let tmp = tempfile::tempdir().unwrap();
-    let old = [entry(1, 1, "a", 3), entry(2, 1, "b", 4)];
+    let old: Vec<ReceiptEntry> = [entry(1, 1, "a", 3), entry(2, 1, "b", 4)]
+        .into_iter()
+        .map(|mut e| {
+            e.chain_digests.clear(); // v1 receipts had none
+            e
+        })
+        .collect();
     let payload = v1_group(&old);
     let mut file = b"MCJRNL01".to_vec();
     file.extend_from_slice(&1u32.to_le_bytes());
