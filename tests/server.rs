@@ -905,20 +905,12 @@ fn unknown_routes_tokens_and_file_modes() {
     let (_s, _t, store) = sample_store();
     let token_file = tmp.path().join("admin.token");
     std::fs::write(&token_file, "from-a-file\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--store"])
-        .arg(&store)
-        .arg("--admin-token-file")
-        .arg(&token_file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = free_port();
+    let mut child = spawn_serve(
+        &store,
+        port,
+        &["--admin-token-file", token_file.to_str().unwrap()],
+    );
     let base = format!("http://127.0.0.1:{port}");
     let status = (0..100)
         .find_map(|_| {
@@ -936,6 +928,27 @@ fn unknown_routes_tokens_and_file_modes() {
     assert_eq!(status, 400, "the file's token authorises");
 }
 
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `microcash serve` on `port` over `store`, with `extra` flags.
+fn spawn_serve(store: &Path, port: u16, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--store"])
+        .arg(store)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Slow clients (silent connections, half a header, a stalled body) are cut by the
 /// server's timeouts, connections beyond the limit are closed at once, `/healthz` keeps
 /// answering, and SIGTERM is not held by an unfinished upload.
@@ -944,21 +957,20 @@ fn slow_clients_cannot_hold_the_server() {
     use std::io::{Read, Write};
     use std::net::TcpStream;
     let (_samples, _tmp, store) = sample_store();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
-        .args(["serve", "--addr", &addr, "--store"])
-        .arg(&store)
-        .args(["--max-connections", "32", "--header-timeout-ms", "1000"])
-        .args(["--body-idle-timeout-ms", "1000"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(
+        &store,
+        port,
+        &[
+            "--max-connections",
+            "32",
+            "--header-timeout-ms",
+            "1000",
+            "--body-idle-timeout-ms",
+            "1000",
+        ],
+    );
     let http = client();
     let healthz = || {
         http.get(format!("http://{addr}/healthz"))
@@ -1063,19 +1075,8 @@ fn slow_clients_cannot_hold_the_server() {
 #[test]
 fn serve_now_fixes_the_clock() {
     let (_samples, _tmp, store) = sample_store();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--now", "7258118400"])
-        .arg("--store")
-        .arg(&store)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = free_port();
+    let mut child = spawn_serve(&store, port, &["--now", "7258118400"]);
     let http = client();
     let keys = (0..100).find_map(|_| {
         std::thread::sleep(Duration::from_millis(100));

@@ -757,6 +757,18 @@ mod tests {
     use crate::engine::ClearOptions;
     use crate::protocol::coin::ALLOWANCES_MAX;
 
+    /// A temp directory holding `issuer`'s parameters with one merchant account, `shop`.
+    fn params_with_a_shop(issuer: &GenIssuer) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let accounts = vec![AccountSpec {
+            name: "shop".into(),
+            merchant: true,
+        }];
+        let params = tmp.path().join("p.params");
+        issuer.write_params(&params, &accounts).unwrap();
+        (tmp, params)
+    }
+
     /// A valid deposit carrying 288 allowance spends (32 on each of 8 links and on the
     /// deposit): more than a u8 counts. It once panicked the receipt encoder on every re-run
     /// and left the rest of its chunk uncredited; now it clears like any other record.
@@ -771,13 +783,7 @@ mod tests {
             .get_mut("standard")
             .expect("default class")
             .max_hops = hops;
-        let tmp = tempfile::tempdir().unwrap();
-        let accounts = vec![AccountSpec {
-            name: "shop".into(),
-            merchant: true,
-        }];
-        let params = tmp.path().join("p.params");
-        issuer.write_params(&params, &accounts).unwrap();
+        let (tmp, params) = params_with_a_shop(&issuer);
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let target = CreditTarget::Account(AccountName::new("shop").unwrap());
         let tokens = |rng: &mut ChaCha20Rng| -> Vec<OwnedAllowance> {
@@ -820,13 +826,7 @@ mod tests {
     fn a_reused_ephemeral_secret_names_the_payer_as_double_signer() {
         let now = 1_900_000_000;
         let issuer = GenIssuer::new(6, now, false);
-        let tmp = tempfile::tempdir().unwrap();
-        let accounts = vec![AccountSpec {
-            name: "shop".into(),
-            merchant: true,
-        }];
-        let params = tmp.path().join("p.params");
-        issuer.write_params(&params, &accounts).unwrap();
+        let (tmp, params) = params_with_a_shop(&issuer);
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let coin = issuer.coin(&mut rng, 2, 2, false);
         let payee = OwnerSecret::generate(&mut rng);
