@@ -433,12 +433,11 @@ pub fn run(
         &work.join("spent-bench"),
         (opts.coins * 64).clamp(100_000, 4_000_000),
     );
-    let (rebuild, sealed) =
-        crate::spentset::bench_recovery(
-            &work.join("recovery-bench"),
-            (opts.coins * 64).clamp(20_000, 1_000_000),
-        )
-        .unwrap_or_default();
+    let (rebuild, sealed) = crate::spentset::bench_recovery(
+        &work.join("recovery-bench"),
+        (opts.coins * 64).clamp(20_000, 1_000_000),
+    )
+    .unwrap_or_default();
     #[cfg(feature = "peer-baselines")]
     let cashu_report = {
         let (plain, p2pk) = cashu_baseline(n);

@@ -212,7 +212,12 @@ fn clearing_survives_kill_9_at_random_points() {
         let scratch = tmp.path().join("timing-store");
         let t = std::time::Instant::now();
         let status = Command::new(env!("CARGO_BIN_EXE_microcash"))
-            .args(["clear", batch.to_str().unwrap(), "--store", scratch.to_str().unwrap()])
+            .args([
+                "clear",
+                batch.to_str().unwrap(),
+                "--store",
+                scratch.to_str().unwrap(),
+            ])
             .args(["--chunk", "32", "--threads", "2"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

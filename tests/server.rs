@@ -749,14 +749,23 @@ fn full_batch_queue_answers_429() {
     {
         use std::io::Write;
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
-        write!(c, "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-            .unwrap();
+        write!(
+            c,
+            "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+        )
+        .unwrap();
         c.write_all(&[0u8; 1000]).unwrap();
     }
     let parts = || {
         std::fs::read_dir(store.join("batches"))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".part"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".part")
+            })
             .count()
     };
     let gone = (0..50).any(|_| {
@@ -891,7 +900,11 @@ fn unknown_routes_tokens_and_file_modes() {
             .unwrap()
             .status()
     };
-    assert_eq!(register("bearer admin-secret"), 400, "authorised, bad address");
+    assert_eq!(
+        register("bearer admin-secret"),
+        400,
+        "authorised, bad address"
+    );
     assert_eq!(register("BEARER  admin-secret "), 400);
     assert_eq!(register("Bearer admin-secreT"), 401);
     assert_eq!(register("Bearer admin-secret-and-more"), 401);
@@ -996,14 +1009,21 @@ fn slow_clients_cannot_hold_the_server() {
         Ok(_) => false,
     };
     // Fill the connection slots with silent clients: one more is closed at once.
-    let silent: Vec<TcpStream> = (0..32).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let silent: Vec<TcpStream> = (0..32)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(100));
     let mut extra = TcpStream::connect(&addr).unwrap();
-    extra.set_read_timeout(Some(Duration::from_millis(600))).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_millis(600)))
+        .unwrap();
     let t = std::time::Instant::now();
     let closed_at_once =
         cut(extra.read(&mut [0u8; 16])) && t.elapsed() < Duration::from_millis(600);
-    assert!(closed_at_once, "a connection beyond the limit is closed at once");
+    assert!(
+        closed_at_once,
+        "a connection beyond the limit is closed at once"
+    );
     // Half a header, and a body that stalls.
     let mut half = TcpStream::connect(&addr).ok();
     if let Some(h) = half.as_mut() {
@@ -1021,7 +1041,11 @@ fn slow_clients_cannot_hold_the_server() {
         let answered = matches!(&r, Ok(n) if *n > 0);
         assert!(answered || cut(r), "half a header is cut");
     }
-    assert_eq!(healthz(), 200, "the server answers again once the slots are free");
+    assert_eq!(
+        healthz(),
+        200,
+        "the server answers again once the slots are free"
+    );
     let mut stalled = TcpStream::connect(&addr).unwrap();
     stalled
         .write_all(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
@@ -1040,7 +1064,13 @@ fn slow_clients_cannot_hold_the_server() {
     );
     let parts = std::fs::read_dir(store.join("batches"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".part"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".part")
+        })
         .count();
     assert_eq!(parts, 0, "the stalled upload left nothing behind");
     // SIGTERM with a client mid-upload: the server still exits promptly.
@@ -1066,7 +1096,10 @@ fn slow_clients_cannot_hold_the_server() {
     if exited.is_none() {
         let _ = child.kill();
     }
-    assert!(exited.is_some_and(|s| s.success()), "SIGTERM ends the server");
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "SIGTERM ends the server"
+    );
     drop((half, slow));
 }
 

@@ -62,7 +62,12 @@ fn epoch_dirs(store: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(store.join("spent"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("epoch-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("epoch-")
+        })
         .collect()
 }
 
@@ -78,7 +83,8 @@ fn damaged_or_missing_maps_never_credit_twice() {
         assert_eq!(codes(&s.verdicts), want);
         (s, credits(&engine))
     };
-    let damage: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let damage: Vec<Damage> = vec![
         (
             "maps deleted",
             Box::new(|| {
@@ -117,7 +123,10 @@ fn damaged_or_missing_maps_never_credit_twice() {
         let engine = open(&store);
         let again = clear(&engine, &day1);
         assert_eq!(codes(&again.verdicts), want, "{what}");
-        assert_eq!(again.replayed, first.accepted, "{what}: every acceptance replayed");
+        assert_eq!(
+            again.replayed, first.accepted,
+            "{what}: every acceptance replayed"
+        );
         assert_eq!(again.value_credited_this_run, 0, "{what}");
         assert_eq!(again.value_credited, first.value_credited, "{what}");
         assert_eq!(credits(&engine), before, "{what}: nothing credited twice");
@@ -128,7 +137,11 @@ fn damaged_or_missing_maps_never_credit_twice() {
 fn refused(store: &Path, file: &str) -> String {
     // state.redb is opened by redb, which rewrites its own header; its content is checked
     // by the caller (the refusal repeats), the journal side byte for byte.
-    let names = ["spent/journal.wal", "spent/journal.mark", "spent/checkpoint.json"];
+    let names = [
+        "spent/journal.wal",
+        "spent/journal.mark",
+        "spent/checkpoint.json",
+    ];
     let snapshot = || -> Vec<Vec<u8>> {
         names
             .iter()
@@ -171,12 +184,20 @@ fn a_damaged_journal_or_checkpoint_is_refused_by_name_and_left_untouched() {
     let text = std::fs::read_to_string(&cp).unwrap();
     let digit = text.find(|c: char| c.is_ascii_digit()).unwrap();
     let mut bytes = text.into_bytes();
-    bytes[digit] = if bytes[digit] == b'9' { b'8' } else { bytes[digit] + 1 };
+    bytes[digit] = if bytes[digit] == b'9' {
+        b'8'
+    } else {
+        bytes[digit] + 1
+    };
     std::fs::write(&cp, &bytes).unwrap();
     refused(&store, "checkpoint.json");
     // `store rebuild` rewrites what derives from the journal; the day replays exactly.
     let out = cli(&["store", "rebuild", "--store", store.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let again = clear(&open(&store), &day1);
     assert_eq!(again.replayed, again.accepted);
 }
@@ -214,7 +235,11 @@ fn a_missing_or_damaged_state_file_is_an_error_not_a_new_store_or_a_panic() {
             Some(0) => {
                 let engine = open(&store);
                 let again = clear(&engine, &day1);
-                assert_eq!(codes(&again.verdicts), want, "offset {offset}: survived intact");
+                assert_eq!(
+                    codes(&again.verdicts),
+                    want,
+                    "offset {offset}: survived intact"
+                );
             }
             Some(1) => assert!(stderr.contains("state.redb"), "offset {offset}: {stderr}"),
             other => panic!("offset {offset}: exit {other:?}, not an error: {stderr}"),
@@ -233,7 +258,11 @@ fn a_missing_or_damaged_state_file_is_an_error_not_a_new_store_or_a_panic() {
     std::fs::copy(empty.join("state.redb"), &state).unwrap();
     let err = refused(&store, "state.redb");
     assert!(err.contains("does not hold"), "{err}");
-    assert_eq!(refused(&store, "state.redb"), err, "the refusal repeats unchanged");
+    assert_eq!(
+        refused(&store, "state.redb"),
+        err,
+        "the refusal repeats unchanged"
+    );
 }
 
 #[test]
@@ -250,7 +279,12 @@ fn two_processes_creating_one_store_never_lose_its_accounts() {
         let store = tmp.path().join("store");
         let spawn = || {
             Command::new(env!("CARGO_BIN_EXE_microcash"))
-                .args(["clear", batch.to_str().unwrap(), "--store", store.to_str().unwrap()])
+                .args([
+                    "clear",
+                    batch.to_str().unwrap(),
+                    "--store",
+                    store.to_str().unwrap(),
+                ])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -336,7 +370,10 @@ fn an_honest_reupload_with_shifted_records_replays_its_acceptances() {
     let mut want_shifted = want.clone();
     want_shifted.remove(m);
     assert_eq!(codes(&again.verdicts), want_shifted);
-    assert_eq!(again.replayed, first.accepted, "valid coins replay, none turn duplicate");
+    assert_eq!(
+        again.replayed, first.accepted,
+        "valid coins replay, none turn duplicate"
+    );
     assert_eq!(again.value_credited_this_run, 0);
 }
 
@@ -372,7 +409,11 @@ fn bad_batch_paths_are_named_before_any_store_is_created() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let fifo = tmp.path().join("fifo.mcb");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let dir = tmp.path().join("a-directory.mcb");
     std::fs::create_dir(&dir).unwrap();
     let missing = tmp.path().join("missing.mcb");
@@ -381,7 +422,12 @@ fn bad_batch_paths_are_named_before_any_store_is_created() {
         (&dir, "directory"),
         (&fifo, "not a regular file"),
     ] {
-        let out = cli(&["clear", path.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+        let out = cli(&[
+            "clear",
+            path.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
@@ -394,7 +440,14 @@ fn bad_batch_paths_are_named_before_any_store_is_created() {
 fn dataset_gen_writes_where_out_says() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("day.batch");
-    let o = cli(&["dataset", "gen", "--coins", "4", "--out", out.to_str().unwrap()]);
+    let o = cli(&[
+        "dataset",
+        "gen",
+        "--coins",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.exists(), "written to --out exactly");
     assert!(!tmp.path().join("day.mcb").exists());
@@ -411,8 +464,8 @@ fn small_v2_batch(dir: &Path) -> PathBuf {
     let mut kept = 0;
     while let Some(r) = reader.next_record() {
         let code = &want[r.index as usize];
-        let independent = !["duplicate_in_batch", "allowance_reused", "double_spent"]
-            .contains(&code.as_str());
+        let independent =
+            !["duplicate_in_batch", "allowance_reused", "double_spent"].contains(&code.as_str());
         let Ok(payload) = r.payload else { continue };
         if !independent {
             continue;
@@ -475,7 +528,11 @@ fn one_flipped_bit_costs_exactly_the_record_it_hit() {
         let mut bytes = clean_bytes.clone();
         bytes[bit / 8] ^= 1 << (bit % 8);
         let got = verdicts_of(&bytes, i + 1);
-        assert_eq!(got.len(), clean.len(), "bit {bit}: records renumbered or lost");
+        assert_eq!(
+            got.len(),
+            clean.len(),
+            "bit {bit}: records renumbered or lost"
+        );
         let changed: Vec<usize> = (0..got.len()).filter(|&k| got[k] != clean[k]).collect();
         assert!(changed.len() <= 1, "bit {bit}: {changed:?} changed");
         for k in changed {
@@ -512,11 +569,27 @@ fn two_concurrent_issuer_inits_never_mix_keys() {
             String::from_utf8_lossy(&loser.stderr)
         );
         // The winner's issuer is whole: its secrets match its published keys.
-        let out = cli(&["account", "create", "alice", "--issuer", dir.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = cli(&[
+            "account",
+            "create",
+            "alice",
+            "--issuer",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stray = std::fs::read_dir(tmp.path())
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("staging"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("staging")
+            })
             .count();
         assert_eq!(stray, 0);
     }
@@ -562,7 +635,10 @@ fn wrong_hints_cost_nothing_but_the_hints_and_verdict_lines_name_each_key_once()
             assert_eq!(g, w);
         }
     }
-    assert!(got_codes.iter().any(|c| c == "accepted"), "{got_codes:?} {codes_in:?}");
+    assert!(
+        got_codes.iter().any(|c| c == "accepted"),
+        "{got_codes:?} {codes_in:?}"
+    );
     // A malformed record's verdict line has its record offset and its error offset apart.
     let bad = tmp.path().join("bad.mcb");
     let mut w = BatchWriter::create(&bad, [4; 16], 1).unwrap();

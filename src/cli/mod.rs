@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::store::files::{load_keysets, policy_path, write_atomic};
 use crate::issuer::{Issuer, IssuerApi};
 use crate::protocol::coin::Payment;
 use crate::protocol::encoding::{Decode, Encode};
 use crate::protocol::policy::Policy;
 use crate::protocol::stealth::Address;
+use crate::store::files::{load_keysets, policy_path, write_atomic};
 use crate::wallet::Wallet;
 
 /// Any error the CLI reports (the binary is the only place for a catch-all error).

@@ -42,7 +42,14 @@ pub fn run_audit(store: &std::path::Path, json: bool) -> Result<(), CliError> {
     } else {
         println!(
             "{:>5} {:>12} {:>10} {:>10} {:>10} {:>10} {:>12} {:>14}",
-            "epoch", "denomination", "withdrawn", "swap out", "deposited", "swap in", "outstanding", "value"
+            "epoch",
+            "denomination",
+            "withdrawn",
+            "swap out",
+            "deposited",
+            "swap in",
+            "outstanding",
+            "value"
         );
         for l in &audit.coins {
             println!(
@@ -74,7 +81,12 @@ pub fn run_audit(store: &std::path::Path, json: bool) -> Result<(), CliError> {
         }
     }
     if !audit.problems.is_empty() {
-        return Err(format!("audit of {}: {} mismatch(es)", store.display(), audit.problems.len()).into());
+        return Err(format!(
+            "audit of {}: {} mismatch(es)",
+            store.display(),
+            audit.problems.len()
+        )
+        .into());
     }
     Ok(())
 }

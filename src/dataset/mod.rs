@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::batch_file::BatchWriter;
 use crate::engine::{Engine, EngineError};
-use crate::store::files::{keysets_path, policy_path, write_atomic, FilesError, PublicKeysets};
 use crate::protocol::coin::{AllowanceToken, Coin, PaymentContext, Serial};
 use crate::protocol::deposit::{AccountName, CreditTarget};
 use crate::protocol::encoding::Encode;
@@ -39,6 +38,7 @@ use crate::protocol::spend::{OwnedAllowance, OwnedCoin};
 use crate::protocol::stealth::{recognise, Address};
 use crate::protocol::tags;
 use crate::spentset::SpentSetConfig;
+use crate::store::files::{keysets_path, policy_path, write_atomic, FilesError, PublicKeysets};
 
 mod rand_chacha_alias {
     pub use rand::rngs::ChaCha20Rng;
@@ -787,7 +787,9 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let target = CreditTarget::Account(AccountName::new("shop").unwrap());
         let tokens = |rng: &mut ChaCha20Rng| -> Vec<OwnedAllowance> {
-            (0..ALLOWANCES_MAX).map(|_| issuer.allowance(rng, 0)).collect()
+            (0..ALLOWANCES_MAX)
+                .map(|_| issuer.allowance(rng, 0))
+                .collect()
         };
         let mut heavy = issuer.coin(&mut rng, 2, 0, false);
         for _ in 0..hops {

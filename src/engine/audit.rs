@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use super::maintenance::{check_store, AccountLine};
 use super::{EngineError, PublicParams};
+use crate::protocol::keyset::KeysetKind;
 use crate::store::files;
 use crate::store::state::Store;
-use crate::protocol::keyset::KeysetKind;
 
 /// Coins of one key epoch and denomination.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -89,11 +89,7 @@ pub fn audit(dir: &Path) -> Result<Audit, EngineError> {
     let mut withdrawn_value = 0u64;
     let mut swap_out_value = 0u64;
     for row in store.issuance()? {
-        let Some(ks) = params
-            .keysets
-            .iter()
-            .find(|k| k.id.0 == row.keyset)
-        else {
+        let Some(ks) = params.keysets.iter().find(|k| k.id.0 == row.keyset) else {
             out.problems.push(format!(
                 "{}: signatures recorded under keyset {}, which keysets.json does not list",
                 files::state_path(dir).display(),

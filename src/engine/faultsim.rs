@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, RngExt, SeedableRng};
 
 use crate::spentset::sim::{Faults, SimDisk, STATE_FILE};
-use crate::spentset::{Disk, ReceiptEntry, SpentSet, SpentSetConfig, SpentSetError, CHECKPOINT_FILE};
 use crate::spentset::wal::{JOURNAL_FILE, MARK_FILE};
+use crate::spentset::{
+    Disk, ReceiptEntry, SpentSet, SpentSetConfig, SpentSetError, CHECKPOINT_FILE,
+};
 use crate::store::state::Store;
 
 /// `MICROCASH_SIM_TRACE=1`: print every step of a replayed seed.
@@ -97,14 +99,21 @@ fn damage_maps(rng: &mut impl Rng, dir: &Path) -> bool {
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("epoch-")))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("epoch-"))
+                })
                 .collect()
         })
         .unwrap_or_default();
     let Some(epoch) = epochs.get(rng.random_range(0..epochs.len().max(1))) else {
         return false;
     };
-    let file = epoch.join(if rng.random_bool(0.5) { "table.bin" } else { "bloom.bin" });
+    let file = epoch.join(if rng.random_bool(0.5) {
+        "table.bin"
+    } else {
+        "bloom.bin"
+    });
     match rng.random_range(0..4u8) {
         0 => {
             let _ = std::fs::remove_dir_all(epoch);
@@ -152,7 +161,9 @@ pub fn run_seed(seed: u64, dir: &Path) -> Result<SimOutcome, String> {
     };
     let mut outcome = SimOutcome::default();
     let mut harm = Harm::None;
-    let mut set = open(&disk).map_err(|e| format!("seed {seed}: fresh open failed: {e}"))?.0;
+    let mut set = open(&disk)
+        .map_err(|e| format!("seed {seed}: fresh open failed: {e}"))?
+        .0;
     let state_path = dir.join(STATE_FILE);
     let open_state = |disk: &SimDisk| Store::open_on(disk.state_backend(), &state_path);
     let mut state =
@@ -169,7 +180,10 @@ pub fn run_seed(seed: u64, dir: &Path) -> Result<SimOutcome, String> {
         let ctx = |what: &str| format!("seed {seed} step {step}: {what}");
         let action = rng.random_range(0..11u8);
         if tracing_on() {
-            eprintln!("step {step}: action {action} ops {} harm {harm:?}", disk.ops());
+            eprintln!(
+                "step {step}: action {action} ops {} harm {harm:?}",
+                disk.ops()
+            );
         }
         match action {
             // Commit a group: fresh serials, sometimes one already spent.
@@ -185,8 +199,12 @@ pub fn run_seed(seed: u64, dir: &Path) -> Result<SimOutcome, String> {
                 let reuse = !model.acked.is_empty() && rng.random_bool(0.2);
                 if reuse {
                     let i = rng.random_range(0..model.acked.len());
-                    let (serial, (epoch, _, _)) =
-                        model.acked.iter().nth(i).map(|(s, v)| (*s, v.clone())).expect("i < len");
+                    let (serial, (epoch, _, _)) = model
+                        .acked
+                        .iter()
+                        .nth(i)
+                        .map(|(s, v)| (*s, v.clone()))
+                        .expect("i < len");
                     group[0] = sim_entry(&mut rng, serial, epoch);
                 }
                 let journal_before = disk.len_of(JOURNAL_FILE);
@@ -245,9 +263,7 @@ pub fn run_seed(seed: u64, dir: &Path) -> Result<SimOutcome, String> {
                         }
                     }
                     _ => Faults {
-                        capacity: Some(
-                            disk.used() + rng.random_range(0..2000u64),
-                        ),
+                        capacity: Some(disk.used() + rng.random_range(0..2000u64)),
                         ..Faults::default()
                     },
                 };
@@ -280,11 +296,7 @@ pub fn run_seed(seed: u64, dir: &Path) -> Result<SimOutcome, String> {
                 }
                 if rng.random_bool(0.1) {
                     harm = Harm::Durable;
-                    let names = [
-                        JOURNAL_FILE,
-                        MARK_FILE,
-                        CHECKPOINT_FILE,
-                    ];
+                    let names = [JOURNAL_FILE, MARK_FILE, CHECKPOINT_FILE];
                     let name = names[rng.random_range(0..names.len())];
                     let len = disk.len_of(name);
                     if len > 0 {
@@ -311,10 +323,8 @@ pub fn run_seed(seed: u64, dir: &Path) -> Result<SimOutcome, String> {
                             .map_err(|e| ctx(&e))?;
                     }
                     Err(e) => {
-                        let named = matches!(
-                            &e,
-                            SpentSetError::Damaged { .. } | SpentSetError::Io { .. }
-                        );
+                        let named =
+                            matches!(&e, SpentSetError::Damaged { .. } | SpentSetError::Io { .. });
                         if harm == Harm::None {
                             return Err(ctx(&format!("refused after survivable faults: {e}")));
                         }
@@ -379,7 +389,13 @@ fn check<D: Disk>(set: &SpentSet<D>, model: &mut Model) -> Result<(), String> {
         if present.iter().all(|&p| p) {
             model.ack(&group);
         } else if present.iter().any(|&p| p) {
-            return Err(format!("a commit group survived in part: {present:?} {:?}", group.iter().map(|e| (e.epoch, hex::encode(&e.serial[..4]))).collect::<Vec<_>>()));
+            return Err(format!(
+                "a commit group survived in part: {present:?} {:?}",
+                group
+                    .iter()
+                    .map(|e| (e.epoch, hex::encode(&e.serial[..4])))
+                    .collect::<Vec<_>>()
+            ));
         }
     }
     if set.credits() != &model.credits() {

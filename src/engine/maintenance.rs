@@ -8,10 +8,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{spent_dir, EngineError};
-use crate::store::files;
-use crate::store::state::Store;
 use crate::spentset::check::{self, CheckReport, RebuildReport};
 use crate::spentset::SpentSetConfig;
+use crate::store::files;
+use crate::store::state::Store;
 
 /// One account as the store sees it.
 #[derive(Debug, Clone, Serialize)]

@@ -22,11 +22,11 @@ use std::sync::{Mutex, MutexGuard};
 pub use pipeline::{ClearOptions, ClearSummary, RecordVerdict};
 pub use verdict::{Evidence, Verdict};
 
-use crate::store::files::{self, FilesError};
-use crate::store::state::{Store, StoreError};
 use crate::protocol::keyset::KeysetList;
 use crate::protocol::policy::Policy;
 use crate::spentset::{SpentSet, SpentSetConfig, SpentSetError};
+use crate::store::files::{self, FilesError};
+use crate::store::state::{Store, StoreError};
 
 /// Engine errors (storage and setup; bad input is a verdict, never an error).
 #[derive(Debug, thiserror::Error)]

@@ -244,10 +244,7 @@ fn decide<D: Disk>(
 }
 
 /// Commits the plan's fresh entries (one fsync) and returns every verdict in order.
-pub fn commit<D: Disk>(
-    spent: &mut SpentSet<D>,
-    plan: Plan,
-) -> Result<Vec<Verdict>, SpentSetError> {
+pub fn commit<D: Disk>(spent: &mut SpentSet<D>, plan: Plan) -> Result<Vec<Verdict>, SpentSetError> {
     let Plan {
         mut verdicts,
         fresh,

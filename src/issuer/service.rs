@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use microcash_kernels::bls::G1Affine;
 use serde::Serialize;
 
-use crate::store::files::{FilesError, IssuerKeys};
-use crate::store::state::{Refusal, StoreError};
 use super::IssuerApi;
 use crate::engine::settle::{self, BatchMemory};
 use crate::engine::{Engine, EngineError, PublicParams, Verdict};
@@ -19,6 +17,8 @@ use crate::protocol::stealth::Address;
 use crate::protocol::verify::{Rejection, VerifiedDeposit, Verifier};
 use crate::protocol::withdraw::{sign_blinded, BlindSignError};
 use crate::spentset::{SpentSetConfig, SpentSetError};
+use crate::store::files::{FilesError, IssuerKeys};
+use crate::store::state::{Refusal, StoreError};
 
 /// A redemption receipt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

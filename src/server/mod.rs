@@ -19,9 +19,9 @@
 //! 503 / 429 with `Retry-After` when full. CPU and disk work runs off the async threads.
 
 mod batches;
-pub mod listen;
 mod deposits;
 pub mod error;
+pub mod listen;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -197,7 +197,11 @@ pub fn router(
         .route("/healthz", get(|| async { "ok" }))
         .merge(json_routes)
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route (docs/api.md)")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route (docs/api.md)",
+            )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -220,7 +224,9 @@ pub struct AtomicStop(Arc<batches::Batches>);
 impl AtomicStop {
     /// Requests the stop: the running batch stops after its current chunk.
     pub fn stop(&self) {
-        self.0.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops the batch worker and waits for it (blocking).

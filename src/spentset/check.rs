@@ -72,7 +72,9 @@ pub fn check(dir: &Path) -> Result<CheckReport, SpentSetError> {
     };
     let jpath = disk.path(JOURNAL_FILE);
     if !jpath.exists() {
-        report.problems.push(format!("{}: missing", jpath.display()));
+        report
+            .problems
+            .push(format!("{}: missing", jpath.display()));
         return Ok(report);
     }
     let io = FileIo::open(&jpath).map_err(io_at(&jpath))?;
@@ -98,7 +100,10 @@ pub fn check(dir: &Path) -> Result<CheckReport, SpentSetError> {
     report.frames = scan.frames.len() as u64;
     report.durable = scan.durable;
     report.torn_tail_at = scan.torn_at;
-    let end = scan.frames.last().map_or(wal::FILE_HEADER_BYTES, |f| f.end());
+    let end = scan
+        .frames
+        .last()
+        .map_or(wal::FILE_HEADER_BYTES, |f| f.end());
     // Every serial once: the journal's own view, then the maps against it.
     let mut spent: HashMap<([u8; 32], u32), u64> = HashMap::new();
     for frame in &scan.frames {

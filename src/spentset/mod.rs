@@ -183,7 +183,8 @@ fn read_checkpoint<D: Disk>(disk: &D) -> Result<Option<CheckpointFile>, SpentSet
         .map_err(|e| damaged(path.clone(), None, format!("does not parse: {e}")))?;
     match (cp.version, &cp.checksum) {
         (1 | 0, None) => {}
-        (CHECKPOINT_VERSION, Some(sum)) if *sum == checkpoint_checksum(cp.applied, &cp.credits) => {}
+        (CHECKPOINT_VERSION, Some(sum)) if *sum == checkpoint_checksum(cp.applied, &cp.credits) => {
+        }
         (CHECKPOINT_VERSION, _) => return Err(damaged(path, None, "checksum mismatch")),
         (v, _) => return Err(damaged(path, None, format!("unknown version {v}"))),
     }
@@ -388,7 +389,8 @@ fn lock_dir(dir: &Path) -> Result<fs::File, SpentSetError> {
 }
 
 fn epoch_dir_number(name: &str) -> Option<u32> {
-    name.strip_prefix("epoch-").and_then(|n| n.parse::<u32>().ok())
+    name.strip_prefix("epoch-")
+        .and_then(|n| n.parse::<u32>().ok())
 }
 
 fn epoch_dirs(dir: &Path) -> Result<BTreeSet<u32>, SpentSetError> {
@@ -487,10 +489,13 @@ impl<D: Disk> SpentSet<D> {
     }
 
     /// Opens or rebuilds `epoch`'s maps; returns the first receipt id they still need.
-    fn load_epoch(&mut self, epoch: u32, report: &mut RecoveryReport) -> Result<u64, SpentSetError> {
+    fn load_epoch(
+        &mut self,
+        epoch: u32,
+        report: &mut RecoveryReport,
+    ) -> Result<u64, SpentSetError> {
         let dir = self.dir.join(format!("epoch-{epoch:04}"));
-        let opened =
-            EpochSet::open_sealed(&dir, epoch, self.journal.frames(), self.journal.end());
+        let opened = EpochSet::open_sealed(&dir, epoch, self.journal.frames(), self.journal.end());
         let (set, start) = match opened {
             Ok(found) => found,
             Err(why) => {
@@ -498,8 +503,7 @@ impl<D: Disk> SpentSet<D> {
                     tracing::warn!(epoch, reason = %why, "spent-set maps rebuilt from the journal");
                 }
                 report.maps_rebuilt.push(epoch);
-                let set =
-                    EpochSet::create(&dir, epoch, self.config.expected_serials_per_epoch)?;
+                let set = EpochSet::create(&dir, epoch, self.config.expected_serials_per_epoch)?;
                 (set, 0)
             }
         };
@@ -518,7 +522,10 @@ impl<D: Disk> SpentSet<D> {
     ) -> Result<(), SpentSetError> {
         let jpath = self.disk.path(JOURNAL_FILE);
         let total = self.journal.end();
-        if let Some(cp) = checkpoint.as_ref().filter(|c| c.applied <= wal::FILE_HEADER_BYTES) {
+        if let Some(cp) = checkpoint
+            .as_ref()
+            .filter(|c| c.applied <= wal::FILE_HEADER_BYTES)
+        {
             self.check_checkpoint_credits(cp)?;
         }
         let frames = self.journal.frames().to_vec();
@@ -538,9 +545,8 @@ impl<D: Disk> SpentSet<D> {
                     if self.archived.contains(&ep) {
                         continue;
                     }
-                    if !starts.contains_key(&ep) {
-                        let start = self.load_epoch(ep, report)?;
-                        starts.insert(ep, start);
+                    if let std::collections::btree_map::Entry::Vacant(slot) = starts.entry(ep) {
+                        slot.insert(self.load_epoch(ep, report)?);
                     }
                     if id >= starts[&ep] {
                         *per_epoch.entry(ep).or_default() += 1;
@@ -552,8 +558,8 @@ impl<D: Disk> SpentSet<D> {
             }
             for (off, e) in &entries {
                 let id = base + off;
-                let serials =
-                    std::iter::once((&e.serial, e.epoch)).chain(e.allowances.iter().map(|(s, ep)| (s, *ep)));
+                let serials = std::iter::once((&e.serial, e.epoch))
+                    .chain(e.allowances.iter().map(|(s, ep)| (s, *ep)));
                 for (serial, ep) in serials {
                     if self.archived.contains(&ep) || id < starts[&ep] {
                         continue;
@@ -647,8 +653,10 @@ impl<D: Disk> SpentSet<D> {
             .ok_or_else(|| damaged(jpath(), Some(id), "receipt id inside no frame"))?;
         let mut head = [0u8; 5];
         let head_len = (frame.len as usize).min(head.len());
-        self.journal
-            .read_at(frame.offset + wal::FRAME_HEADER_BYTES, &mut head[..head_len])?;
+        self.journal.read_at(
+            frame.offset + wal::FRAME_HEADER_BYTES,
+            &mut head[..head_len],
+        )?;
         let version = receipt::group_version(&head[..head_len]);
         let len = (frame.end() - id).min(receipt::ENTRY_BYTES_MAX as u64) as usize;
         let mut buf = vec![0u8; len];
@@ -675,8 +683,8 @@ impl<D: Disk> SpentSet<D> {
         let mut seen = HashSet::new();
         let mut per_epoch: BTreeMap<u32, u64> = BTreeMap::new();
         for e in entries {
-            let serials =
-                std::iter::once((&e.serial, e.epoch)).chain(e.allowances.iter().map(|(s, ep)| (s, *ep)));
+            let serials = std::iter::once((&e.serial, e.epoch))
+                .chain(e.allowances.iter().map(|(s, ep)| (s, *ep)));
             for (serial, ep) in serials {
                 if self.archived.contains(&ep) {
                     return Err(SpentSetError::Archived(ep));
@@ -701,8 +709,8 @@ impl<D: Disk> SpentSet<D> {
         let base = self.journal.commit(&payload)?;
         for (off, e) in offsets.iter().zip(entries) {
             let id = base + off;
-            let serials =
-                std::iter::once((&e.serial, e.epoch)).chain(e.allowances.iter().map(|(s, ep)| (s, *ep)));
+            let serials = std::iter::once((&e.serial, e.epoch))
+                .chain(e.allowances.iter().map(|(s, ep)| (s, *ep)));
             for (serial, ep) in serials {
                 let set = self.epochs.get_mut(&ep).expect("reserved above");
                 if set.insert(serial, id) != Insert::Inserted {
@@ -890,7 +898,10 @@ pub fn bench_recovery(dir: &Path, n: u64) -> Option<(f64, f64)> {
             target: format!("account:merchant-{:04}", i % 16),
             owner_keys: vec![serial; 2],
             chain_digests: vec![serial; 2],
-            allowances: vec![(crate::protocol::tags::blake2b(b"bench-allow", &[&serial]), 1)],
+            allowances: vec![(
+                crate::protocol::tags::blake2b(b"bench-allow", &[&serial]),
+                1,
+            )],
         }
     };
     {

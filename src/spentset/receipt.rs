@@ -28,7 +28,13 @@ pub const ALLOWANCES_PER_ENTRY_MAX: usize = (LINKS_MAX + 1) * ALLOWANCES_MAX;
 pub const TARGET_BYTES_MAX: usize = 255;
 
 /// Largest encoded entry (v2), from the protocol's link and allowance limits.
-pub const ENTRY_BYTES_MAX: usize = 32 + 4 + 32 + 8 + 8 + 16 + 8
+pub const ENTRY_BYTES_MAX: usize = 32
+    + 4
+    + 32
+    + 8
+    + 8
+    + 16
+    + 8
     + 1
     + TARGET_BYTES_MAX
     + 1
@@ -88,10 +94,16 @@ impl ReceiptEntry {
     /// encoder free of panics whatever a caller builds).
     pub fn check_bounds(&self) -> Result<(), EntryTooLarge> {
         if self.target.len() > TARGET_BYTES_MAX {
-            return Err(EntryTooLarge(format!("target of {} bytes", self.target.len())));
+            return Err(EntryTooLarge(format!(
+                "target of {} bytes",
+                self.target.len()
+            )));
         }
         if self.owner_keys.len() > OWNER_KEYS_MAX {
-            return Err(EntryTooLarge(format!("{} owner keys", self.owner_keys.len())));
+            return Err(EntryTooLarge(format!(
+                "{} owner keys",
+                self.owner_keys.len()
+            )));
         }
         if self.chain_digests.len() > OWNER_KEYS_MAX {
             return Err(EntryTooLarge(format!(
@@ -100,7 +112,10 @@ impl ReceiptEntry {
             )));
         }
         if self.allowances.len() > ALLOWANCES_PER_ENTRY_MAX {
-            return Err(EntryTooLarge(format!("{} allowances", self.allowances.len())));
+            return Err(EntryTooLarge(format!(
+                "{} allowances",
+                self.allowances.len()
+            )));
         }
         Ok(())
     }

@@ -366,4 +366,3 @@ impl Disk for SimDisk {
         self.dir.join(name)
     }
 }
-

@@ -144,7 +144,12 @@ fn corruption_before_valid_frames_refuses_to_open() {
 fn expect_damaged(dir: &Path, file: &str, offset: Option<u64>) -> String {
     let before: Vec<(String, Vec<u8>)> = ["journal.wal", "journal.mark", "checkpoint.json"]
         .iter()
-        .map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap_or_default()))
+        .map(|f| {
+            (
+                f.to_string(),
+                std::fs::read(dir.join(f)).unwrap_or_default(),
+            )
+        })
         .collect();
     let err = match SpentSet::open(dir, small()) {
         Err(e) => e,
@@ -162,7 +167,11 @@ fn expect_damaged(dir: &Path, file: &str, offset: Option<u64>) -> String {
         other => panic!("expected damage in {file}, got {other}"),
     }
     for (f, b) in before {
-        assert_eq!(std::fs::read(dir.join(&f)).unwrap_or_default(), b, "{f} changed");
+        assert_eq!(
+            std::fs::read(dir.join(&f)).unwrap_or_default(),
+            b,
+            "{f} changed"
+        );
     }
     err.to_string()
 }
@@ -270,12 +279,23 @@ fn missing_or_damaged_maps_are_rebuilt_from_the_journal() {
         d();
         let (set, report) = SpentSet::open(tmp.path(), small()).unwrap();
         assert_eq!(report.maps_rebuilt, vec![1], "case {i}");
-        assert_eq!(set.lookup(1, &entry(1, 1, "a", 1).serial), Some(ids[0]), "case {i}");
-        assert_eq!(set.lookup(1, &entry(2, 1, "a", 1).serial), Some(ids[1]), "case {i}");
+        assert_eq!(
+            set.lookup(1, &entry(1, 1, "a", 1).serial),
+            Some(ids[0]),
+            "case {i}"
+        );
+        assert_eq!(
+            set.lookup(1, &entry(2, 1, "a", 1).serial),
+            Some(ids[1]),
+            "case {i}"
+        );
         assert_eq!(set.credits()["account:a"], 7);
         drop(set);
         let (_, report) = SpentSet::open(tmp.path(), small()).unwrap();
-        assert!(report.maps_rebuilt.is_empty(), "a clean close seals them again");
+        assert!(
+            report.maps_rebuilt.is_empty(),
+            "a clean close seals them again"
+        );
     }
 }
 
@@ -294,14 +314,21 @@ fn stale_maps_catch_up_and_crashed_maps_are_rebuilt() {
     std::fs::write(epoch_dir.join("table.bin"), &old_table).unwrap();
     std::fs::write(epoch_dir.join("bloom.bin"), &old_bloom).unwrap();
     let (mut set, report) = SpentSet::open(tmp.path(), small()).unwrap();
-    assert!(report.maps_rebuilt.is_empty(), "stale but sealed: caught up");
+    assert!(
+        report.maps_rebuilt.is_empty(),
+        "stale but sealed: caught up"
+    );
     for i in 1..=3 {
         assert!(set.lookup(1, &entry(i, 1, "a", 1).serial).is_some());
     }
     set.commit(&[entry(4, 1, "a", 1)]).unwrap();
     set.simulate_crash();
     let (set, report) = SpentSet::open(tmp.path(), small()).unwrap();
-    assert_eq!(report.maps_rebuilt, vec![1], "left open by a crash: rebuilt");
+    assert_eq!(
+        report.maps_rebuilt,
+        vec![1],
+        "left open by a crash: rebuilt"
+    );
     assert!(set.lookup(1, &entry(4, 1, "a", 1).serial).is_some());
     assert_eq!(set.credits()["account:a"], 13);
 }
@@ -311,12 +338,17 @@ fn a_conflicting_serial_is_refused_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
     set.commit(&[entry(1, 1, "a", 1)]).unwrap();
-    let len = std::fs::metadata(tmp.path().join("journal.wal")).unwrap().len();
+    let len = std::fs::metadata(tmp.path().join("journal.wal"))
+        .unwrap()
+        .len();
     let mut again = entry(1, 1, "b", 9);
     again.deposit_digest = [0xee; 32];
     assert!(matches!(
         set.commit(&[entry(5, 1, "a", 1), again]),
-        Err(SpentSetError::Conflict { receipt: Some(_), .. })
+        Err(SpentSetError::Conflict {
+            receipt: Some(_),
+            ..
+        })
     ));
     assert!(matches!(
         set.commit(&[entry(6, 1, "a", 1), entry(6, 1, "a", 1)]),
@@ -325,9 +357,14 @@ fn a_conflicting_serial_is_refused_before_anything_is_written() {
     // An allowance serial spent again with another coin.
     let mut reuse = entry(7, 1, "a", 1);
     reuse.allowances = entry(1, 1, "a", 1).allowances;
-    assert!(matches!(set.commit(&[reuse]), Err(SpentSetError::Conflict { .. })));
+    assert!(matches!(
+        set.commit(&[reuse]),
+        Err(SpentSetError::Conflict { .. })
+    ));
     assert_eq!(
-        std::fs::metadata(tmp.path().join("journal.wal")).unwrap().len(),
+        std::fs::metadata(tmp.path().join("journal.wal"))
+            .unwrap()
+            .len(),
         len,
         "nothing written"
     );
@@ -412,7 +449,12 @@ fn a_receipt_at_every_maximum_commits_and_reads_back() {
     big.owner_keys = vec![[5u8; 32]; OWNER_KEYS_MAX];
     big.chain_digests = vec![[6u8; 32]; OWNER_KEYS_MAX];
     big.allowances = (0..ALLOWANCES_PER_ENTRY_MAX as u64)
-        .map(|i| (crate::protocol::tags::blake2b(b"max-allow", &[&i.to_le_bytes()]), 2))
+        .map(|i| {
+            (
+                crate::protocol::tags::blake2b(b"max-allow", &[&i.to_le_bytes()]),
+                2,
+            )
+        })
         .collect();
     big.target = format!("account:{}", "x".repeat(64));
     let id = {
@@ -423,19 +465,31 @@ fn a_receipt_at_every_maximum_commits_and_reads_back() {
     };
     let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
     assert_eq!(set.receipt(id).unwrap(), big);
-    assert!(big.allowances.iter().all(|(s, e)| set.lookup(*e, s) == Some(id)));
+    assert!(big
+        .allowances
+        .iter()
+        .all(|(s, e)| set.lookup(*e, s) == Some(id)));
     // One more allowance than any valid deposit can carry: refused, nothing written.
     let mut over = entry(2, 1, "shop", 1);
     over.allowances = (0..=ALLOWANCES_PER_ENTRY_MAX as u64)
-        .map(|i| (crate::protocol::tags::blake2b(b"over-allow", &[&i.to_le_bytes()]), 2))
+        .map(|i| {
+            (
+                crate::protocol::tags::blake2b(b"over-allow", &[&i.to_le_bytes()]),
+                2,
+            )
+        })
         .collect();
-    let len = std::fs::metadata(tmp.path().join("journal.wal")).unwrap().len();
+    let len = std::fs::metadata(tmp.path().join("journal.wal"))
+        .unwrap()
+        .len();
     assert!(matches!(
         set.commit(&[over]),
         Err(SpentSetError::EntryTooLarge(_))
     ));
     assert_eq!(
-        std::fs::metadata(tmp.path().join("journal.wal")).unwrap().len(),
+        std::fs::metadata(tmp.path().join("journal.wal"))
+            .unwrap()
+            .len(),
         len
     );
 }

@@ -159,7 +159,10 @@ fn check_frame<I: JournalIo>(io: &I, offset: u64) -> FrameCheck {
         return FrameCheck::Incomplete("frame payload cut by the end of the file");
     }
     let mut payload = vec![0u8; len as usize];
-    if io.read_at(offset + FRAME_HEADER_BYTES, &mut payload).is_err() {
+    if io
+        .read_at(offset + FRAME_HEADER_BYTES, &mut payload)
+        .is_err()
+    {
         return FrameCheck::Invalid("unreadable frame payload");
     }
     if crc32fast::hash(&payload) != word(2) {
@@ -201,7 +204,7 @@ fn read_mark<I: JournalIo>(mark: &I) -> Result<Option<(u64, u64)>, JournalError>
     if mark.is_empty() {
         return Ok(None);
     }
-    let mut buf = vec![0u8; 2 * MARK_SLOT_BYTES];
+    let mut buf = [0u8; 2 * MARK_SLOT_BYTES];
     let n = (mark.len() as usize).min(buf.len());
     mark.read_at(0, &mut buf[..n])?;
     let best = buf
@@ -402,7 +405,7 @@ impl<I: JournalIo> Journal<I> {
 
     fn write_mark(&mut self) -> Result<(), JournalError> {
         let seq = self.mark_seq + 1;
-        let slot = (seq % 2) as u64 * MARK_SLOT_BYTES as u64;
+        let slot = (seq % 2) * MARK_SLOT_BYTES as u64;
         let result = self
             .mark
             .write_at(slot, &encode_mark_slot(seq, self.io.len()))

@@ -45,7 +45,9 @@ pub enum FilesError {
         reason: String,
     },
     /// `issuer init` on a directory that already holds an issuer.
-    #[error("{0} already holds an issuer or other files (issuer init needs a new or empty directory)")]
+    #[error(
+        "{0} already holds an issuer or other files (issuer init needs a new or empty directory)"
+    )]
     AlreadyInitialised(PathBuf),
 }
 
@@ -89,7 +91,10 @@ pub fn create_dir_atomically<E: From<std::io::Error>>(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "store".into());
     let nonce: u64 = rand::random();
-    let staging = parent.join(format!(".{name}.staging-{}-{nonce:016x}", std::process::id()));
+    let staging = parent.join(format!(
+        ".{name}.staging-{}-{nonce:016x}",
+        std::process::id()
+    ));
     let result = (|| {
         fs::create_dir_all(&staging)?;
         build(&staging)?;

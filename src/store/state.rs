@@ -7,16 +7,16 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
+};
 
 use crate::protocol::deposit::CreditTarget;
 
 /// account name → (funded, withdrawn, merchant?); the balance adds journal credits.
-const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> =
-    TableDefinition::new("accounts");
+const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> = TableDefinition::new("accounts");
 /// account name → BLAKE2b-256 of its API token (bearer authentication of withdrawals)
-const ACCOUNT_TOKENS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("account_tokens");
+const ACCOUNT_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("account_tokens");
 /// wallet address (32 bytes) → identity registered with it
 const WALLETS: TableDefinition<&[u8], &str> = TableDefinition::new("wallets");
 /// (wallet address, UTC day) → allowance value issued that day
@@ -26,14 +26,12 @@ const ALLOWANCE_ISSUED: TableDefinition<(&[u8], u64), u64> =
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (keyset id, source: "withdraw" | "swap" | "allowance") → (signatures, value): what the
 /// issuer signed, for the audit of its liability. Nothing per coin, nothing linkable.
-const ISSUED: TableDefinition<(&[u8], &str), (u64, u64)> =
-    TableDefinition::new("issued");
+const ISSUED: TableDefinition<(&[u8], &str), (u64, u64)> = TableDefinition::new("issued");
 /// swap outputs digest → time its outputs were first signed (a replayed swap is signed
 /// again but counted once)
 const SWAPS_SIGNED: TableDefinition<&[u8], u64> = TableDefinition::new("swaps_signed");
 /// withdrawal sequence → (account, value, time): no blinded messages, nothing per coin
-const WITHDRAWALS: TableDefinition<u64, (&str, u64, u64)> =
-    TableDefinition::new("withdrawals");
+const WITHDRAWALS: TableDefinition<u64, (&str, u64, u64)> = TableDefinition::new("withdrawals");
 
 /// Store errors (storage, not protocol).
 #[derive(Debug, thiserror::Error)]

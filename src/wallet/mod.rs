@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::files::{write_atomic, FilesError};
 use crate::issuer::{IssuerApi, IssuerError, Receipt};
 use crate::protocol::allowance::AllowanceRequest;
 use crate::protocol::coin::{AllowanceToken, Coin, Payment, PaymentContext};
@@ -26,6 +25,7 @@ use crate::protocol::verify::Verifier;
 use crate::protocol::withdraw::{
     blind, denominations, finish_allowance, finish_coin, PendingIssue, UnblindError,
 };
+use crate::store::files::{write_atomic, FilesError};
 
 /// Wallet errors.
 #[derive(Debug, thiserror::Error)]
