@@ -158,6 +158,37 @@ fn allowance_beyond_the_daily_cap_is_refused_at_issuance() {
     ));
 }
 
+/// A replayed allowance request (the wallet after a lost answer, or anyone who saw it) gets
+/// the same signatures and is not charged against the day's cap again.
+#[test]
+fn a_replayed_allowance_request_is_answered_without_a_second_charge() {
+    let e = env();
+    let w = registered_wallet(&e);
+    let ks = keyset(&e, KeysetKind::Allowance, 9); // 512 of the 1000 cap
+    let (_, o) = blind(&ks, &mut microcash::os_rng());
+    let req = AllowanceRequest::sign(&w, NOW / DAY_SECS, vec![o], &mut microcash::os_rng());
+    let first = e.issuer.issue_allowance(&req, NOW).unwrap();
+    for _ in 0..3 {
+        assert_eq!(e.issuer.issue_allowance(&req, NOW).unwrap(), first);
+    }
+    // Re-signed by the wallet (a fresh signature over the same request): the same request.
+    let again = AllowanceRequest::sign(
+        &w,
+        NOW / DAY_SECS,
+        req.outputs.clone(),
+        &mut microcash::os_rng(),
+    );
+    assert_eq!(e.issuer.issue_allowance(&again, NOW).unwrap(), first);
+    // Only 512 were charged: 488 more still fit (256 + 128 + 64 + 32 + 8), one more does not.
+    request_allowance(&e, &w, &[8, 7, 6, 5, 3], NOW).unwrap();
+    assert!(matches!(
+        request_allowance(&e, &w, &[0], NOW),
+        Err(IssuerError::AllowanceCapExceeded { issued: 1000, .. })
+    ));
+    // And the original request is still answered, at the cap, without a charge.
+    assert_eq!(e.issuer.issue_allowance(&req, NOW).unwrap(), first);
+}
+
 #[test]
 fn allowance_needs_a_registered_wallet_and_its_signature() {
     let e = env();

@@ -477,7 +477,7 @@ impl IssuerApi for Issuer {
         let signed: Vec<([u8; 32], u64)> = keysets.iter().map(|k| (k.id.0, k.value())).collect();
         self.engine
             .accounts()
-            .issue_allowance(&key, today, limit, &signed)
+            .issue_allowance(&key, today, limit, &signed, &request.request_id())
             .map_err(|e| match IssuerError::from(e) {
                 IssuerError::WalletNotRegistered(_) => {
                     IssuerError::WalletNotRegistered(Address(request.address).to_string())

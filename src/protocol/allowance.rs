@@ -52,6 +52,17 @@ impl AllowanceRequest {
         }
     }
 
+    /// The request's identity: the digest of what the wallet signed (address, day,
+    /// outputs). A replay of the request — by the wallet after a lost answer, or by anyone
+    /// who saw it — has the same identity, and the issuer answers it without charging the
+    /// day's cap again (signing is deterministic, so the answer is the same).
+    pub fn request_id(&self) -> [u8; 32] {
+        tags::blake2b(
+            tags::ALLOWANCE_REQUEST_ID,
+            &[&request_message(&self.address, self.day, &self.outputs)],
+        )
+    }
+
     /// Whether the signature is valid for the request.
     pub fn authentic(&self) -> bool {
         self.address.verify(

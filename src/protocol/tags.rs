@@ -33,6 +33,8 @@ pub const SWAP_OUTPUTS: &[u8] = b"mc1/swap-outs";
 pub const DEPOSIT_DIGEST: &[u8] = b"mc1/deposit";
 /// Digest of the blinded outputs of an allowance request.
 pub const ALLOWANCE_REQUEST: &[u8] = b"mc1/allow-req";
+/// Identity of an allowance request: digest of what the wallet signed (idempotency key).
+pub const ALLOWANCE_REQUEST_ID: &[u8] = b"mc1/allow-req-id";
 
 /// Prefix of the message the current owner signs to append a payment link.
 pub const MSG_LINK: &[u8] = b"microcash/v1/link\0";
@@ -55,6 +57,7 @@ pub const ALL_PERSONALISATIONS: &[&[u8]] = &[
     SWAP_OUTPUTS,
     DEPOSIT_DIGEST,
     ALLOWANCE_REQUEST,
+    ALLOWANCE_REQUEST_ID,
 ];
 
 /// All signed-message prefixes.

@@ -24,6 +24,10 @@ const ALLOWANCE_ISSUED: TableDefinition<(&[u8], u64), u64> =
     TableDefinition::new("allowance_issued");
 /// counters: "next_receipt", "next_withdrawal"
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// (UTC day, allowance request id) → value charged: requests already answered (a replay is
+/// answered again without a second charge). Entries older than the day before are pruned.
+const ALLOWANCE_REQUESTS: TableDefinition<(u64, &[u8]), u64> =
+    TableDefinition::new("allowance_requests");
 /// (keyset id, source: "withdraw" | "swap" | "allowance") → (signatures, value): what the
 /// issuer signed, for the audit of its liability. Nothing per coin, nothing linkable.
 const ISSUED: TableDefinition<(&[u8], &str), (u64, u64)> = TableDefinition::new("issued");
@@ -351,17 +355,23 @@ impl Store {
     }
 
     /// Counts `signed` allowance tokens against `address`'s cap for `day` (refused beyond
-    /// `limit` or for an unregistered address) and records their issuance.
+    /// `limit` or for an unregistered address) and records their issuance — once per
+    /// `request_id`: a request answered before is answered again at no charge.
     pub fn issue_allowance(
         &self,
         address: &[u8],
         day: u64,
         limit: u64,
         signed: &[([u8; 32], u64)],
+        request_id: &[u8; 32],
     ) -> Result<(), StoreError> {
         let requested: u64 = signed.iter().map(|(_, v)| *v).fold(0, u64::saturating_add);
         let txn = self.db.begin_write()?;
         {
+            let mut answered = txn.open_table(ALLOWANCE_REQUESTS)?;
+            if answered.get((day, &request_id[..]))?.is_some() {
+                return Ok(());
+            }
             if txn.open_table(WALLETS)?.get(address)?.is_none() {
                 return Err(refused(Refusal::WalletNotRegistered));
             }
@@ -375,6 +385,9 @@ impl Store {
                 }));
             }
             t.insert((address, day), issued + requested)?;
+            answered.insert((day, &request_id[..]), requested)?;
+            // Requests can only be for today: anything before yesterday is never asked again.
+            answered.retain_in(..(day.saturating_sub(1), &[][..]), |_, _| false)?;
         }
         for (keyset, value) in signed {
             record_issuance(&txn, keyset, "allowance", *value)?;
@@ -477,6 +490,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(WITHDRAWALS)?;
         txn.open_table(ISSUED)?;
         txn.open_table(SWAPS_SIGNED)?;
+        txn.open_table(ALLOWANCE_REQUESTS)?;
     }
     txn.commit()?;
     Ok(())
@@ -533,8 +547,12 @@ fn read_everything(db: &Database) -> Result<(), StoreError> {
     scan(&txn, META)?;
     scan(&txn, WITHDRAWALS)?;
     // Tables added later may be absent from an older file until `create_tables` runs.
-    if txn.list_tables()?.any(|t| t.name() == "issued") {
+    let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+    if tables.iter().any(|t| t == "issued") {
         scan(&txn, ISSUED)?;
+    }
+    if tables.iter().any(|t| t == "allowance_requests") {
+        scan(&txn, ALLOWANCE_REQUESTS)?;
     }
     Ok(())
 }
