@@ -281,6 +281,10 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
         .unwrap();
     assert_eq!(r["detail"]["replayed"], true, "{r}");
     // Every metric docs/api.md documents is exported.
+    assert_eq!(
+        http.get(url(&server, "/v1/nope")).send().unwrap().status(),
+        404
+    );
     let metrics = http
         .get(url(&server, "/metrics"))
         .send()
@@ -295,6 +299,19 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
         .map(|l| l.split('`').next().unwrap())
         .collect();
     assert!(documented.len() >= 10);
+    // True histograms with HELP text, requests by route, process metrics.
+    for needle in [
+        "# TYPE microcash_fsync_seconds histogram",
+        "microcash_fsync_seconds_bucket{le=",
+        "# HELP microcash_stage_records_total",
+        "microcash_http_requests_total{",
+        "route=\"/v1/batches\"",
+        "route=\"unmatched\"",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from /metrics");
+    }
     for name in documented {
         assert!(
             metrics.contains(&format!("microcash_{name}")),

@@ -22,6 +22,7 @@ mod batches;
 mod deposits;
 pub mod error;
 pub mod listen;
+mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,17 +114,6 @@ struct AppState {
 }
 
 /// Installs the Prometheus recorder once per process (tests start several servers).
-fn prometheus() -> Option<PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .install_recorder()
-                .ok()
-        })
-        .clone()
-}
-
 /// Tunables of the router.
 #[derive(Clone, Debug)]
 pub struct RouterOptions {
@@ -171,7 +161,7 @@ pub fn router(
         clock,
         issuer,
         batches,
-        metrics: prometheus(),
+        metrics: telemetry::recorder(),
         admin_token: admin_token.map(Arc::from),
     };
     let json_routes = Router::new()
@@ -210,6 +200,7 @@ pub fn router(
                 "method not allowed on this route (docs/api.md)",
             )
         })
+        .layer(axum::middleware::from_fn(telemetry::track_requests))
         // A body that stalls is cut: an upload trickling nothing holds no task forever.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_idle_timeout,
@@ -515,6 +506,7 @@ async fn get_keys(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    telemetry::sample_process();
     match s.metrics {
         Some(h) => (StatusCode::OK, h.render()),
         None => (
