@@ -884,4 +884,41 @@ mod tests {
             other => panic!("expected double_spent, got {other:?}"),
         }
     }
+
+    /// A storage failure while looking up the credited account is an error for the
+    /// issuer, never the depositor's `unknown_account` verdict.
+    #[test]
+    fn an_accounts_store_failure_is_an_error_not_a_verdict() {
+        use crate::engine::settle::{self, Accounts, BatchMemory, SettleError};
+        use crate::protocol::verify::Verifier;
+        use crate::store::state::StoreError;
+        struct Failing;
+        impl Accounts for Failing {
+            fn merchant(&self, _: &str) -> Result<Option<bool>, StoreError> {
+                Err(StoreError::Redb("simulated I/O error".into()))
+            }
+        }
+        let now = 1_900_000_000;
+        let issuer = GenIssuer::new(8, now, false);
+        let (tmp, _params) = params_with_a_shop(&issuer);
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let coin = issuer.coin(&mut rng, 2, 1, false);
+        let target = CreditTarget::Account(AccountName::new("shop").unwrap());
+        let deposit = coin.deposit(target, now, &[], &mut rng);
+        let verified = Verifier::new(&issuer.keysets, &issuer.policy)
+            .verify_deposit(&deposit, now)
+            .unwrap();
+        let (spent, _) =
+            crate::spentset::SpentSet::open(&tmp.path().join("spent"), SpentSetConfig::default())
+                .unwrap();
+        let result = settle::plan(
+            &spent,
+            &Failing,
+            &mut BatchMemory::default(),
+            vec![(0, Ok(verified))],
+            false,
+            now,
+        );
+        assert!(matches!(result, Err(SettleError::Accounts(_))));
+    }
 }

@@ -63,6 +63,9 @@ pub enum EngineError {
         /// Why it cannot be cleared.
         reason: String,
     },
+    /// Settlement failed (storage).
+    #[error(transparent)]
+    Settle(#[from] settle::SettleError),
     /// A pipeline stage died.
     #[error("pipeline stage failed: {0}")]
     Pipeline(String),
@@ -131,8 +134,8 @@ pub struct Engine {
 }
 
 impl settle::Accounts for Store {
-    fn merchant(&self, name: &str) -> Option<bool> {
-        self.account(name).ok().flatten().map(|r| r.merchant)
+    fn merchant(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self.account(name)?.map(|r| r.merchant))
     }
 }
 

@@ -14,11 +14,24 @@ use crate::protocol::deposit::CreditTarget;
 use crate::protocol::policy::PolicyRule;
 use crate::protocol::verify::VerifiedDeposit;
 use crate::spentset::{Disk, ReceiptEntry, SpentSet, SpentSetError};
+use crate::store::state::StoreError;
 
 /// What settlement needs to know about accounts.
 pub trait Accounts {
-    /// `Some(merchant?)` if the account exists.
-    fn merchant(&self, name: &str) -> Option<bool>;
+    /// `Some(merchant?)` if the account exists. A storage failure is an error, never a
+    /// verdict: a redb error must not turn into the depositor's `unknown_account`.
+    fn merchant(&self, name: &str) -> Result<Option<bool>, StoreError>;
+}
+
+/// Why settlement could not decide (storage, never the depositor's fault).
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    /// The spent set or its journal failed.
+    #[error(transparent)]
+    SpentSet(#[from] SpentSetError),
+    /// The accounts store failed.
+    #[error(transparent)]
+    Accounts(#[from] StoreError),
 }
 
 /// What settlement remembers of the batch in progress: its content key (receipts carry it,
@@ -123,7 +136,7 @@ pub fn plan<D: Disk>(
     items: Vec<(u64, Result<VerifiedDeposit, Verdict>)>,
     allow_swap_targets: bool,
     now: u64,
-) -> Result<Plan, SpentSetError> {
+) -> Result<Plan, SettleError> {
     let mut verdicts = Vec::with_capacity(items.len());
     let mut fresh = Vec::new();
     for (pos, (index, item)) in items.into_iter().enumerate() {
@@ -179,9 +192,9 @@ fn decide<D: Disk>(
     index: u64,
     vd: &VerifiedDeposit,
     allow_swap_targets: bool,
-) -> Result<Option<Verdict>, SpentSetError> {
+) -> Result<Option<Verdict>, SettleError> {
     match vd.target() {
-        CreditTarget::Account(name) => match accounts.merchant(name.as_str()) {
+        CreditTarget::Account(name) => match accounts.merchant(name.as_str())? {
             None => {
                 return Ok(Some(Verdict::UnknownAccount {
                     account: name.to_string(),

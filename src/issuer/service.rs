@@ -176,6 +176,9 @@ pub enum IssuerError {
     /// Spent-set failure.
     #[error(transparent)]
     SpentSet(#[from] SpentSetError),
+    /// Settlement failure (storage).
+    #[error(transparent)]
+    Settle(#[from] crate::engine::settle::SettleError),
     /// Some swap inputs were redeemed before by this very swap, others not: impossible for
     /// a resubmission (a swap commits all inputs at once), so refused.
     #[error("swap inputs partially redeemed before")]

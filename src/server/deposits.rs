@@ -84,7 +84,7 @@ fn settle_group(issuer: &Issuer, group: Vec<Job>, now: u64, rng: &mut rand::rngs
             false,
             now,
         )
-        .and_then(|plan| settle::commit(&mut spent, plan))
+        .and_then(|plan| Ok(settle::commit(&mut spent, plan)?))
     };
     match result {
         Ok(verdicts) => {
