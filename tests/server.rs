@@ -773,18 +773,7 @@ fn full_batch_queue_answers_429() {
         .unwrap();
         c.write_all(&[0u8; 1000]).unwrap();
     }
-    let parts = || {
-        std::fs::read_dir(store.join("batches"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".part")
-            })
-            .count()
-    };
+    let parts = || common::count_entries(&store.join("batches"), |n| n.ends_with(".part"));
     let gone = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         parts() == 0
@@ -1079,16 +1068,7 @@ fn slow_clients_cannot_hold_the_server() {
         text.starts_with("HTTP/1.1 4") || cut(r),
         "a stalled body is answered or cut: {text}"
     );
-    let parts = std::fs::read_dir(store.join("batches"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".part")
-        })
-        .count();
+    let parts = common::count_entries(&store.join("batches"), |n| n.ends_with(".part"));
     assert_eq!(parts, 0, "the stalled upload left nothing behind");
     // SIGTERM with a client mid-upload: the server still exits promptly.
     let mut slow = TcpStream::connect(&addr).unwrap();

@@ -309,12 +309,11 @@ fn two_processes_creating_one_store_never_lose_its_accounts() {
             expected(&samples().join("mixed-day1.expected.jsonl"))
         );
         assert_eq!(s.replayed, s.accepted);
-        let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains("staging"))
-            .collect();
-        assert!(leftovers.is_empty(), "staging directories removed");
+        assert_eq!(
+            common::count_entries(tmp.path(), |n| n.contains("staging")),
+            0,
+            "staging directories removed"
+        );
     }
 }
 
@@ -581,16 +580,7 @@ fn two_concurrent_issuer_inits_never_mix_keys() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let stray = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .contains("staging")
-            })
-            .count();
+        let stray = common::count_entries(tmp.path(), |n| n.contains("staging"));
         assert_eq!(stray, 0);
     }
 }

@@ -33,3 +33,12 @@ pub fn verdict_codes(text: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// How many entries of `dir` have a name `matches` accepts (leftover partial uploads,
+/// staging directories).
+pub fn count_entries(dir: &Path, matches: impl Fn(&str) -> bool) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| matches(&e.as_ref().unwrap().file_name().to_string_lossy()))
+        .count()
+}
