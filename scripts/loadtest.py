@@ -58,6 +58,7 @@ def main():
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--uploads", type=int, default=0, help="batches uploaded during the test")
+    ap.add_argument("--token", default="", help="clearing-partner upload token (microcash partner create)")
     ap.add_argument("--pid", type=int, help="server pid, to sample its RSS")
     a = ap.parse_args()
     host = urllib.parse.urlparse(a.server).hostname
@@ -102,7 +103,7 @@ def main():
         for _ in range(a.uploads):
             if time.monotonic() >= deadline:
                 return
-            req = urllib.request.Request(a.server + "/v1/batches", data=raw, headers={"content-type": "application/octet-stream"})
+            req = urllib.request.Request(a.server + "/v1/batches", data=raw, headers={"content-type": "application/octet-stream", "authorization": "Bearer " + a.token})
             t = time.monotonic()
             try:
                 with urllib.request.urlopen(req, timeout=60) as r:

@@ -218,11 +218,12 @@ impl IssuerApi for HttpIssuer {
 }
 
 /// Uploads a batch file (streamed from disk); returns its id.
-pub fn submit_batch(base: &str, file: &Path) -> Result<String, ClientError> {
+pub fn submit_batch(base: &str, file: &Path, token: &str) -> Result<String, ClientError> {
     let http = reqwest::blocking::Client::builder().timeout(None).build()?;
     let f = std::fs::File::open(file)?;
     let resp = http
         .post(format!("{}/v1/batches", base.trim_end_matches('/')))
+        .bearer_auth(token)
         .body(reqwest::blocking::Body::new(f))
         .send()?;
     let status = resp.status().as_u16();
@@ -253,13 +254,21 @@ fn get_json(http: &reqwest::blocking::Client, url: &str) -> Result<Value, Client
     Ok(resp.json()?)
 }
 
-/// The status of a batch.
-pub fn batch_status(base: &str, id: &str) -> Result<Value, ClientError> {
+/// The status of a batch (the uploading partner's token).
+pub fn batch_status(base: &str, id: &str, token: &str) -> Result<Value, ClientError> {
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    get_json(
-        &http,
-        &format!("{}/v1/batches/{id}", base.trim_end_matches('/')),
-    )
+    let resp = http
+        .get(format!("{}/v1/batches/{id}", base.trim_end_matches('/')))
+        .bearer_auth(token)
+        .send()?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(ClientError::Unexpected {
+            status,
+            body: resp.text().unwrap_or_default(),
+        });
+    }
+    Ok(resp.json()?)
 }

@@ -17,12 +17,28 @@ use serde_json::{json, Value};
 
 mod common;
 
-/// A fresh clearing store made from the checked-in sample's parameters.
+/// The clearing partner's upload token every test store knows.
+const PARTNER: &str = "mcp_test_partner";
+
+/// A fresh clearing store made from the checked-in sample's parameters, with one clearing
+/// partner (token [`PARTNER`]).
 fn sample_store() -> (std::path::PathBuf, tempfile::TempDir, std::path::PathBuf) {
     let samples = common::samples();
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     microcash::dataset::init_store_from_params(&samples.join("mixed.params"), &store).unwrap();
+    Issuer::open(&store)
+        .unwrap()
+        .engine()
+        .accounts()
+        .add_partner_token("clearing", PARTNER)
+        .unwrap();
+    Issuer::open(&store)
+        .unwrap()
+        .engine()
+        .accounts()
+        .add_partner_token("another-bank", "mcp_another_partner")
+        .unwrap();
     (samples, tmp, store)
 }
 
@@ -204,6 +220,7 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
     let bytes = std::fs::read(samples.join("mixed-day1.mcb")).unwrap();
     let resp = http
         .post(url(&server, "/v1/batches"))
+        .bearer_auth(PARTNER)
         .body(bytes)
         .send()
         .unwrap();
@@ -216,6 +233,7 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
     let status = loop {
         let s: Value = http
             .get(url(&server, &format!("/v1/batches/{id}")))
+            .bearer_auth(PARTNER)
             .send()
             .unwrap()
             .json()
@@ -231,6 +249,7 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
     assert_eq!(status["summary"]["accepted"], 1218);
     let text = http
         .get(url(&server, &format!("/v1/batches/{id}/verdicts")))
+        .bearer_auth(PARTNER)
         .send()
         .unwrap()
         .text()
@@ -247,6 +266,8 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
             "submit",
             samples.join("mixed-day1.mcb").to_str().unwrap(),
             "--wait",
+            "--token",
+            PARTNER,
         ],
         None,
     );
@@ -257,12 +278,14 @@ fn batch_upload_with_progress_and_streamed_verdicts() {
     // A garbage upload is refused as a whole with a reason; unknown ids are 404.
     let bad = http
         .post(url(&server, "/v1/batches"))
+        .bearer_auth(PARTNER)
         .body(b"not a batch".to_vec())
         .send()
         .unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(
         http.get(url(&server, &format!("/v1/batches/{}", "0".repeat(32))))
+            .bearer_auth(PARTNER)
             .send()
             .unwrap()
             .status(),
@@ -531,9 +554,10 @@ fn shutdown_mid_batch_resumes_on_restart() {
     };
     let mut server = spawn();
     wait_up();
-    let id = microcash::client::submit_batch(&base, &samples.join("mixed-day1.mcb")).unwrap();
+    let id =
+        microcash::client::submit_batch(&base, &samples.join("mixed-day1.mcb"), PARTNER).unwrap();
     loop {
-        let s = microcash::client::batch_status(&base, &id).unwrap();
+        let s = microcash::client::batch_status(&base, &id, PARTNER).unwrap();
         if s["records_done"].as_u64().unwrap_or(0) >= 64 || s["state"] == "done" {
             break;
         }
@@ -549,7 +573,7 @@ fn shutdown_mid_batch_resumes_on_restart() {
     let mut server = spawn();
     wait_up();
     let done = loop {
-        let s = microcash::client::batch_status(&base, &id).unwrap();
+        let s = microcash::client::batch_status(&base, &id, PARTNER).unwrap();
         if s["state"] == "done" {
             break s;
         }
@@ -572,6 +596,7 @@ fn wait_done(http: &reqwest::blocking::Client, server: &Server, id: &str) -> Val
     loop {
         let s: Value = http
             .get(url(server, &format!("/v1/batches/{id}")))
+            .bearer_auth(PARTNER)
             .send()
             .unwrap()
             .json()
@@ -586,6 +611,7 @@ fn wait_done(http: &reqwest::blocking::Client, server: &Server, id: &str) -> Val
 fn verdict_lines(http: &reqwest::blocking::Client, server: &Server, id: &str) -> Vec<Value> {
     let text = http
         .get(url(server, &format!("/v1/batches/{id}/verdicts")))
+        .bearer_auth(PARTNER)
         .send()
         .unwrap()
         .text()
@@ -608,7 +634,7 @@ fn double_spend_across_two_concurrent_uploads() {
             .map(|f| {
                 let path = samples.join(f);
                 let base = base.clone();
-                s.spawn(move || microcash::client::submit_batch(&base, &path).unwrap())
+                s.spawn(move || microcash::client::submit_batch(&base, &path, PARTNER).unwrap())
             })
             .collect();
         h.into_iter().map(|h| h.join().unwrap()).collect()
@@ -660,12 +686,14 @@ fn upload_of_a_hundred_thousand_records() {
     assert!(header.record_count >= 100_000);
     let server = start(&store);
     let http = client();
-    let id = microcash::client::submit_batch(&format!("http://{}", server.addr), &big).unwrap();
+    let id =
+        microcash::client::submit_batch(&format!("http://{}", server.addr), &big, PARTNER).unwrap();
     let mut polls = 0;
     let mut last_done = 0;
     let done = loop {
         let s: Value = http
             .get(url(&server, &format!("/v1/batches/{id}")))
+            .bearer_auth(PARTNER)
             .send()
             .unwrap()
             .json()
@@ -720,12 +748,13 @@ fn full_batch_queue_answers_429() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
     // Keep the worker busy with a day in small chunks, then flood the queue.
-    microcash::client::submit_batch(&base, &samples.join("mixed-day1.mcb")).unwrap();
+    microcash::client::submit_batch(&base, &samples.join("mixed-day1.mcb"), PARTNER).unwrap();
     let http = client();
     let mut statuses = Vec::new();
     for _ in 0..(microcash::server::BATCH_QUEUE_MAX + 4) {
         let resp = http
             .post(format!("{base}/v1/batches"))
+            .bearer_auth(PARTNER)
             .body(std::fs::read(&empty).unwrap())
             .send()
             .unwrap();
@@ -753,7 +782,7 @@ fn full_batch_queue_answers_429() {
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         write!(
             c,
-            "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: {content_length}\r\n\r\n"
+            "POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mcp_test_partner\r\nContent-Length: {content_length}\r\n\r\n"
         )
         .unwrap();
         let mut buf = [0u8; 64];
@@ -768,7 +797,7 @@ fn full_batch_queue_answers_429() {
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
         write!(
             c,
-            "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+            "POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mcp_test_partner\r\nContent-Length: 100000\r\n\r\n"
         )
         .unwrap();
         c.write_all(&[0u8; 1000]).unwrap();
@@ -915,6 +944,42 @@ fn unknown_routes_tokens_and_file_modes() {
     assert_eq!(register("Bearer admin-secreT"), 401);
     assert_eq!(register("Bearer admin-secret-and-more"), 401);
     assert_eq!(register("Basic admin-secret"), 401);
+    // Uploads need a clearing partner's token, and a batch is its uploader's alone.
+    let empty = tmp.path().join("empty.mcb");
+    microcash::engine::batch_file::BatchWriter::create(&empty, [1; 16], 0)
+        .unwrap()
+        .finish()
+        .unwrap();
+    let upload = |token: Option<&str>| {
+        let mut r = http
+            .post(url(&server, "/v1/batches"))
+            .body(std::fs::read(&empty).unwrap());
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().unwrap()
+    };
+    assert_eq!(upload(None).status(), 401);
+    assert_eq!(upload(Some("mcp_forged")).status(), 401);
+    let accepted = upload(Some(PARTNER));
+    assert_eq!(accepted.status(), 202);
+    let id = accepted.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status_as = |token: &str| {
+        http.get(url(&server, &format!("/v1/batches/{id}")))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(status_as(PARTNER), 200);
+    assert_eq!(
+        status_as("mcp_another_partner"),
+        404,
+        "another partner's batch"
+    );
     // Identities and uploads are the issuer's alone.
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&store.join("state.redb")), 0o600);
@@ -1054,7 +1119,7 @@ fn slow_clients_cannot_hold_the_server() {
     );
     let mut stalled = TcpStream::connect(&addr).unwrap();
     stalled
-        .write_all(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .write_all(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mcp_test_partner\r\nContent-Length: 100000\r\n\r\n")
         .unwrap();
     stalled.write_all(&[0u8; 10]).unwrap();
     stalled
@@ -1072,7 +1137,7 @@ fn slow_clients_cannot_hold_the_server() {
     assert_eq!(parts, 0, "the stalled upload left nothing behind");
     // SIGTERM with a client mid-upload: the server still exits promptly.
     let mut slow = TcpStream::connect(&addr).unwrap();
-    slow.write_all(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+    slow.write_all(b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mcp_test_partner\r\nContent-Length: 100000\r\n\r\n")
         .unwrap();
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill")

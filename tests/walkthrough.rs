@@ -253,6 +253,10 @@ fn readme_walkthrough() {
     assert!(audit["problems"].as_array().unwrap().is_empty(), "{audit}");
     assert!(audit["issued_value"].as_u64().unwrap() >= 1000);
     cli.ok(&["store", "check", "--store", issuer.to_str().unwrap()]);
+    // A clearing partner's upload token: printed once, different every time.
+    let first = cli.ok(&["partner", "create", "bank-a"]);
+    assert!(first.contains("upload token"), "{first}");
+    assert_ne!(first, cli.ok(&["partner", "create", "bank-a"]));
 }
 
 #[test]

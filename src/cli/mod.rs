@@ -59,6 +59,9 @@ enum Command {
     /// Batches on a server.
     #[command(subcommand)]
     Batch(BatchCmd),
+    /// Clearing partners (who may upload batches to the server).
+    #[command(subcommand)]
+    Partner(PartnerCmd),
     /// Run the issuer's HTTP server.
     Serve {
         /// Listen address.
@@ -154,6 +157,9 @@ enum BatchCmd {
         /// Wait for clearing to finish, showing progress, then print the summary.
         #[arg(long)]
         wait: bool,
+        /// Clearing-partner upload token (`microcash partner create`).
+        #[arg(long, env = "MICROCASH_PARTNER_TOKEN", hide_env_values = true)]
+        token: String,
     },
     /// Show a batch's status.
     Status {
@@ -162,6 +168,21 @@ enum BatchCmd {
         /// Server URL.
         #[arg(long, env = "MICROCASH_SERVER")]
         server: String,
+        /// The uploading partner's token.
+        #[arg(long, env = "MICROCASH_PARTNER_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PartnerCmd {
+    /// Issue an upload token for a clearing partner (printed once; only its digest is
+    /// stored). Each call adds a token.
+    Create {
+        #[command(flatten)]
+        dir: IssuerDir,
+        /// Partner name.
+        name: String,
     },
 }
 
@@ -480,16 +501,26 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Clear(args) => run_clear(args, now)?,
         Command::Store(cmd) => store::run(cmd)?,
         Command::Audit { store, json } => store::run_audit(&store, json)?,
-        Command::Batch(BatchCmd::Status { id, server }) => {
-            print_json(&crate::client::batch_status(&server, &id)?)
+        Command::Batch(BatchCmd::Status { id, server, token }) => {
+            print_json(&crate::client::batch_status(&server, &id, &token)?)
         }
-        Command::Batch(BatchCmd::Submit { file, server, wait }) => {
-            let id = crate::client::submit_batch(&server, &file)?;
+        Command::Partner(PartnerCmd::Create { dir, name }) => {
+            let token = Issuer::open(&dir.issuer)?.issue_partner_token(&name)?;
+            println!("clearing partner {name}");
+            println!("upload token (for POST /v1/batches; shown once): {token}");
+        }
+        Command::Batch(BatchCmd::Submit {
+            file,
+            server,
+            wait,
+            token,
+        }) => {
+            let id = crate::client::submit_batch(&server, &file, &token)?;
             println!("{id}");
             if wait {
                 let bar = indicatif::ProgressBar::new(0);
                 let status = loop {
-                    let s = crate::client::batch_status(&server, &id)?;
+                    let s = crate::client::batch_status(&server, &id, &token)?;
                     bar.set_length(s["records_total"].as_u64().unwrap_or(0));
                     bar.set_position(s["records_done"].as_u64().unwrap_or(0));
                     match s["state"].as_str() {

@@ -299,6 +299,19 @@ impl Issuer {
         Ok(token)
     }
 
+    /// Issues an upload token for clearing partner `partner` (a back office that submits
+    /// redemption batches). Each call adds a token; only its digest is stored.
+    pub fn issue_partner_token(&self, partner: &str) -> Result<String, IssuerError> {
+        let name = Self::account_name(partner)?;
+        let mut raw = [0u8; 32];
+        rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut raw);
+        let token = format!("mcp_{}", hex::encode(raw));
+        self.engine
+            .accounts()
+            .add_partner_token(name.as_str(), &token)?;
+        Ok(token)
+    }
+
     /// The issuer's keys (public keysets and policy).
     pub fn keys(&self) -> &IssuerKeys {
         &self.keys

@@ -222,6 +222,16 @@ impl Batches {
         self.dir.join(format!("{id}.verdicts.jsonl"))
     }
 
+    /// Which clearing partner uploaded a batch (written before the batch is accepted).
+    pub fn partner_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.partner"))
+    }
+
+    /// The clearing partner that uploaded `id`, if known.
+    pub fn partner(&self, id: &str) -> Option<String> {
+        std::fs::read_to_string(self.partner_path(id)).ok()
+    }
+
     /// Where an upload is written before it is complete.
     pub fn partial_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.mcb.part"))

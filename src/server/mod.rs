@@ -516,12 +516,50 @@ async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The clearing partner a request's `Authorization: Bearer <upload token>` names.
+async fn partner(s: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let unauthenticated = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authorization: Bearer <clearing-partner token> required",
+        )
+    };
+    let token = bearer(headers).ok_or_else(unauthenticated)?.to_owned();
+    let issuer = s.issuer.clone();
+    blocking(move || {
+        issuer
+            .engine()
+            .accounts()
+            .partner_of(&token)
+            .map_err(ApiError::internal)
+    })
+    .await?
+    .ok_or_else(unauthenticated)
+}
+
+/// The batch, if it exists and belongs to the asking partner (another partner's batches
+/// are not found: their ids reveal nothing).
+async fn own_batch(s: &AppState, headers: &HeaderMap, id: &str) -> Result<(), ApiError> {
+    batch_id(id)?;
+    let who = partner(s, headers).await?;
+    if s.batches.get(id).is_none() || s.batches.partner(id).as_deref() != Some(who.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no batch {id}"),
+        ));
+    }
+    Ok(())
+}
+
 async fn post_batch(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    // Refusals that need no body come before any byte of it is read.
+    // Refusals that need no body come before any byte of it is read: who is asking first.
+    let uploader = partner(&s, &headers).await?;
     let announced = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -558,6 +596,9 @@ async fn post_batch(
         let _ = tokio::fs::remove_file(&part).await;
         return Err(ApiError::bad_request("bad_batch", e.to_string()));
     }
+    tokio::fs::write(s.batches.partner_path(&id), uploader.as_bytes())
+        .await
+        .map_err(ApiError::internal)?;
     tokio::fs::rename(&part, s.batches.batch_path(&id))
         .await
         .map_err(ApiError::internal)?;
@@ -626,9 +667,10 @@ fn batch_id(id: &str) -> Result<(), ApiError> {
 
 async fn get_batch(
     State(s): State<AppState>,
+    headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    batch_id(&id)?;
+    own_batch(&s, &headers, &id).await?;
     s.batches
         .get(&id)
         .map(Json)
@@ -637,16 +679,10 @@ async fn get_batch(
 
 async fn get_verdicts(
     State(s): State<AppState>,
+    headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    batch_id(&id)?;
-    if s.batches.get(&id).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no batch {id}"),
-        ));
-    }
+    own_batch(&s, &headers, &id).await?;
     let file = tokio::fs::File::open(s.batches.verdicts_path(&id))
         .await
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no verdicts yet"))?;

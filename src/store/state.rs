@@ -15,6 +15,9 @@ use crate::protocol::deposit::CreditTarget;
 
 /// account name → (funded, withdrawn, merchant?); the balance adds journal credits.
 const ACCOUNTS: TableDefinition<&str, (u64, u64, bool)> = TableDefinition::new("accounts");
+/// BLAKE2b-256 of a clearing partner's upload token → the partner's name (bearer
+/// authentication of batch uploads; the token itself is never stored)
+const PARTNER_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("partner_tokens");
 /// account name → BLAKE2b-256 of its API token (bearer authentication of withdrawals)
 const ACCOUNT_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("account_tokens");
 /// wallet address (32 bytes) → identity registered with it
@@ -428,6 +431,23 @@ impl Store {
             .is_some_and(|v| digests_equal(v.value(), &want)))
     }
 
+    /// Records a clearing partner's upload token (only its digest is kept).
+    pub fn add_partner_token(&self, partner: &str, token: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(PARTNER_TOKENS)?
+            .insert(&token_digest(token)[..], partner)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The clearing partner an upload token belongs to, if any (looked up by digest).
+    pub fn partner_of(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(PARTNER_TOKENS)?;
+        Ok(t.get(&token_digest(token)[..])?
+            .map(|v| v.value().to_owned()))
+    }
+
     /// Every account, by name.
     pub fn accounts(&self) -> Result<Vec<(String, AccountRecord)>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -491,6 +511,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(ISSUED)?;
         txn.open_table(SWAPS_SIGNED)?;
         txn.open_table(ALLOWANCE_REQUESTS)?;
+        txn.open_table(PARTNER_TOKENS)?;
     }
     txn.commit()?;
     Ok(())
@@ -553,6 +574,9 @@ fn read_everything(db: &Database) -> Result<(), StoreError> {
     }
     if tables.iter().any(|t| t == "allowance_requests") {
         scan(&txn, ALLOWANCE_REQUESTS)?;
+    }
+    if tables.iter().any(|t| t == "partner_tokens") {
+        scan(&txn, PARTNER_TOKENS)?;
     }
     Ok(())
 }
