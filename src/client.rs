@@ -243,7 +243,12 @@ pub fn submit_batch(base: &str, file: &Path, token: &str) -> Result<String, Clie
 
 /// GET a JSON document; anything but 200 is an error carrying the body.
 fn get_json(http: &reqwest::blocking::Client, url: &str) -> Result<Value, ClientError> {
-    let resp = http.get(url).send()?;
+    json_answer(http.get(url))
+}
+
+/// Sends `request`; a 200 answer's JSON, or an error carrying the body.
+fn json_answer(request: reqwest::blocking::RequestBuilder) -> Result<Value, ClientError> {
+    let resp = request.send()?;
     let status = resp.status().as_u16();
     if status != 200 {
         return Err(ClientError::Unexpected {
@@ -259,16 +264,8 @@ pub fn batch_status(base: &str, id: &str, token: &str) -> Result<Value, ClientEr
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    let resp = http
-        .get(format!("{}/v1/batches/{id}", base.trim_end_matches('/')))
-        .bearer_auth(token)
-        .send()?;
-    let status = resp.status().as_u16();
-    if status != 200 {
-        return Err(ClientError::Unexpected {
-            status,
-            body: resp.text().unwrap_or_default(),
-        });
-    }
-    Ok(resp.json()?)
+    json_answer(
+        http.get(format!("{}/v1/batches/{id}", base.trim_end_matches('/')))
+            .bearer_auth(token),
+    )
 }

@@ -257,8 +257,17 @@ pub fn run_seed(seed: u64, dir: &Path) -> Result<SimOutcome, String> {
                     },
                     1 => {
                         harm = Harm::Durable;
+                        // Aimed at the journal files: redb cannot tell a lost fsync from
+                        // an older commit (it falls back to its previous commit slot), a
+                        // limit docs/engine.md states.
+                        let file = if rng.random_bool(0.5) {
+                            JOURNAL_FILE
+                        } else {
+                            MARK_FILE
+                        };
                         Faults {
                             lie_at: Some(at),
+                            lie_file: Some(file.to_owned()),
                             ..Faults::default()
                         }
                     }

@@ -16,7 +16,7 @@ use super::seal::{self, Sealed};
 use crate::mmap::MappedFile;
 
 const MAGIC: &[u8; 8] = b"MCSPBL02";
-const HEADER_BYTES: usize = 4096;
+use super::seal::HEADER_BYTES;
 /// Bits per expected serial (false-positive rate ≈ 0.1 % at this load, measured in tests).
 pub const BITS_PER_SERIAL: u64 = 16;
 

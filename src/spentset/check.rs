@@ -107,10 +107,13 @@ pub fn check(dir: &Path) -> Result<CheckReport, SpentSetError> {
     // Every serial once: the journal's own view, then the maps against it.
     let mut spent: HashMap<([u8; 32], u32), u64> = HashMap::new();
     for frame in &scan.frames {
-        let mut payload = vec![0u8; frame.len as usize];
-        io.read_at(frame.offset + wal::FRAME_HEADER_BYTES, &mut payload)
-            .map_err(io_at(&jpath))?;
-        let base = frame.offset + wal::FRAME_HEADER_BYTES;
+        let (base, payload) = match wal::read_payload(&io, frame) {
+            Ok(read) => read,
+            Err(e) => {
+                report.problems.push(format!("{}: {e}", jpath.display()));
+                continue;
+            }
+        };
         let entries = match receipt::decode_group(&payload) {
             Ok(e) => e,
             Err(e) => {

@@ -28,6 +28,9 @@ struct SimFile {
     current: Vec<u8>,
     /// Ranges a lying sync claimed durable (zeros after a crash).
     lost: Vec<(usize, usize)>,
+    /// Something was written in place (or the length set) since the last sync: a crash
+    /// keeps pages, not a prefix of an append.
+    in_place: bool,
 }
 
 /// Faults armed on a [`SimDisk`]; operation numbers count appends, writes, syncs and
@@ -36,8 +39,10 @@ struct SimFile {
 pub struct Faults {
     /// The operation with this number fails with EIO.
     pub eio_at: Option<u64>,
-    /// The sync with this operation number reports success but is lost.
+    /// The sync with this operation number reports success but is lost...
     pub lie_at: Option<u64>,
+    /// ...if it syncs this file (`None`: whichever file it syncs).
+    pub lie_file: Option<String>,
     /// Total bytes the disk holds; writes beyond fail with ENOSPC.
     pub capacity: Option<u64>,
 }
@@ -133,16 +138,18 @@ impl JournalIo for SimHandle {
                 f.current.resize(end, 0);
             }
             f.current[offset as usize..end].copy_from_slice(bytes);
+            f.in_place = true;
             Ok(())
         })
     }
     fn sync(&mut self) -> io::Result<()> {
         self.with(|s, n| {
             let op = s.op(0)?;
-            // redb cannot tell a lost fsync from an older commit (it falls back to its
-            // previous commit slot): lies are aimed at the journal files only, and the
-            // limit is documented (docs/engine.md).
-            let lie = s.faults.lie_at == Some(op) && n != STATE_FILE;
+            let lie = s.faults.lie_at == Some(op)
+                && s.faults
+                    .lie_file
+                    .as_deref()
+                    .is_none_or(|target| target == n);
             let f = s.files.entry(n.to_owned()).or_default();
             if lie {
                 // Record every byte that differs from the durable copy as lost.
@@ -157,6 +164,7 @@ impl JournalIo for SimHandle {
                 }
             }
             f.durable = f.current.clone();
+            f.in_place = false;
             Ok(())
         })
     }
@@ -197,11 +205,9 @@ impl redb::StorageBackend for SimBackend {
         self.file.with(|s, n| {
             let old = s.files.get(n).map_or(0, |f| f.current.len() as u64);
             s.op(len.saturating_sub(old))?;
-            s.files
-                .entry(n.to_owned())
-                .or_default()
-                .current
-                .resize(len as usize, 0);
+            let f = s.files.entry(n.to_owned()).or_default();
+            f.current.resize(len as usize, 0);
+            f.in_place = true;
             Ok(())
         })
     }
@@ -270,10 +276,10 @@ impl SimDisk {
         let mut s = lock(&self.state);
         s.faults = Faults::default();
         s.frozen = false;
-        for (name, f) in s.files.iter_mut() {
+        for f in s.files.values_mut() {
             let mut kept = f.durable.clone();
             let appended = f.current.len() > kept.len() && f.current.starts_with(&kept);
-            if appended && name != STATE_FILE {
+            if appended && !f.in_place {
                 // An append torn anywhere: a prefix of it reached the disk.
                 let extra = f.current.len() - kept.len();
                 let k = rng.random_range(0..=extra);
@@ -299,6 +305,7 @@ impl SimDisk {
             }
             f.durable = kept.clone();
             f.current = kept;
+            f.in_place = false;
         }
     }
 
@@ -358,6 +365,7 @@ impl Disk for SimDisk {
                 durable: bytes.to_vec(),
                 current: bytes.to_vec(),
                 lost: Vec::new(),
+                in_place: false,
             },
         );
         Ok(())

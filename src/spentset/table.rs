@@ -16,8 +16,8 @@ use super::seal::{self, Sealed};
 use crate::mmap::MappedFile;
 
 const MAGIC: &[u8; 8] = b"MCSPTB02";
-/// Header bytes (one page, so slots start page-aligned).
-pub const HEADER_BYTES: usize = 4096;
+/// Header bytes (one page, so slots start page-aligned; the seal lives in it).
+pub use super::seal::HEADER_BYTES;
 /// Bytes per slot.
 pub const SLOT_BYTES: usize = 40;
 /// Smallest capacity.

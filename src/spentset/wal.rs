@@ -123,6 +123,24 @@ pub fn tag_at(frames: &[FrameInfo], end: u64) -> Option<u64> {
         .map(|f| (f.offset << 32) ^ f.crc as u64)
 }
 
+/// Reads a frame found by a scan, checking its CRC again (the file must not have changed
+/// under the store). Returns the payload's offset (receipt ids are relative to it) with it.
+pub fn read_payload<I: JournalIo>(
+    io: &I,
+    frame: &FrameInfo,
+) -> Result<(u64, Vec<u8>), JournalError> {
+    let mut payload = vec![0u8; frame.len as usize];
+    io.read_at(frame.offset + FRAME_HEADER_BYTES, &mut payload)?;
+    if crc32fast::hash(&payload) != frame.crc {
+        return Err(corrupted(
+            JOURNAL_FILE,
+            frame.offset,
+            "frame checksum mismatch on re-read (the file changed under the store)",
+        ));
+    }
+    Ok((frame.offset + FRAME_HEADER_BYTES, payload))
+}
+
 /// The journal.
 pub struct Journal<I: JournalIo> {
     io: I,
@@ -479,17 +497,7 @@ impl<I: JournalIo> Journal<I> {
 
     /// Reads one frame's payload; returns the payload's offset with it.
     pub fn payload(&self, frame: &FrameInfo) -> Result<(u64, Vec<u8>), JournalError> {
-        let mut payload = vec![0u8; frame.len as usize];
-        self.io
-            .read_at(frame.offset + FRAME_HEADER_BYTES, &mut payload)?;
-        if crc32fast::hash(&payload) != frame.crc {
-            return Err(corrupted(
-                JOURNAL_FILE,
-                frame.offset,
-                "frame checksum mismatch on re-read (the file changed under the store)",
-            ));
-        }
-        Ok((frame.offset + FRAME_HEADER_BYTES, payload))
+        read_payload(&self.io, frame)
     }
 
     /// Reads `len` bytes at `offset` (receipt lookups).
