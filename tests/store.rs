@@ -175,6 +175,14 @@ fn a_damaged_journal_or_checkpoint_is_refused_by_name_and_left_untouched() {
     std::fs::write(&journal, &flipped).unwrap();
     let err = refused(&store, "journal.wal");
     assert!(err.contains("at byte"), "{err}");
+    // The operator's first step names the same damage and exits 1.
+    let out = cli(&["store", "check", "--store", store.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("PROBLEM") && report.contains("journal.wal"),
+        "{report}"
+    );
     // One byte cut off the end.
     std::fs::write(&journal, &clean[..n - 1]).unwrap();
     refused(&store, "journal.wal");

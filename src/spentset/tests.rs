@@ -548,3 +548,52 @@ fn journals_written_before_v2_groups_still_read() {
     assert_eq!(set.receipt(new_id).unwrap(), entry(3, 1, "a", 5));
     assert_eq!(set.receipt(id).unwrap(), old[1]);
 }
+
+#[test]
+fn rebuild_cuts_a_damaged_tail_aside_only_when_asked_and_never_under_a_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = {
+        let (mut set, _) = SpentSet::open(tmp.path(), small()).unwrap();
+        let mut ids = set.commit(&[entry(1, 1, "a", 3)]).unwrap();
+        ids.extend(set.commit(&[entry(2, 1, "a", 4)]).unwrap());
+        ids.extend(set.commit(&[entry(3, 1, "a", 5)]).unwrap());
+        // A writer holds the store: neither check nor rebuild runs under it.
+        assert!(matches!(
+            check::check(tmp.path()),
+            Err(SpentSetError::Locked(_))
+        ));
+        assert!(matches!(
+            check::rebuild(tmp.path(), None, small(), &|_, _| {}),
+            Err(SpentSetError::Locked(_))
+        ));
+        ids
+    };
+    // Damage the second frame's payload (acknowledged: below the durable point).
+    let second_frame = ids[1] - wal::FRAME_HEADER_BYTES - 4 - 1 - 4;
+    let path = tmp.path().join("journal.wal");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[ids[1] as usize + 40] ^= 0x08;
+    std::fs::write(&path, &bytes).unwrap();
+    expect_damaged(tmp.path(), "journal.wal", Some(second_frame));
+    // store check reports it, read-only.
+    let report = check::check(tmp.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].contains(&format!("byte {second_frame}")));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "check wrote nothing");
+    // A plain rebuild cannot make a damaged journal whole: still refused, still untouched.
+    assert!(check::rebuild(tmp.path(), None, small(), &|_, _| {}).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    // The last resort: the tail from the damage on moves aside; the first receipt stays.
+    let out = check::rebuild(tmp.path(), Some(second_frame), small(), &|_, _| {}).unwrap();
+    assert_eq!(out.moved_bytes, bytes.len() as u64 - second_frame);
+    let aside = std::fs::read(
+        tmp.path()
+            .join(format!("journal.wal.damaged-{second_frame}")),
+    )
+    .unwrap();
+    assert_eq!(aside, bytes[second_frame as usize..]);
+    let (set, _) = SpentSet::open(tmp.path(), small()).unwrap();
+    assert_eq!(set.lookup(1, &entry(1, 1, "a", 1).serial), Some(ids[0]));
+    assert_eq!(set.lookup(1, &entry(2, 1, "a", 1).serial), None);
+    assert_eq!(set.credits()["account:a"], 3);
+}
