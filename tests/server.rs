@@ -910,6 +910,17 @@ fn unknown_routes_tokens_and_file_modes() {
     let nope = http.get(url(&server, "/v1/nope")).send().unwrap();
     assert_eq!(nope.status(), 404);
     assert_eq!(nope.json::<Value>().unwrap()["error"]["code"], "not_found");
+    // A batch id that does not even decode (found by the json_bodies fuzzer: a
+    // percent-escape that is not UTF-8 got axum's plain-text rejection) is a JSON 400.
+    for tail in ["", "/verdicts"] {
+        let r = http
+            .get(url(&server, &format!("/v1/batches/12%a1{tail}")))
+            .bearer_auth(PARTNER)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{tail}");
+        assert_eq!(r.json::<Value>().unwrap()["error"]["code"], "bad_field");
+    }
     let wrong = http.post(url(&server, "/healthz")).send().unwrap();
     assert_eq!(wrong.status(), 405);
     assert_eq!(
@@ -1194,4 +1205,168 @@ fn serve_now_fixes_the_clock() {
         .json()
         .unwrap();
     assert!(!live["keysets"].as_array().unwrap().is_empty());
+}
+
+/// Waits until `microcash serve` at `base` answers `/healthz`.
+fn wait_healthy(http: &reqwest::blocking::Client, base: &str) {
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server at {base} did not start");
+}
+
+/// The files under `<store>/batches`, sorted.
+fn batch_files(store: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store.join("batches"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What partners leave on the issuer's disk is bounded: a per-partner byte quota (checked
+/// on the announced length before the body, and byte by byte for a chunked body), a
+/// free-space reserve, and retention of finished uploads and verdicts — across restarts.
+#[test]
+fn partner_quota_disk_reserve_and_retention() {
+    let (samples, _tmp, store) = sample_store();
+    let day1 = samples.join("mixed-day1.mcb");
+    let day2 = std::fs::read(samples.join("mixed-day2.mcb")).unwrap();
+    let quota = (std::fs::metadata(&day1).unwrap().len() + 4096).to_string();
+    let http = client();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let serve = |extra: &[&str]| {
+        let child = spawn_serve(&store, port, extra);
+        wait_healthy(&http, &base);
+        child
+    };
+    let mut server = serve(&[
+        "--partner-quota-bytes",
+        &quota,
+        "--min-free-bytes",
+        "0",
+        "--upload-retention-secs",
+        "0",
+    ]);
+    let id = microcash::client::submit_batch(&base, &day1, PARTNER).unwrap();
+    let done = loop {
+        let s = microcash::client::batch_status(&base, &id, PARTNER).unwrap();
+        if s["state"] == "done" {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(done["summary"]["accepted"], 1218);
+    // Upload retention 0: the upload went as the batch finished; verdicts and status stay.
+    let kept = [
+        format!("{id}.partner"),
+        format!("{id}.status.json"),
+        format!("{id}.verdicts.jsonl"),
+    ];
+    assert_eq!(batch_files(&store), kept);
+    let verdicts = |base: &str| {
+        http.get(format!("{base}/v1/batches/{id}/verdicts"))
+            .bearer_auth(PARTNER)
+            .send()
+            .unwrap()
+    };
+    let want = common::expected_codes(&samples.join("mixed-day1.expected.jsonl"));
+    assert_eq!(
+        common::verdict_codes(&verdicts(&base).text().unwrap()),
+        want
+    );
+    // The kept verdicts and another day are over the quota: refused on Content-Length,
+    // before any of the body is stored.
+    let refused = http
+        .post(format!("{base}/v1/batches"))
+        .bearer_auth(PARTNER)
+        .body(day2.clone())
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let e: Value = refused.json().unwrap();
+    assert_eq!(e["error"]["code"], "quota_exceeded", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("clearing"),
+        "{e}"
+    );
+    // A chunked body announces nothing: it is cut once its bytes pass the quota. The
+    // server may answer before the client has finished sending, so the client sees either
+    // the 403 or a closed connection; either way nothing is left behind.
+    let chunked = http
+        .post(format!("{base}/v1/batches"))
+        .bearer_auth(PARTNER)
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(
+            day2.clone(),
+        )))
+        .send();
+    if let Ok(r) = chunked {
+        assert_eq!(r.status(), 403);
+    }
+    assert_eq!(batch_files(&store), kept, "no partial upload remains");
+    // Quotas are per partner.
+    let other = http
+        .post(format!("{base}/v1/batches"))
+        .bearer_auth("mcp_another_partner")
+        .body(day2.clone())
+        .send()
+        .unwrap();
+    assert_eq!(other.status(), 202);
+    let other_id = other.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    while microcash::client::batch_status(&base, &other_id, "mcp_another_partner").unwrap()["state"]
+        != "done"
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    // After a restart the finished batch (status, no upload) is still known and served;
+    // a disk below the reserve refuses uploads with 507 and Retry-After.
+    let mut server = serve(&["--min-free-bytes", &(u64::MAX / 2).to_string()]);
+    let s = microcash::client::batch_status(&base, &id, PARTNER).unwrap();
+    assert_eq!(s["state"], "done", "{s}");
+    assert_eq!(s["summary"]["accepted"], 1218, "{s}");
+    assert_eq!(
+        common::verdict_codes(&verdicts(&base).text().unwrap()),
+        want
+    );
+    let full = http
+        .post(format!("{base}/v1/batches"))
+        .bearer_auth(PARTNER)
+        .body(day2.clone())
+        .send()
+        .unwrap();
+    assert_eq!(full.status(), 507);
+    assert!(full.headers().contains_key("retry-after"));
+    assert_eq!(
+        full.json::<Value>().unwrap()["error"]["code"],
+        "insufficient_storage"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    // Verdict retention 0: every finished batch expires at start; the journal keeps what
+    // was redeemed (a deposit of that day comes back as a replay).
+    let mut server = serve(&["--verdict-retention-secs", "0"]);
+    assert!(batch_files(&store).is_empty(), "{:?}", batch_files(&store));
+    assert_eq!(verdicts(&base).status(), 404);
+    let mut reader = microcash::engine::batch_file::BatchReader::open(&day1).unwrap();
+    let first = reader.next_record().unwrap().payload.unwrap();
+    let r: Value = http
+        .post(format!("{base}/v1/deposits"))
+        .json(&json!({ "deposit": hex::encode(first) }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r["detail"]["replayed"], true, "{r}");
 }

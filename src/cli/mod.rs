@@ -93,6 +93,19 @@ enum Command {
         /// Milliseconds a request body may send nothing before it is cut.
         #[arg(long, default_value_t = crate::server::listen::BODY_IDLE_TIMEOUT_DEFAULT.as_millis() as u64)]
         body_idle_timeout_ms: u64,
+        /// Bytes of uploads, verdicts and statuses one clearing partner may keep on the
+        /// issuer's disk (403 quota_exceeded beyond it).
+        #[arg(long, default_value_t = crate::server::batches::PARTNER_QUOTA_DEFAULT)]
+        partner_quota_bytes: u64,
+        /// Bytes of free disk an upload never eats into (507 insufficient_storage).
+        #[arg(long, default_value_t = crate::server::batches::MIN_FREE_DEFAULT)]
+        min_free_bytes: u64,
+        /// Seconds a finished batch's uploaded file is kept.
+        #[arg(long, default_value_t = crate::server::batches::UPLOAD_RETENTION_DEFAULT.as_secs())]
+        upload_retention_secs: u64,
+        /// Seconds a finished batch's verdicts and status are kept.
+        #[arg(long, default_value_t = crate::server::batches::VERDICT_RETENTION_DEFAULT.as_secs())]
+        verdict_retention_secs: u64,
     },
     /// Measure the engine against one-at-a-time verification (JSON for capacity planning).
     Bench {
@@ -545,6 +558,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             max_connections,
             header_timeout_ms,
             body_idle_timeout_ms,
+            partner_quota_bytes,
+            min_free_bytes,
+            upload_retention_secs,
+            verdict_retention_secs,
         } => {
             let admin_token = match admin_token_file {
                 Some(path) => {
@@ -572,6 +589,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     max_connections,
                     header_timeout: std::time::Duration::from_millis(header_timeout_ms),
                     body_idle_timeout: std::time::Duration::from_millis(body_idle_timeout_ms),
+                },
+                storage: crate::server::batches::StorageLimits {
+                    partner_quota: partner_quota_bytes,
+                    min_free: min_free_bytes,
+                    upload_retention: std::time::Duration::from_secs(upload_retention_secs),
+                    verdict_retention: std::time::Duration::from_secs(verdict_retention_secs),
                 },
             }))?;
         }

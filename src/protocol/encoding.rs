@@ -245,6 +245,19 @@ impl<'a> Reader<'a> {
         let n = self.count_u8(what, max)?;
         self.take(n, what)
     }
+    /// Reads a `u8`-length-prefixed UTF-8 string; other bytes are refused, never replaced,
+    /// so that a decoded string always re-encodes to the bytes it came from.
+    pub fn short_str(&mut self, what: &'static str, max: usize) -> Result<&'a str, DecodeError> {
+        let at = self.pos;
+        let raw = self.short_bytes(what, max)?;
+        std::str::from_utf8(raw).map_err(|e| DecodeError {
+            offset: at,
+            reason: DecodeReason::BadValue {
+                what,
+                detail: format!("not UTF-8 ({e})"),
+            },
+        })
+    }
     /// Checks that the whole buffer (and every hint) was consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
         let left = self.buf.len() - self.pos;

@@ -18,7 +18,7 @@
 //! Bounds: every body has a size limit; deposit and batch queues are bounded and answer
 //! 503 / 429 with `Retry-After` when full. CPU and disk work runs off the async threads.
 
-mod batches;
+pub mod batches;
 mod deposits;
 pub mod error;
 pub mod listen;
@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -89,6 +90,8 @@ pub struct ServerConfig {
     pub limits: listen::ConnLimits,
     /// The clock requests are judged by.
     pub clock: Clock,
+    /// Quota, disk reserve and retention of uploaded batches.
+    pub storage: batches::StorageLimits,
 }
 
 /// The server's clock: the wall clock, or a fixed time (`serve --now`, for demos and tests:
@@ -127,6 +130,8 @@ pub struct RouterOptions {
     pub body_idle_timeout: std::time::Duration,
     /// The clock requests are judged by.
     pub clock: Clock,
+    /// Quota, disk reserve and retention of uploaded batches.
+    pub storage: batches::StorageLimits,
 }
 
 impl Default for RouterOptions {
@@ -137,6 +142,7 @@ impl Default for RouterOptions {
             deposit_queue: DEPOSIT_QUEUE_MAX,
             body_idle_timeout: listen::BODY_IDLE_TIMEOUT_DEFAULT,
             clock: Clock::default(),
+            storage: batches::StorageLimits::default(),
         }
     }
 }
@@ -153,8 +159,9 @@ pub fn router(
         deposit_queue,
         body_idle_timeout,
         clock,
+        storage,
     } = options;
-    let batches = batches::Batches::start(issuer.clone(), store, chunk_records, clock)?;
+    let batches = batches::Batches::start(issuer.clone(), store, chunk_records, clock, storage)?;
     let stop = Arc::new(AtomicStop(batches.clone()));
     let state = AppState {
         deposits: deposits::start(issuer.clone(), deposit_queue, clock),
@@ -235,6 +242,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), Box<dyn std::error::Error
         deposit_queue: config.deposit_queue,
         body_idle_timeout: config.limits.body_idle_timeout,
         clock: config.clock,
+        storage: config.storage,
     };
     let (router, stop) = router(issuer, &config.store, options)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
@@ -574,6 +582,12 @@ async fn post_batch(
     if !s.batches.has_room() {
         return Err(queue_full());
     }
+    let batches = s.batches.clone();
+    let who = uploader.clone();
+    let mut charge = tokio::task::spawn_blocking(move || batches.admit(&who, announced))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(storage_refusal)?;
     let mut raw = [0u8; 16];
     rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut raw);
     let id = hex::encode(raw);
@@ -589,7 +603,7 @@ async fn post_batch(
     // Every upload that does not complete leaves nothing behind: errors, refusals, and a
     // client that goes away (the handler is dropped mid-stream) alike.
     let mut guard = PartialUpload(Some(part.clone()));
-    let written = receive_upload(&mut file, body).await?;
+    let written = receive_upload(&mut file, body, &mut charge).await?;
     drop(file);
     // The header must be usable; records are judged one by one when clearing.
     if let Err(e) = crate::engine::batch_file::BatchReader::open(&part) {
@@ -634,13 +648,35 @@ fn queue_full() -> ApiError {
     )
 }
 
-/// Streams an upload's body into `file` (bounded by [`BATCH_BODY_MAX`]) and syncs it.
-async fn receive_upload(file: &mut tokio::fs::File, body: Body) -> Result<u64, ApiError> {
+/// An upload the partner's quota or the disk reserve does not allow.
+fn storage_refusal(e: batches::StorageRefusal) -> ApiError {
+    match e {
+        batches::StorageRefusal::Quota { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", e.to_string())
+        }
+        batches::StorageRefusal::Disk { .. } => ApiError::busy(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            e.to_string(),
+            60,
+        ),
+        batches::StorageRefusal::Io(e) => ApiError::internal(e),
+    }
+}
+
+/// Streams an upload's body into `file` (bounded by [`BATCH_BODY_MAX`], the partner's
+/// quota and the disk reserve) and syncs it.
+async fn receive_upload(
+    file: &mut tokio::fs::File,
+    body: Body,
+    charge: &mut batches::UploadCharge,
+) -> Result<u64, ApiError> {
     let mut stream = body.into_data_stream();
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
         written += chunk.len() as u64;
+        charge.charge(chunk.len() as u64).map_err(storage_refusal)?;
         if written > BATCH_BODY_MAX {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -652,6 +688,19 @@ async fn receive_upload(file: &mut tokio::fs::File, body: Body) -> Result<u64, A
     }
     file.sync_all().await.map_err(ApiError::internal)?;
     Ok(written)
+}
+
+/// The batch id of a `/v1/batches/{id}` path; a segment that does not even decode (say a
+/// percent-escape that is not UTF-8) is the same client error as a malformed id.
+fn batch_path(path: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
+    let UrlPath(id) = path.map_err(|e| {
+        ApiError::bad_request(
+            "bad_field",
+            format!("id: 32 hex digits expected ({})", e.body_text()),
+        )
+    })?;
+    batch_id(&id)?;
+    Ok(id)
 }
 
 fn batch_id(id: &str) -> Result<(), ApiError> {
@@ -668,8 +717,9 @@ fn batch_id(id: &str) -> Result<(), ApiError> {
 async fn get_batch(
     State(s): State<AppState>,
     headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
+    path: Result<UrlPath<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let id = batch_path(path)?;
     own_batch(&s, &headers, &id).await?;
     s.batches
         .get(&id)
@@ -680,8 +730,9 @@ async fn get_batch(
 async fn get_verdicts(
     State(s): State<AppState>,
     headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
+    path: Result<UrlPath<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let id = batch_path(path)?;
     own_batch(&s, &headers, &id).await?;
     let file = tokio::fs::File::open(s.batches.verdicts_path(&id))
         .await

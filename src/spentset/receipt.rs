@@ -154,7 +154,7 @@ impl ReceiptEntry {
         let time = r.u64("time")?;
         let batch = r.array("batch id")?;
         let record = r.u64("record")?;
-        let target = String::from_utf8_lossy(r.short_bytes("target", 255)?).into_owned();
+        let target = r.short_str("target", 255)?.to_owned();
         let n = r.count_u8("owner keys", OWNER_KEYS_MAX)?;
         let owner_keys = (0..n)
             .map(|_| r.array("owner key"))

@@ -519,6 +519,27 @@ fn v1_group(entries: &[ReceiptEntry]) -> Vec<u8> {
     w.finish()
 }
 
+/// Found by the `receipt_group` fuzzer: a target that is not UTF-8 used to be decoded
+/// lossily, so the receipt read back differed from the bytes the journal holds.
+#[test]
+fn a_group_whose_target_is_not_utf8_is_refused_not_replaced() {
+    let e = entry(1, 1, "shop", 3);
+    let (mut bytes, _) = receipt::encode_group(std::slice::from_ref(&e)).unwrap();
+    let (entries, _) = receipt::encode_group(&[]).unwrap();
+    let target_at = entries.len() + 32 + 4 + 32 + 8 + 8 + 16 + 8 + 1;
+    assert_eq!(&bytes[target_at..target_at + 8], b"account:");
+    bytes[target_at + 3] = 0xB0; // a lone continuation byte
+    let err = receipt::decode_group(&bytes).unwrap_err();
+    assert_eq!(err.offset, target_at - 1, "{err}");
+    assert!(
+        err.to_string().contains("target") && err.to_string().contains("UTF-8"),
+        "{err}"
+    );
+    // The untouched group still decodes to exactly what was encoded.
+    let (good, _) = receipt::encode_group(std::slice::from_ref(&e)).unwrap();
+    assert_eq!(receipt::decode_group(&good).unwrap()[0].1, e);
+}
+
 #[test]
 fn journals_written_before_v2_groups_still_read() {
     let tmp = tempfile::tempdir().unwrap();
