@@ -480,7 +480,7 @@ async fn post_wallet(
         .address
         .parse()
         .map_err(|e| ApiError::bad_request("bad_field", format!("address: {e}")))?;
-    if body.identity.is_empty() || body.identity.len() > 256 {
+    if body.identity.is_empty() || body.identity.chars().count() > 256 {
         return Err(ApiError::bad_request(
             "bad_field",
             "identity: 1-256 characters",
@@ -548,17 +548,22 @@ async fn partner(s: &AppState, headers: &HeaderMap) -> Result<String, ApiError> 
 
 /// The batch, if it exists and belongs to the asking partner (another partner's batches
 /// are not found: their ids reveal nothing).
-async fn own_batch(s: &AppState, headers: &HeaderMap, id: &str) -> Result<(), ApiError> {
-    batch_id(id)?;
+/// Who is asking comes first: without a partner's token the id is not even looked at.
+async fn own_batch(
+    s: &AppState,
+    headers: &HeaderMap,
+    path: Result<UrlPath<String>, PathRejection>,
+) -> Result<String, ApiError> {
     let who = partner(s, headers).await?;
-    if s.batches.get(id).is_none() || s.batches.partner(id).as_deref() != Some(who.as_str()) {
+    let id = batch_path(path)?;
+    if s.batches.get(&id).is_none() || s.batches.partner(&id).as_deref() != Some(who.as_str()) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no batch {id}"),
         ));
     }
-    Ok(())
+    Ok(id)
 }
 
 async fn post_batch(
@@ -619,6 +624,7 @@ async fn post_batch(
     guard.0 = None;
     if s.batches.enqueue(id.clone()).is_err() {
         let _ = tokio::fs::remove_file(s.batches.batch_path(&id)).await;
+        let _ = tokio::fs::remove_file(s.batches.partner_path(&id)).await;
         return Err(queue_full());
     }
     metrics::counter!("microcash_batches_received_total").increment(1);
@@ -696,7 +702,7 @@ fn batch_path(path: Result<UrlPath<String>, PathRejection>) -> Result<String, Ap
     let UrlPath(id) = path.map_err(|e| {
         ApiError::bad_request(
             "bad_field",
-            format!("id: 32 hex digits expected ({})", e.body_text()),
+            format!("id: 32 lower-case hex digits expected ({})", e.body_text()),
         )
     })?;
     batch_id(&id)?;
@@ -704,12 +710,13 @@ fn batch_path(path: Result<UrlPath<String>, PathRejection>) -> Result<String, Ap
 }
 
 fn batch_id(id: &str) -> Result<(), ApiError> {
-    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // Ids are what `hex::encode` gave out: lower case only, so one batch has one name.
+    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         Ok(())
     } else {
         Err(ApiError::bad_request(
             "bad_field",
-            "id: 32 hex digits expected",
+            "id: 32 lower-case hex digits expected",
         ))
     }
 }
@@ -719,8 +726,7 @@ async fn get_batch(
     headers: HeaderMap,
     path: Result<UrlPath<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = batch_path(path)?;
-    own_batch(&s, &headers, &id).await?;
+    let id = own_batch(&s, &headers, path).await?;
     s.batches
         .get(&id)
         .map(Json)
@@ -732,8 +738,7 @@ async fn get_verdicts(
     headers: HeaderMap,
     path: Result<UrlPath<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = batch_path(path)?;
-    own_batch(&s, &headers, &id).await?;
+    let id = own_batch(&s, &headers, path).await?;
     let file = tokio::fs::File::open(s.batches.verdicts_path(&id))
         .await
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no verdicts yet"))?;

@@ -1,0 +1,129 @@
+"""Contract test: schemathesis drives a live `microcash serve` from docs/openapi.yaml.
+
+Every operation gets a bounded number of generated requests (valid and invalid ones) with
+every check schemathesis has: no 5xx, answers match their documented status codes, schemas
+and headers, invalid data is refused, valid data is not refused except with the statuses
+listed in scripts/contract/schemathesis.toml. Zero failures are allowed.
+
+The test needs the release binary (`cargo test --workspace --release` builds it, README's
+test command runs this afterwards) and schemathesis (`.ci/run` installs it from PyPI); when
+either is missing it is skipped with the reason.
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(ROOT, "target", "release", "microcash")
+SPEC = os.path.join(ROOT, "docs", "openapi.yaml")
+CONFIG = os.path.join(ROOT, "scripts", "contract", "schemathesis.toml")
+# Examples per operation: enough to reach every status an operation documents, small
+# enough for CI (about half a minute on two cores).
+MAX_EXAMPLES = int(os.environ.get("MC_CONTRACT_EXAMPLES", "30"))
+
+
+def have_schemathesis():
+    try:
+        import schemathesis  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def microcash(*args):
+    out = subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise AssertionError(f"microcash {' '.join(args)} failed: {out.stderr}")
+    return out.stdout
+
+
+def token(prefix, text):
+    m = re.search(rf"\b{prefix}_[0-9a-f]+\b", text)
+    if not m:
+        raise AssertionError(f"no {prefix}_ token in: {text!r}")
+    return m.group(0)
+
+
+@unittest.skipUnless(os.path.exists(BINARY), f"{BINARY} missing: run cargo build --release first")
+@unittest.skipUnless(have_schemathesis(), "schemathesis not installed (pip install schemathesis)")
+class Contract(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="mc-contract-")
+        self.server = None
+
+    def tearDown(self):
+        if self.server is not None:
+            self.server.terminate()
+            self.log.close()
+            try:
+                self.server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_server(self):
+        issuer = os.path.join(self.tmp, "issuer")
+        microcash("issuer", "init", "--issuer", issuer)
+        microcash("account", "create", "alice", "--issuer", issuer)
+        account = token("mct", microcash("account", "create", "bob", "--issuer", issuer))
+        microcash("account", "fund", "bob", "5000", "--issuer", issuer)
+        partner = token("mcp", microcash("partner", "create", "bank", "--issuer", issuer))
+        admin = "mca_" + os.urandom(16).hex()
+        admin_file = os.path.join(self.tmp, "admin-token")
+        with open(os.open(admin_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(admin + "\n")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        self.log = open(os.path.join(self.tmp, "serve.log"), "w")
+        self.server = subprocess.Popen(
+            [BINARY, "serve", "--addr", f"127.0.0.1:{port}", "--store", issuer,
+             "--admin-token-file", admin_file],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.server.poll() is not None or time.time() > deadline:
+                raise AssertionError("server did not start: " + open(self.log.name).read())
+            time.sleep(0.2)
+        return url, {"MC_PARTNER_TOKEN": partner, "MC_ACCOUNT_TOKEN": account,
+                     "MC_ADMIN_TOKEN": admin}
+
+    def test_every_operation_keeps_the_documented_contract(self):
+        url, tokens = self.start_server()
+        env = dict(os.environ, **tokens)
+        cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", CONFIG, "run", SPEC,
+               "--url", url, "--checks", "all", "--max-examples", str(MAX_EXAMPLES),
+               "--seed", "1", "--no-color"]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=self.tmp,
+                             timeout=900)
+        report = out.stdout + out.stderr
+        if os.environ.get("MC_CONTRACT_VERBOSE"):
+            print(report)
+        self.assertEqual(out.returncode, 0, "schemathesis found failures:\n" + report)
+        # Guard against a run that tested nothing (a spec that failed to load, a config
+        # that filtered every operation out).
+        m = re.search(r"(\d+) generated", report)
+        self.assertTrue(m and int(m.group(1)) > 100, "too few cases generated:\n" + report)
+        self.assertEqual(self.server.poll(), None, "the server died during the run")
+
+
+if __name__ == "__main__":
+    unittest.main()
