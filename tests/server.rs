@@ -516,6 +516,38 @@ fn openapi_document_matches_the_router() {
     );
 }
 
+/// docs/api.md's limits table stays true: every option of `serve` that has a default
+/// appears there as `--flag DEFAULT`, with the default `serve --help` prints.
+#[test]
+fn api_doc_lists_every_serve_limit() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api.md")).unwrap();
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_microcash"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let mut flag: Option<&str> = None;
+    let mut checked = 0;
+    for line in help.lines() {
+        let line = line.trim();
+        if let Some(name) = line.split_whitespace().find(|w| w.starts_with("--")) {
+            if line.starts_with('-') {
+                flag = Some(name.trim_end_matches(','));
+            }
+        }
+        if let (Some(f), Some((_, rest))) = (flag, line.split_once("[default: ")) {
+            let default = rest.split(']').next().unwrap();
+            assert!(
+                doc.contains(&format!("{f} {default}")),
+                "docs/api.md does not list `{f} {default}`"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} defaults found in:\n{help}");
+}
+
 /// SIGTERM in the middle of clearing: the server stops after the chunk in progress; on
 /// restart the batch resumes (idempotently) and ends with the single run's verdicts.
 #[test]
