@@ -76,7 +76,7 @@ fn bls_kernels(c: &mut Criterion) {
         );
         let points: Vec<bls::G1Affine> = items.iter().map(|i| i.signature).collect();
         g.bench_with_input(BenchmarkId::new("g1_msm_128bit_1t", n), &n, |b, _| {
-            b.iter(|| pool.install(|| bls::batch::msm(&points, &w)))
+            b.iter(|| pool.install(|| bls::batch::vartime_msm(&points, &w)))
         });
     }
     g.finish();
@@ -89,7 +89,7 @@ struct Sigs {
 }
 
 fn signatures(n: usize) -> Sigs {
-    let mut rng = rng();
+    let rng = rng();
     let mut s = Sigs {
         vks: vec![],
         sigs: vec![],
@@ -168,10 +168,10 @@ fn pallas_msm(c: &mut Criterion) {
         let short = random_weights(&mut rng, n);
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("128bit_1t", n), &n, |b, _| {
-            b.iter(|| pool.install(|| msm::msm(&points, &short, 128)))
+            b.iter(|| pool.install(|| msm::vartime_msm(&points, &short, 128)))
         });
         g.bench_with_input(BenchmarkId::new("255bit_1t", n), &n, |b, _| {
-            b.iter(|| pool.install(|| msm::msm(&points, &full, 255)))
+            b.iter(|| pool.install(|| msm::vartime_msm(&points, &full, 255)))
         });
     }
     g.finish();

@@ -260,6 +260,8 @@ impl crate::protocol::verify::CryptoChecks for SigRecorder {
     }
 }
 
+// One measurement per field, in order: clearer as assignments than as one initializer.
+#[allow(clippy::field_reassign_with_default)]
 fn primitives(deposits: &[Deposit]) -> Primitives {
     let n = deposits.len().min(2000);
     let d = &deposits[..n];

@@ -10,7 +10,16 @@
 //! * [`issuer`] — the issuer's operations (withdraw, deposit, swap, allowance) over the
 //!   engine and the store.
 //! * [`wallet`] — a wallet file and the wallet operations over an [`issuer::IssuerApi`].
+//! * [`client`] — the HTTP [`issuer::IssuerApi`] a wallet uses against `microcash serve`.
+//! * [`server`] — the issuer's HTTP server (thin over [`issuer`] and [`engine`]): its own
+//!   accept loop with connection limits and timeouts, the deposit coalescer, batch uploads
+//!   and their worker, metrics.
+//! * [`dataset`] — synthetic redemption days with their expected verdicts.
+//! * [`bench`] — `microcash bench`: the engine against one-at-a-time verification (JSON).
 //! * [`cli`] — the `microcash` command line (thin).
+//!
+//! `mmap` (private) is the memory-mapped file layer under the spent set; it and the
+//! `microcash-kernels` crate are the only places with `unsafe`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

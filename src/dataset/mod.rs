@@ -895,7 +895,9 @@ mod tests {
         struct Failing;
         impl Accounts for Failing {
             fn merchant(&self, _: &str) -> Result<Option<bool>, StoreError> {
-                Err(StoreError::Redb("simulated I/O error".into()))
+                Err(StoreError::Redb(redb::Error::Io(std::io::Error::other(
+                    "simulated I/O error",
+                ))))
             }
         }
         let now = 1_900_000_000;

@@ -10,7 +10,8 @@
 pub mod audit;
 pub mod batch_file;
 pub mod batch_verify;
-pub mod faultsim;
+#[cfg(test)]
+pub(crate) mod faultsim;
 pub mod maintenance;
 pub mod pipeline;
 pub mod settle;

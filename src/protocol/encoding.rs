@@ -190,6 +190,11 @@ impl<'a> Reader<'a> {
     pub fn offset(&self) -> usize {
         self.pos
     }
+    /// Bytes not read yet: the most any count read from the input can honestly need, so
+    /// the bound for preallocating from it.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
     /// An error at the current offset.
     pub fn error(&self, reason: DecodeReason) -> DecodeError {
         DecodeError {

@@ -10,7 +10,7 @@ use super::keyset::{Keyset, KeysetKind, KeysetList, Windows};
 use super::policy::{Policy, PolicyRule, DAY_SECS};
 use super::spend::{OwnedAllowance, OwnedCoin};
 use super::stealth::{recognise, Address};
-use super::verify::{Rejection, SpendSite, Verifier};
+use super::verify::{AllowanceFault, Rejection, SpendSite, Verifier};
 use super::withdraw::{blind, finish_allowance, finish_coin, sign_blinded};
 
 const T0: u64 = 1_000 * DAY_SECS;
@@ -184,8 +184,8 @@ fn sigma_from_another_keyset_is_rejected() {
             e,
             Rejection::BadAllowance {
                 site: SpendSite::Deposit,
-                ..
-            }
+                reason: AllowanceFault::Keyset(ref r),
+            } if matches!(**r, Rejection::WrongKeysetKind(_))
         ),
         "{e:?}"
     );

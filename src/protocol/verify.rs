@@ -50,6 +50,20 @@ impl core::fmt::Display for SpendSite {
     }
 }
 
+/// Why an allowance token is not valid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AllowanceFault {
+    /// Its keyset is unknown, not an allowance keyset, or outside its window.
+    #[error("{0}")]
+    Keyset(Box<Rejection>),
+    /// The issuer's signature on the token does not verify.
+    #[error("issuer signature invalid")]
+    IssuerSignature,
+    /// The token key's signature on this spend does not verify.
+    #[error("token key signature invalid")]
+    TokenKeySignature,
+}
+
 /// Why a coin or deposit is refused by the protocol rules.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -120,7 +134,7 @@ pub enum Rejection {
         /// Where.
         site: SpendSite,
         /// Why.
-        reason: String,
+        reason: AllowanceFault,
     },
     /// A usage-policy rule failed.
     #[error("policy violation: {rule} ({detail})")]
@@ -277,23 +291,23 @@ impl<'a> Verifier<'a> {
         if need > 0 && spends.is_empty() {
             return Err(Rejection::AllowanceMissing { site, need });
         }
-        let bad = |reason: String| Rejection::BadAllowance { site, reason };
+        let bad = |reason: AllowanceFault| Rejection::BadAllowance { site, reason };
         let mut have = 0u64;
         for spend in spends {
             let token = &spend.token;
             let ks = self
                 .keyset(&token.keyset_id, KeysetKind::Allowance, now)
-                .map_err(|r| bad(r.to_string()))?;
+                .map_err(|r| bad(AllowanceFault::Keyset(Box::new(r))))?;
             let serial = token.serial();
             if !checks.issuer_signature(ks, &token.sigma, &serial) {
-                return Err(bad("issuer signature invalid".into()));
+                return Err(bad(AllowanceFault::IssuerSignature));
             }
             if !checks.owner_signature(
                 &token.key,
                 &allowance_spend_message(&serial, binding),
                 &spend.signature,
             ) {
-                return Err(bad("token key signature invalid".into()));
+                return Err(bad(AllowanceFault::TokenKeySignature));
             }
             if seen.iter().any(|(s, _)| *s == serial) {
                 return Err(Rejection::AllowanceReused { serial });

@@ -45,6 +45,11 @@ pub struct StorageLimits {
     pub verdict_retention: Duration,
 }
 
+/// The batch queue already holds [`BATCH_QUEUE_MAX`] batches.
+#[derive(Debug, thiserror::Error)]
+#[error("{BATCH_QUEUE_MAX} batches already queued")]
+pub struct QueueFull;
+
 /// Default per-partner quota: four of the largest uploads.
 pub const PARTNER_QUOTA_DEFAULT: u64 = 4 * super::BATCH_BODY_MAX;
 /// Default free-space reserve.
@@ -502,11 +507,11 @@ impl Batches {
     }
 
     /// Queues an uploaded batch; `Err` when [`BATCH_QUEUE_MAX`] already wait.
-    pub fn enqueue(&self, id: String) -> Result<(), ()> {
+    pub fn enqueue(&self, id: String) -> Result<(), QueueFull> {
         if self.push(id, BATCH_QUEUE_MAX) {
             Ok(())
         } else {
-            Err(())
+            Err(QueueFull)
         }
     }
 

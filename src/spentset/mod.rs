@@ -28,7 +28,8 @@ pub mod check;
 mod disk;
 pub mod receipt;
 mod seal;
-pub mod sim;
+#[cfg(test)]
+pub(crate) mod sim;
 mod table;
 pub mod wal;
 

@@ -44,6 +44,10 @@ pub const ENTRY_BYTES_MAX: usize = 32
     + 1
     + OWNER_KEYS_MAX * 32;
 
+/// Smallest encoded entry (v1, empty target, no owner keys or allowances): serial, epoch,
+/// deposit digest, value, time, batch id, record, three one-byte lengths.
+const ENTRY_BYTES_MIN: usize = 32 + 4 + 32 + 8 + 8 + 16 + 8 + 3;
+
 const GROUP_V2_MARKER: u32 = u32::MAX;
 const GROUP_VERSION: u8 = 2;
 
@@ -233,7 +237,9 @@ pub fn decode_group(payload: &[u8]) -> Result<Vec<(u64, ReceiptEntry)>, DecodeEr
     } else {
         (GroupVersion::V1, first as usize)
     };
-    let mut out = Vec::with_capacity(n.min(1 << 20));
+    // The count is input: preallocate only what the bytes present could hold (an entry is
+    // never under ENTRY_BYTES_MIN), not what the count claims.
+    let mut out = Vec::with_capacity(n.min(r.remaining() / ENTRY_BYTES_MIN));
     for _ in 0..n {
         let at = r.offset() as u64;
         out.push((at, ReceiptEntry::decode(&mut r, version)?));

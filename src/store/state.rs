@@ -43,9 +43,21 @@ const WITHDRAWALS: TableDefinition<u64, (&str, u64, u64)> = TableDefinition::new
 /// Store errors (storage, not protocol).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Any redb error, with context.
+    /// A redb operation failed (the typed cause is kept).
     #[error("issuer store: {0}")]
-    Redb(String),
+    Redb(#[from] redb::Error),
+    /// Creating or opening the state file failed.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file already exists where a new one was to be created.
+    #[error("{0}: already exists; refusing to create a new state over it")]
+    Exists(std::path::PathBuf),
     /// A record that does not parse: the store is damaged.
     #[error("issuer store corrupted: {0}")]
     Corrupted(String),
@@ -68,7 +80,7 @@ pub enum StoreError {
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> StoreError { StoreError::Redb(e.to_string()) }
+            fn from(e: $t) -> StoreError { StoreError::Redb(e.into()) }
         }
     )*};
 }
@@ -178,10 +190,7 @@ impl Store {
     /// creation). Refuses if one exists.
     pub fn create(path: &Path) -> Result<Store, StoreError> {
         if path.exists() {
-            return Err(StoreError::Redb(format!(
-                "{}: already exists; refusing to create a new state over it",
-                path.display()
-            )));
+            return Err(StoreError::Exists(path.to_owned()));
         }
         // Registered identities live here: readable by the issuer's user only, from the start.
         let file = std::fs::OpenOptions::new()
@@ -190,9 +199,11 @@ impl Store {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| StoreError::Redb(format!("{}: {e}", path.display())))?;
-        let backend = redb::backends::FileBackend::new(file)
-            .map_err(|e| StoreError::Redb(format!("{}: {e}", path.display())))?;
+            .map_err(|source| StoreError::File {
+                path: path.to_owned(),
+                source,
+            })?;
+        let backend = redb::backends::FileBackend::new(file)?;
         let db = Database::builder().create_with_backend(backend)?;
         create_tables(&db)?;
         Ok(Store { db })

@@ -92,7 +92,9 @@ fn msm_serial(points: &[blst_p1_affine], weights: &[Weight]) -> blst_p1 {
 }
 
 /// Σ wᵢ·Pᵢ, split over rayon's threads.
-pub fn msm(points: &[G1Affine], weights: &[Weight]) -> blst_p1 {
+///
+/// Variable time (blst's Pippenger): for public points and one-use batch weights only.
+pub fn vartime_msm(points: &[G1Affine], weights: &[Weight]) -> blst_p1 {
     assert_eq!(points.len(), weights.len(), "one weight per point");
     // SAFETY: G1Affine is repr(transparent) over blst_p1_affine.
     let raw: &[blst_p1_affine] = unsafe {
@@ -133,12 +135,12 @@ pub fn verify_subset(
         by_key[k].0.push(items[i].message);
         by_key[k].1.push(weights[i]);
     }
-    let s = to_affine(&msm(&sigs, &ws));
+    let s = to_affine(&vartime_msm(&sigs, &ws));
     let h: Vec<(usize, blst_p1_affine)> = by_key
         .par_iter()
         .enumerate()
         .filter(|(_, (p, _))| !p.is_empty())
-        .map(|(k, (p, w))| (k, to_affine(&msm(p, w))))
+        .map(|(k, (p, w))| (k, to_affine(&vartime_msm(p, w))))
         .collect();
     let mut ps: Vec<&blst_p1_affine> = vec![&s];
     let mut qs = vec![super::neg_g2()];

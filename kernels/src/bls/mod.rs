@@ -442,8 +442,10 @@ pub fn pairing_check(pk: &PublicKey, signature: &G1Affine, message: &G1Affine) -
 }
 
 /// Helpers for tests (here and in dependent crates) that need points *outside* G1 — for
-/// pinning what the pairing and the subgroup checks do with cofactor components. Not for
-/// production paths.
+/// pinning what the pairing and the subgroup checks do with cofactor components. Not part
+/// of the API: compiled for this crate's tests and behind the `testing` feature, which
+/// only dev-dependencies enable.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing {
     use super::*;
     use rand_core::Rng;

@@ -159,7 +159,10 @@ fn window_sum(
 }
 
 /// Σ sᵢ·Pᵢ for scalars of at most `bits` bits.
-pub fn msm<S: AsRef<[u8]> + Sync>(
+///
+/// Variable time: bucket choice and additions follow the scalars' bits. For public data
+/// and batch weights that are never reused or revealed only, not for secrets.
+pub fn vartime_msm<S: AsRef<[u8]> + Sync>(
     points: &[pallas::Affine],
     scalars: &[S],
     bits: usize,
@@ -198,8 +201,9 @@ pub fn msm<S: AsRef<[u8]> + Sync>(
 }
 
 /// The obviously-correct twin (Σ sᵢ·Pᵢ one scalar multiplication at a time), the test
-/// oracle for [`msm`].
-pub fn msm_naive(
+/// oracle for [`vartime_msm`].
+#[cfg(test)]
+pub(crate) fn vartime_msm_naive(
     points: &[pallas::Affine],
     scalars: &[pasta_curves::pallas::Scalar],
 ) -> pallas::Point {
@@ -241,7 +245,10 @@ mod tests {
             ));
         }
         let bytes: Vec<[u8; 32]> = scalars.iter().map(|s| s.to_repr()).collect();
-        assert_eq!(msm(&points, &bytes, 255), msm_naive(&points, &scalars));
+        assert_eq!(
+            vartime_msm(&points, &bytes, 255),
+            vartime_msm_naive(&points, &scalars)
+        );
     }
 
     #[test]
@@ -255,8 +262,8 @@ mod tests {
                 (0..n).map(|_| pallas::Scalar::random(&mut rng)).collect();
             let bytes: Vec<[u8; 32]> = scalars.iter().map(|s| s.to_repr()).collect();
             assert_eq!(
-                msm(&points, &bytes, 255),
-                msm_naive(&points, &scalars),
+                vartime_msm(&points, &bytes, 255),
+                vartime_msm_naive(&points, &scalars),
                 "n = {n}"
             );
             // 128-bit scalars through the short path.
@@ -270,8 +277,8 @@ mod tests {
                 })
                 .collect();
             assert_eq!(
-                msm(&points, &short, 128),
-                msm_naive(&points, &short_scalars)
+                vartime_msm(&points, &short, 128),
+                vartime_msm_naive(&points, &short_scalars)
             );
         }
     }

@@ -18,7 +18,7 @@ use group::{Group, GroupEncoding};
 use pasta_curves::pallas;
 use rayon::prelude::*;
 
-use super::msm::msm;
+use super::msm::vartime_msm;
 use crate::weights::{Weight, WEIGHT_BITS};
 
 /// BLAKE2b personalisation of RedPallas' H*.
@@ -122,7 +122,10 @@ pub fn verify_subset(items: &[Prepared], weights: &[Weight], subset: &[usize]) -
         .collect();
     let zs: pallas::Scalar = subset.iter().zip(&z).map(|(&i, z)| items[i].s * z).sum();
     let ws: Vec<Weight> = subset.iter().map(|&i| weights[i]).collect();
-    let (r_sum, a_sum) = rayon::join(|| msm(&rs, &ws, WEIGHT_BITS), || msm(&as_, &zc, 255));
+    let (r_sum, a_sum) = rayon::join(
+        || vartime_msm(&rs, &ws, WEIGHT_BITS),
+        || vartime_msm(&as_, &zc, 255),
+    );
     bool::from((r_sum + a_sum - spendauth_basepoint() * zs).is_identity())
 }
 
