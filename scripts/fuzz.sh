@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
       cargo +nightly fuzz run -O "$t" "$scratch" "corpus/$t" -- \
         -max_total_time="$amount" -rss_limit_mb=4096 -timeout=60 -print_final_stats=1 \
         > "$log" 2>&1 || status=$?
-      grep -E "^(#[0-9]+ *(INITED|DONE)|stat::number_of_executed_units)" "$log" || true
+      grep -E "^(#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units)" "$log" || true
       rm -rf "$scratch"
       if [[ $status -ne 0 ]]; then
         tail -n 60 "$log"

@@ -1,13 +1,15 @@
-"""Contract test: schemathesis drives a live `microcash serve` from docs/openapi.yaml.
+"""Contract tests against a live `microcash serve`: schemathesis drives it from
+docs/openapi.yaml, and `promtool check metrics` reads its /metrics.
 
 Every operation gets a bounded number of generated requests (valid and invalid ones) with
 every check schemathesis has: no 5xx, answers match their documented status codes, schemas
 and headers, invalid data is refused, valid data is not refused except with the statuses
 listed in scripts/contract/schemathesis.toml. Zero failures are allowed.
 
-The test needs the release binary (`cargo test --workspace --release` builds it, README's
-test command runs this afterwards) and schemathesis (`.ci/run` installs it from PyPI); when
-either is missing it is skipped with the reason.
+The tests need the release binary (`cargo test --workspace --release` builds it, README's
+test command runs this afterwards), schemathesis (`.ci/run` installs it from PyPI) and
+promtool (Debian's `prometheus` package; `.ci/run` tries to install it); when one is
+missing its test is skipped with the reason.
 """
 import os
 import re
@@ -18,6 +20,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,8 +61,8 @@ def token(prefix, text):
 
 
 @unittest.skipUnless(os.path.exists(BINARY), f"{BINARY} missing: run cargo build --release first")
-@unittest.skipUnless(have_schemathesis(), "schemathesis not installed (pip install schemathesis)")
-class Contract(unittest.TestCase):
+class LiveServer(unittest.TestCase):
+    """Starts an issuer with an account, a partner and an admin token, and serves it."""
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="mc-contract-")
         self.server = None
@@ -106,6 +109,9 @@ class Contract(unittest.TestCase):
         return url, {"MC_PARTNER_TOKEN": partner, "MC_ACCOUNT_TOKEN": account,
                      "MC_ADMIN_TOKEN": admin}
 
+
+@unittest.skipUnless(have_schemathesis(), "schemathesis not installed (pip install schemathesis)")
+class Contract(LiveServer):
     def test_every_operation_keeps_the_documented_contract(self):
         url, tokens = self.start_server()
         env = dict(os.environ, **tokens)
@@ -123,6 +129,26 @@ class Contract(unittest.TestCase):
         m = re.search(r"(\d+) generated", report)
         self.assertTrue(m and int(m.group(1)) > 100, "too few cases generated:\n" + report)
         self.assertEqual(self.server.poll(), None, "the server died during the run")
+
+
+@unittest.skipUnless(shutil.which("promtool"), "promtool not installed (apt-get install prometheus)")
+class Metrics(LiveServer):
+    def test_metrics_pass_promtool(self):
+        url, _ = self.start_server()
+        # Traffic first, so request counters and histograms have series (a 404 included).
+        for path in ("/healthz", "/v1/keys", "/no-such-route"):
+            try:
+                urllib.request.urlopen(url + path, timeout=5).read()
+            except urllib.error.HTTPError:
+                pass
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+            text = r.read()
+        self.assertIn(b"# TYPE microcash_http_request_duration_seconds histogram", text)
+        self.assertIn(b"# TYPE process_cpu_seconds_total counter", text)
+        out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 0,
+                         "promtool: " + (out.stdout + out.stderr).decode(errors="replace"))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ cargo-fuzz needs the nightly toolchain; where nightly or cargo-fuzz is missing (
 CI) the test is skipped and says so — the rest of the suite does not depend on it.
 """
 import os
+import re
 import subprocess
 import unittest
 
@@ -38,8 +39,13 @@ class FuzzSmoke(unittest.TestCase):
         self.assertGreaterEqual(len(targets), 11)
         for t in targets:
             self.assertIn(f"== {t}:", report, f"{t} was not run")
-        # Every run reached the end of its corpus replay and its time.
-        self.assertEqual(report.count("DONE"), len(targets), report[-5000:])
+        # Every run replayed its corpus and ended normally (libFuzzer's final statistics),
+        # having executed at least the committed inputs.
+        executed = [int(n) for n in re.findall(r"stat::number_of_executed_units: (\d+)", report)]
+        self.assertEqual(len(executed), len(targets), report[-5000:])
+        for t, n in zip(targets, executed):
+            corpus = len(os.listdir(os.path.join(ROOT, "fuzz", "corpus", t)))
+            self.assertGreaterEqual(n, corpus, f"{t}: {n} executions for {corpus} corpus inputs")
 
 
 if __name__ == "__main__":

@@ -516,7 +516,7 @@ async fn get_keys(State(s): State<AppState>) -> impl IntoResponse {
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
     telemetry::sample_process();
     match s.metrics {
-        Some(h) => (StatusCode::OK, h.render()),
+        Some(h) => (StatusCode::OK, h.render() + &telemetry::process_cpu_text()),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "metrics recorder not installed".to_owned(),

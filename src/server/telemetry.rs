@@ -110,11 +110,6 @@ fn describe() {
         "Open file descriptors of the server process."
     );
     describe_gauge!(
-        "process_cpu_seconds_total",
-        Unit::Seconds,
-        "User and system CPU time of the server process."
-    );
-    describe_gauge!(
         "process_start_time_seconds",
         Unit::Seconds,
         "Start time of the server process, Unix seconds."
@@ -158,14 +153,27 @@ pub fn sample_process() {
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
         metrics::gauge!("process_open_fds").set(fds.count() as f64);
     }
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        // Fields after the command name (which may hold spaces): utime is the 14th field,
-        // stime the 15th, in clock ticks (100 per second on Linux).
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
-            metrics::gauge!("process_cpu_seconds_total").set((user + system) / 100.0);
-        }
+}
+
+/// `process_cpu_seconds_total` in Prometheus text, read at scrape time. Written by hand:
+/// it is a counter of fractional seconds, which the `metrics` crate's integer counters
+/// cannot carry (a gauge named `_total` is refused by `promtool check metrics`).
+pub fn process_cpu_text() -> String {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return String::new();
+    };
+    // Fields after the command name (which may hold spaces): utime is the 14th field,
+    // stime the 15th, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => format!(
+            "# HELP process_cpu_seconds_total User and system CPU time of the server process.\n\
+             # TYPE process_cpu_seconds_total counter\n\
+             process_cpu_seconds_total {}\n",
+            (user + system) / 100.0
+        ),
+        _ => String::new(),
     }
 }
