@@ -952,6 +952,22 @@ fn unknown_routes_tokens_and_file_modes() {
             .unwrap();
         assert_eq!(r.status(), 400, "{tail}");
         assert_eq!(r.json::<Value>().unwrap()["error"]["code"], "bad_field");
+        // Ids are lower-case hex only, so one batch has one name.
+        let upper = http
+            .get(url(
+                &server,
+                &format!("/v1/batches/{}{tail}", "AB".repeat(16)),
+            ))
+            .bearer_auth(PARTNER)
+            .send()
+            .unwrap();
+        assert_eq!(upper.status(), 400, "{tail}");
+        // Without a partner's token the id is not even looked at: 401, not 400.
+        let anonymous = http
+            .get(url(&server, &format!("/v1/batches/12%a1{tail}")))
+            .send()
+            .unwrap();
+        assert_eq!(anonymous.status(), 401, "{tail}");
     }
     let wrong = http.post(url(&server, "/healthz")).send().unwrap();
     assert_eq!(wrong.status(), 405);
