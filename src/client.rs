@@ -8,7 +8,7 @@ use std::time::Duration;
 use microcash_kernels::bls::G1Affine;
 use serde_json::{json, Value};
 
-use crate::issuer::{IssuerApi, IssuerError, Receipt};
+use crate::issuer::{CallError, IssuerApi, Receipt, RemoteFailure};
 use crate::protocol::allowance::AllowanceRequest;
 use crate::protocol::deposit::{AccountName, BlindedOutput, Deposit, SwapRequest};
 use crate::protocol::encoding::{Encode, Writer};
@@ -16,10 +16,21 @@ use crate::protocol::keyset::{KeysetJson, KeysetList};
 use crate::protocol::policy::Policy;
 use crate::protocol::stealth::Address;
 
-/// A client error (transport, or a server answer that is not what the API promises).
+/// A client error: the server's refusal, the transport, or an answer that is not what the
+/// API promises.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Transport.
+    /// The issuer answered with an error (or a verdict other than accepted).
+    #[error("issuer server: {code} ({status}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The stable error or verdict code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Transport: no (complete) answer.
     #[error("HTTP: {0}")]
     Http(#[from] reqwest::Error),
     /// An unexpected answer.
@@ -44,26 +55,45 @@ pub struct HttpIssuer {
     policy: Policy,
 }
 
-fn remote(status: u16, body: &Value) -> IssuerError {
-    IssuerError::Remote {
+impl RemoteFailure for ClientError {
+    fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl From<ClientError> for CallError {
+    fn from(e: ClientError) -> Self {
+        CallError::Remote(Box::new(e))
+    }
+}
+
+/// The string at a JSON pointer of an answer.
+fn text_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+/// An error answer: the stable code from `{"error": {"code"}}` or `{"verdict"}`.
+fn refused(status: u16, body: &Value) -> ClientError {
+    ClientError::Refused {
         status,
-        code: body["error"]["code"]
-            .as_str()
-            .or_else(|| body["verdict"].as_str())
+        code: text_at(body, "/error/code")
+            .or_else(|| text_at(body, "/verdict"))
             .unwrap_or("unknown")
             .to_owned(),
-        message: body["error"]["message"]
-            .as_str()
+        message: text_at(body, "/error/message")
             .map(str::to_owned)
             .unwrap_or_else(|| body.to_string()),
     }
 }
 
-fn transport(e: reqwest::Error) -> IssuerError {
-    IssuerError::Remote {
-        status: 0,
-        code: "transport".into(),
-        message: e.to_string(),
+/// A 200 answer that lacks what the API promises.
+fn malformed(body: &Value) -> ClientError {
+    ClientError::Unexpected {
+        status: 200,
+        body: body.to_string(),
     }
 }
 
@@ -80,13 +110,13 @@ impl HttpIssuer {
         let base = base.trim_end_matches('/').to_owned();
         let get = |path: &str| get_json(&http, &format!("{base}{path}"));
         let keys = get("/v1/keys")?;
-        let items: Vec<KeysetJson> =
-            serde_json::from_value(keys["keysets"].clone()).map_err(|e| {
-                ClientError::Unexpected {
-                    status: 200,
-                    body: format!("keysets: {e}"),
-                }
-            })?;
+        let items: Vec<KeysetJson> = serde_json::from_value(
+            keys.get("keysets").cloned().unwrap_or_default(),
+        )
+        .map_err(|e| ClientError::Unexpected {
+            status: 200,
+            body: format!("keysets: {e}"),
+        })?;
         let keysets = KeysetList::from_json(&items).map_err(|e| ClientError::Unexpected {
             status: 200,
             body: e.to_string(),
@@ -110,14 +140,14 @@ impl HttpIssuer {
         path: &str,
         body: Value,
         bearer: Option<&str>,
-    ) -> Result<(u16, Value), IssuerError> {
+    ) -> Result<(u16, Value), ClientError> {
         let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
         if let Some(t) = bearer {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().map_err(transport)?;
+        let resp = req.send()?;
         let status = resp.status().as_u16();
-        let value: Value = resp.json().map_err(transport)?;
+        let value: Value = resp.json()?;
         Ok((status, value))
     }
 
@@ -126,22 +156,22 @@ impl HttpIssuer {
         path: &str,
         body: Value,
         bearer: Option<&str>,
-    ) -> Result<Vec<G1Affine>, IssuerError> {
+    ) -> Result<Vec<G1Affine>, ClientError> {
         let (status, v) = self.post(path, body, bearer)?;
         if status != 200 {
-            return Err(remote(status, &v));
+            return Err(refused(status, &v));
         }
-        v["signatures"]
-            .as_array()
-            .ok_or_else(|| remote(status, &v))?
+        v.get("signatures")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed(&v))?
             .iter()
             .map(|s| {
                 let bytes: [u8; 48] = s
                     .as_str()
                     .and_then(|h| hex::decode(h).ok())
                     .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| remote(status, &v))?;
-                G1Affine::from_compressed(&bytes).map_err(|_| remote(status, &v))
+                    .ok_or_else(|| malformed(&v))?;
+                G1Affine::from_compressed(&bytes).map_err(|_| malformed(&v))
             })
             .collect()
     }
@@ -161,7 +191,7 @@ impl IssuerApi for HttpIssuer {
         account: &AccountName,
         outputs: &[BlindedOutput],
         _now: u64,
-    ) -> Result<Vec<G1Affine>, IssuerError> {
+    ) -> Result<Vec<G1Affine>, CallError> {
         let outs: Vec<String> = outputs
             .iter()
             .map(|o| {
@@ -170,25 +200,25 @@ impl IssuerApi for HttpIssuer {
                 hex::encode(w.finish())
             })
             .collect();
-        self.signatures(
+        Ok(self.signatures(
             "/v1/withdraw",
             json!({ "account": account.as_str(), "outputs": outs }),
             self.token.as_deref(),
-        )
+        )?)
     }
 
-    fn swap(&self, request: &SwapRequest, _now: u64) -> Result<Vec<G1Affine>, IssuerError> {
-        self.signatures("/v1/swap", json!({ "request": hex_of(request) }), None)
+    fn swap(&self, request: &SwapRequest, _now: u64) -> Result<Vec<G1Affine>, CallError> {
+        Ok(self.signatures("/v1/swap", json!({ "request": hex_of(request) }), None)?)
     }
 
-    fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), IssuerError> {
+    fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), CallError> {
         let (status, v) = self.post(
             "/v1/wallets",
             json!({ "address": address.to_string(), "identity": identity }),
             self.token.as_deref(),
         )?;
         if status != 200 {
-            return Err(remote(status, &v));
+            return Err(refused(status, &v).into());
         }
         Ok(())
     }
@@ -197,23 +227,25 @@ impl IssuerApi for HttpIssuer {
         &self,
         request: &AllowanceRequest,
         _now: u64,
-    ) -> Result<Vec<G1Affine>, IssuerError> {
-        self.signatures("/v1/allowance", json!({ "request": hex_of(request) }), None)
+    ) -> Result<Vec<G1Affine>, CallError> {
+        Ok(self.signatures("/v1/allowance", json!({ "request": hex_of(request) }), None)?)
     }
 
-    fn deposit(&self, deposit: &Deposit, _now: u64) -> Result<Receipt, IssuerError> {
+    fn deposit(&self, deposit: &Deposit, _now: u64) -> Result<Receipt, CallError> {
         let (status, v) = self.post("/v1/deposits", json!({ "deposit": hex_of(deposit) }), None)?;
-        let d = &v["detail"];
-        if status == 200 && v["verdict"] == "accepted" {
-            return Ok(Receipt {
-                receipt_id: d["receipt"].as_u64().unwrap_or(0),
-                serial: deposit.coin.serial().to_string(),
-                value: d["value"].as_u64().unwrap_or(0),
-                account: d["account"].as_str().unwrap_or("").to_owned(),
-                replayed: d["replayed"].as_bool().unwrap_or(false),
-            });
+        if status != 200 || text_at(&v, "/verdict") != Some("accepted") {
+            return Err(refused(status, &v).into());
         }
-        Err(remote(status, &v))
+        let receipt = || {
+            Some(Receipt {
+                receipt_id: v.pointer("/detail/receipt")?.as_u64()?,
+                serial: deposit.coin.serial().to_string(),
+                value: v.pointer("/detail/value")?.as_u64()?,
+                account: text_at(&v, "/detail/account")?.to_owned(),
+                replayed: v.pointer("/detail/replayed")?.as_bool()?,
+            })
+        };
+        Ok(receipt().ok_or_else(|| malformed(&v))?)
     }
 }
 
@@ -235,8 +267,7 @@ pub fn submit_batch(base: &str, file: &Path, token: &str) -> Result<String, Clie
         status,
         body: body.clone(),
     })?;
-    v["id"]
-        .as_str()
+    text_at(&v, "/id")
         .map(str::to_owned)
         .ok_or(ClientError::Unexpected { status, body })
 }

@@ -29,6 +29,7 @@ pub mod client;
 pub mod dataset;
 pub mod engine;
 pub mod issuer;
+mod le;
 mod mmap;
 pub mod protocol;
 pub mod server;
@@ -40,6 +41,11 @@ pub mod wallet;
 /// weights come from here and nowhere else.
 pub fn os_rng() -> rand_core::UnwrapErr<rand::rngs::SysRng> {
     rand_core::UnwrapErr(rand::rngs::SysRng)
+}
+
+/// A fast CSPRNG seeded from the OS (one per worker: batch weights are drawn per chunk).
+pub fn seeded_rng() -> rand::rngs::StdRng {
+    rand::SeedableRng::from_rng(&mut os_rng())
 }
 
 /// Current Unix time in seconds.

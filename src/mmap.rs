@@ -1,6 +1,9 @@
 //! The one place in the `microcash` crate with `unsafe`: memory-mapping files (memmap2) —
 //! the spent set's bloom filters and tables (read-write) and batch files (read-only).
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "mapping a file is unsafe in memmap2; see each SAFETY line"
+)]
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -82,7 +85,8 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
             let mut at = 0;
             while at < len {
                 let n = (len - at).min(zeros.len() as u64) as usize;
-                file.write_all_at(&zeros[..n], at)?;
+                // n ≤ zeros.len(): `get` never falls back.
+                file.write_all_at(zeros.get(..n).unwrap_or(&zeros), at)?;
                 at += n as u64;
             }
             Ok(())

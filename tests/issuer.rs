@@ -3,7 +3,7 @@
 //! unlinkability of withdrawals to deposits.
 
 use microcash::engine::Verdict;
-use microcash::issuer::{Issuer, IssuerApi, IssuerError};
+use microcash::issuer::{Issuer, IssuerApi, IssuerError, Misuse, OutputFault, RequestRefusal};
 use microcash::protocol::allowance::AllowanceRequest;
 use microcash::protocol::coin::{issuer_message_point, Serial};
 use microcash::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, SwapRequest};
@@ -139,11 +139,11 @@ fn allowance_beyond_the_daily_cap_is_refused_at_issuance() {
     // 512 + 256 + 128 + 64 + 32 + 8 = 1000: exactly the default cap.
     request_allowance(&e, &w, &[9, 8, 7, 6, 5, 3], NOW).unwrap();
     match request_allowance(&e, &w, &[0], NOW).unwrap_err() {
-        IssuerError::AllowanceCapExceeded {
+        IssuerError::Refused(RequestRefusal::AllowanceCapExceeded {
             limit: 1000,
             issued: 1000,
             requested: 1,
-        } => {}
+        }) => {}
         other => panic!("{other:?}"),
     }
     // The next UTC day the wallet may ask again (keysets stay open for withdrawal).
@@ -154,7 +154,7 @@ fn allowance_beyond_the_daily_cap_is_refused_at_issuance() {
     let req = AllowanceRequest::sign(&w, NOW / DAY_SECS - 1, vec![o], &mut microcash::os_rng());
     assert!(matches!(
         e.issuer.issue_allowance(&req, NOW),
-        Err(IssuerError::WrongDay { .. })
+        Err(IssuerError::Refused(RequestRefusal::WrongDay { .. }))
     ));
 }
 
@@ -183,7 +183,10 @@ fn a_replayed_allowance_request_is_answered_without_a_second_charge() {
     request_allowance(&e, &w, &[8, 7, 6, 5, 3], NOW).unwrap();
     assert!(matches!(
         request_allowance(&e, &w, &[0], NOW),
-        Err(IssuerError::AllowanceCapExceeded { issued: 1000, .. })
+        Err(IssuerError::Refused(RequestRefusal::AllowanceCapExceeded {
+            issued: 1000,
+            ..
+        }))
     ));
     // And the original request is still answered, at the cap, without a charge.
     assert_eq!(e.issuer.issue_allowance(&req, NOW).unwrap(), first);
@@ -195,7 +198,7 @@ fn allowance_needs_a_registered_wallet_and_its_signature() {
     let stranger = OwnerSecret::generate(&mut microcash::os_rng());
     assert!(matches!(
         request_allowance(&e, &stranger, &[0], NOW),
-        Err(IssuerError::WalletNotRegistered(_))
+        Err(IssuerError::Refused(RequestRefusal::WalletNotRegistered(_)))
     ));
     let w = registered_wallet(&e);
     let ks = keyset(&e, KeysetKind::Allowance, 0);
@@ -204,11 +207,13 @@ fn allowance_needs_a_registered_wallet_and_its_signature() {
     req.address = stranger.public(); // claim to be someone else
     assert!(matches!(
         e.issuer.issue_allowance(&req, NOW),
-        Err(IssuerError::BadRequestSignature)
+        Err(IssuerError::Refused(RequestRefusal::BadRequestSignature))
     ));
     assert!(matches!(
         e.issuer.register_wallet(&Address(w.public()), "again"),
-        Err(IssuerError::WalletAlreadyRegistered(_))
+        Err(IssuerError::Refused(
+            RequestRefusal::WalletAlreadyRegistered(_)
+        ))
     ));
 }
 
@@ -227,7 +232,7 @@ fn allowance_token_is_spent_once_across_deposits() {
         .deposit(&deposit_to(&b2, "bob", &tokens), NOW)
         .unwrap_err();
     assert!(
-        matches!(err, IssuerError::Refused(Verdict::AllowanceReused { ref serial }) if *serial == tokens[0].token.serial().to_string()),
+        matches!(err, IssuerError::Refused(RequestRefusal::Settlement(Verdict::AllowanceReused { ref serial })) if *serial == tokens[0].token.serial().to_string()),
         "{err:?}"
     );
     // The refused deposit left no trace: its coin is still unspent.
@@ -252,7 +257,7 @@ fn double_deposit_is_refused_with_evidence_and_resubmission_is_idempotent() {
         .deposit(&deposit_to(&coin, "shop", &[]), NOW)
         .unwrap_err()
     {
-        IssuerError::Refused(Verdict::DoubleSpent { evidence }) => {
+        IssuerError::Refused(RequestRefusal::Settlement(Verdict::DoubleSpent { evidence })) => {
             assert_eq!(evidence.first_receipt, r1.receipt_id);
             assert_eq!(evidence.diverges_at_link, 0);
             assert_eq!(
@@ -283,7 +288,7 @@ fn double_spend_in_a_chain_names_the_key_that_signed_twice() {
         .deposit(&deposit_to(&d, "bob", &t[3..4]), NOW)
         .unwrap_err()
     {
-        IssuerError::Refused(Verdict::DoubleSpent { evidence }) => {
+        IssuerError::Refused(RequestRefusal::Settlement(Verdict::DoubleSpent { evidence })) => {
             assert_eq!(evidence.diverges_at_link, 1);
             assert_eq!(
                 evidence.double_signer,
@@ -309,7 +314,9 @@ fn merchant_only_class_refuses_deposits_to_private_accounts() {
         .deposit(&deposit_to(&coin, "bob", &[]), NOW)
         .unwrap_err()
     {
-        IssuerError::Refused(Verdict::PolicyViolation { rule, .. }) => {
+        IssuerError::Refused(RequestRefusal::Settlement(Verdict::PolicyViolation {
+            rule, ..
+        })) => {
             assert_eq!(rule, PolicyRule::MerchantOnlyDeposit)
         }
         other => panic!("{other:?}"),
@@ -376,7 +383,9 @@ fn swap_splits_and_merges_at_equal_value() {
     // The swapped-away coin cannot be deposited.
     assert!(matches!(
         e.issuer.deposit(&deposit_to(&big, "bob", &[]), NOW),
-        Err(IssuerError::Refused(Verdict::DoubleSpent { .. }))
+        Err(IssuerError::Refused(RequestRefusal::Settlement(
+            Verdict::DoubleSpent { .. }
+        )))
     ));
     // The fresh coins deposit.
     e.issuer
@@ -392,20 +401,24 @@ fn swap_outputs_worth_more_than_inputs_are_refused() {
     let (req, _) = swap_request(&e, &[&coin], &[3, 0]);
     assert!(matches!(
         e.issuer.swap(&req, NOW),
-        Err(IssuerError::SwapOutputsExceedInputs {
-            inputs: 8,
-            outputs: 9,
-            fee: 0
-        })
+        Err(IssuerError::Refused(
+            RequestRefusal::SwapOutputsExceedInputs {
+                inputs: 8,
+                outputs: 9,
+                fee: 0
+            }
+        ))
     ));
     let (req, _) = swap_request(&e, &[&coin], &[2]);
     assert!(matches!(
         e.issuer.swap(&req, NOW),
-        Err(IssuerError::SwapOutputsBelowInputs {
-            inputs: 8,
-            outputs: 4,
-            fee: 0
-        })
+        Err(IssuerError::Refused(
+            RequestRefusal::SwapOutputsBelowInputs {
+                inputs: 8,
+                outputs: 4,
+                fee: 0
+            }
+        ))
     ));
     // Nothing was spent by the refused swaps.
     assert!(!spent(&e, &coin));
@@ -414,13 +427,17 @@ fn swap_outputs_worth_more_than_inputs_are_refused() {
     req.outputs[0] = swap_request(&e, &[&coin], &[2]).0.outputs[0];
     assert!(matches!(
         e.issuer.swap(&req, NOW),
-        Err(IssuerError::SwapTargetMismatch { index: 0 })
+        Err(IssuerError::Refused(RequestRefusal::SwapTargetMismatch {
+            index: 0
+        }))
     ));
     // The same coin twice.
     let (req, _) = swap_request(&e, &[&coin, &coin], &[4]);
     assert!(matches!(
         e.issuer.swap(&req, NOW),
-        Err(IssuerError::SwapDuplicateInput { index: 1 })
+        Err(IssuerError::Refused(RequestRefusal::SwapDuplicateInput {
+            index: 1
+        }))
     ));
 }
 
@@ -446,17 +463,17 @@ fn withdrawal_is_debited_and_bounded_by_the_balance() {
         .withdraw(&account("alice"), &outs, NOW)
         .unwrap_err()
     {
-        IssuerError::InsufficientFunds {
+        IssuerError::Refused(RequestRefusal::InsufficientFunds {
             balance: 100_000,
             needed: 131_072,
             ..
-        } => {}
+        }) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(e.issuer.balance("alice").unwrap(), 100_000);
     assert!(matches!(
         e.issuer.withdraw(&account("nobody"), &outs[..1], NOW),
-        Err(IssuerError::UnknownAccount(_))
+        Err(IssuerError::Refused(RequestRefusal::UnknownAccount(_)))
     ));
     // A blinded message outside G1 is never signed.
     let t = microcash_kernels::bls::testing::order_three_point();
@@ -466,13 +483,19 @@ fn withdrawal_is_debited_and_bounded_by_the_balance() {
     };
     assert!(matches!(
         e.issuer.withdraw(&account("alice"), &[bad], NOW),
-        Err(IssuerError::BadOutput { index: 0, .. })
+        Err(IssuerError::Refused(RequestRefusal::BadOutput {
+            index: 0,
+            ..
+        }))
     ));
     // An expired keyset is closed for issuance.
     let late = NOW + 400 * DAY_SECS;
     assert!(matches!(
         e.issuer.withdraw(&account("alice"), &outs[..1], late),
-        Err(IssuerError::BadOutput { .. })
+        Err(IssuerError::Refused(RequestRefusal::BadOutput {
+            index: 0,
+            reason: OutputFault::NotIssuing
+        }))
     ));
 }
 
@@ -589,10 +612,44 @@ fn redeemed_value_can_be_withdrawn_again() {
     let (_, out) = blind(&ks, &mut microcash::os_rng());
     assert!(matches!(
         e.issuer.withdraw(&account("bob"), &[out], NOW),
-        Err(IssuerError::InsufficientFunds {
+        Err(IssuerError::Refused(RequestRefusal::InsufficientFunds {
             balance: 0,
             needed: 16,
             ..
-        })
+        }))
+    ));
+}
+
+/// Operator mistakes are misuse, not refusals of a peer and not storage failures; a balance
+/// that would overflow is refused naming the account.
+#[test]
+fn account_misuse_and_overflow_are_told_apart() {
+    let e = env();
+    assert!(matches!(
+        e.issuer.create_account("alice", false),
+        Err(IssuerError::Misuse(Misuse::AccountExists(ref a))) if a == "alice"
+    ));
+    assert!(matches!(
+        e.issuer.create_account("no spaces", false),
+        Err(IssuerError::Misuse(Misuse::BadAccountName(_)))
+    ));
+    assert!(matches!(
+        e.issuer.withdraw(&account("alice"), &[], NOW),
+        Err(IssuerError::Misuse(Misuse::OutputCount { got: 0, .. }))
+    ));
+    assert!(matches!(
+        e.issuer.fund("alice", u64::MAX),
+        Err(IssuerError::Refused(RequestRefusal::BalanceOverflow { ref account })) if account == "alice"
+    ));
+    assert_eq!(e.issuer.balance("alice").unwrap(), 100_000);
+    assert!(matches!(
+        e.issuer.fund("nobody", 1),
+        Err(IssuerError::Refused(RequestRefusal::UnknownAccount(_)))
+    ));
+    // A second issuer in the same directory is refused before anything is touched.
+    let dir = e._tmp.path().join("issuer");
+    assert!(matches!(
+        Issuer::init(&dir, Policy::default(), NOW),
+        Err(IssuerError::Misuse(Misuse::AlreadyInitialised(_)))
     ));
 }

@@ -6,16 +6,18 @@
 /// where no prefetch instruction is available (the portable path).
 #[inline(always)]
 pub fn prefetch(bytes: &[u8], offset: usize) {
-    if offset >= bytes.len() {
+    let Some(rest) = bytes.get(offset..).filter(|r| !r.is_empty()) else {
         return;
-    }
+    };
     #[cfg(target_arch = "x86_64")]
     {
-        let p = bytes[offset..].as_ptr() as *const i8;
+        let p = rest.as_ptr() as *const i8;
         // SAFETY: prefetch never faults and reads nothing architecturally; `p` points
         // inside `bytes` anyway. SSE is part of the x86-64 baseline.
         unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = rest;
 }
 
 #[cfg(test)]

@@ -430,6 +430,10 @@ fn public_view(dir: &Path) -> Result<(crate::protocol::keyset::KeysetList, Polic
     Ok((keysets, policy))
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "the values printed are derived Serialize or JSON values"
+)]
 fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
 }
@@ -534,16 +538,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 let bar = indicatif::ProgressBar::new(0);
                 let status = loop {
                     let s = crate::client::batch_status(&server, &id, &token)?;
-                    bar.set_length(s["records_total"].as_u64().unwrap_or(0));
-                    bar.set_position(s["records_done"].as_u64().unwrap_or(0));
-                    match s["state"].as_str() {
+                    let count = |k: &str| s.get(k).and_then(serde_json::Value::as_u64);
+                    bar.set_length(count("records_total").unwrap_or(0));
+                    bar.set_position(count("records_done").unwrap_or(0));
+                    match s.get("state").and_then(serde_json::Value::as_str) {
                         Some("done") | Some("failed") => break s,
                         _ => std::thread::sleep(std::time::Duration::from_millis(200)),
                     }
                 };
                 bar.finish_and_clear();
                 print_json(&status);
-                if status["state"] != "done" {
+                if status.get("state").and_then(serde_json::Value::as_str) != Some("done") {
                     return Err(format!("batch {id} failed").into());
                 }
             }

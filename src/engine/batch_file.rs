@@ -42,6 +42,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use crate::le::{array_at, u32_at, u64_at};
 use crate::mmap::ReadOnlyMap;
 use crate::protocol::deposit::{DEPOSIT_BYTES_MAX, DEPOSIT_HINTS_BYTES_MAX};
 
@@ -104,19 +105,6 @@ fn pad8(n: usize) -> usize {
 
 fn le_u16(b: &[u8; 2]) -> u16 {
     u16::from_le_bytes(*b)
-}
-
-/// A fixed-size array at `at` in `b`, or `None` if `b` is too short.
-fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
-    b.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    array_at(b, at).map(u32::from_le_bytes)
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    array_at(b, at).map(u64::from_le_bytes)
 }
 
 /// The file header.
@@ -346,7 +334,10 @@ impl BatchWriter {
             RECORD_HEADER_BYTES
         };
         self.out.write_all(payload)?;
-        self.out.write_all(&[0u8; 8][..pad8(payload.len())])?;
+        std::io::copy(
+            &mut std::io::Read::take(std::io::repeat(0), pad8(payload.len()) as u64),
+            &mut self.out,
+        )?;
         self.written += (header_bytes + payload.len() + pad8(payload.len())) as u64;
         self.header.record_count += 1;
         Ok(())
@@ -711,7 +702,7 @@ impl BatchReader {
             .checked_add(RECORD_HEADER_BYTES)
             .is_some_and(|end| end <= bytes.len())
         {
-            if bytes[p..p + 4] == magic {
+            if bytes.get(p..p + 4) == Some(&magic[..]) {
                 if let Some(h) = RecordHeaderV2::parse(bytes, p) {
                     if plausible(h.seq, expected, p - from) {
                         return Some((p, h));
@@ -727,7 +718,7 @@ impl BatchReader {
     // ---- version 1 ----
 
     fn probe_v1(bytes: &[u8], pos: usize) -> ProbeV1 {
-        let rest = &bytes[pos.min(bytes.len())..];
+        let rest = bytes.get(pos..).unwrap_or_default();
         let (Some(magic), Some(len), Some(crc)) =
             (u32_at(rest, 0), u32_at(rest, 4), u32_at(rest, 8))
         else {
@@ -790,9 +781,13 @@ impl BatchReader {
             ProbeV1::Ok { len, kind: k } => {
                 kind = k;
                 let start = self.pos + RECORD_HEADER_BYTES_V1;
-                let p = self.map.bytes()[start..start + len].to_vec();
                 self.pos = (self.pos + step(len)).min(file_len);
-                Ok(p)
+                // probe_v1 checked the payload lies inside the map.
+                self.map
+                    .bytes()
+                    .get(start..start + len)
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| "truncated record at the end of the file".to_owned())
             }
             ProbeV1::Checksum { len } => {
                 self.pos = (self.pos + step(len)).min(file_len);

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crossbeam_channel::bounded;
-use rand::SeedableRng;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -145,17 +144,16 @@ type VerifiedChunk = Vec<(u64, u64, Option<String>, Result<VerifiedDeposit, Verd
 
 /// Splits a hinted payload into (deposit, hints).
 fn split_hinted(payload: &[u8]) -> Result<(&[u8], &[u8]), String> {
-    let len = payload
-        .get(..4)
-        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+    let (len, rest) = payload
+        .split_first_chunk::<4>()
         .ok_or("hinted record shorter than its length field")?;
-    let rest = &payload[4..];
-    if len > rest.len() {
-        return Err(format!(
-            "hinted record: deposit length {len} exceeds the payload"
-        ));
-    }
-    Ok(rest.split_at(len))
+    let len = u32::from_le_bytes(*len) as usize;
+    rest.split_at_checked(len).ok_or_else(|| {
+        format!(
+            "hinted record: deposit length {len} exceeds the payload ({} bytes)",
+            rest.len()
+        )
+    })
 }
 
 fn decode(raw: RawRecord) -> Decoded {
@@ -204,6 +202,10 @@ fn verify_raw_chunk(
         .map(|d| match d.deposit {
             Err(v) => (d.index, d.offset, None, Err(v)),
             Ok(dep) => {
+                #[allow(
+                    clippy::expect_used,
+                    reason = "verify_chunk answers every deposit it is given"
+                )]
                 let r = results
                     .next()
                     .expect("one result per decoded deposit")
@@ -316,7 +318,7 @@ pub fn batch_content_key(path: &Path) -> Result<[u8; 16], EngineError> {
         if n == 0 {
             break;
         }
-        state.update(&buf[..n]);
+        state.update(buf.get(..n).unwrap_or_default());
     }
     let mut key = [0u8; 16];
     key.copy_from_slice(state.finalize().as_bytes());
@@ -439,8 +441,7 @@ pub fn clear(
         let pool = &pool;
         scope.spawn(move || {
             // A fresh CSPRNG per batch, seeded from the OS.
-            let mut rng =
-                rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng).expect("OS randomness");
+            let mut rng = crate::seeded_rng();
             for chunk in raw_rx {
                 let n = chunk.len() as u64;
                 let t = Instant::now();

@@ -265,15 +265,23 @@ pub fn commit<D: Disk>(spent: &mut SpentSet<D>, plan: Plan) -> Result<Vec<Verdic
     let entries: Vec<ReceiptEntry> = fresh.iter().map(|(_, e)| e.clone()).collect();
     let ids = spent.commit(&entries)?;
     for ((pos, e), id) in fresh.into_iter().zip(ids) {
-        verdicts[pos] = Some(Verdict::Accepted {
+        let Some(slot) = verdicts.get_mut(pos) else {
+            continue;
+        };
+        *slot = Some(Verdict::Accepted {
             receipt: id,
             value: e.value,
             account: account_of(&e.target),
             replayed: false,
         });
     }
-    Ok(verdicts
+    #[allow(
+        clippy::expect_used,
+        reason = "plan decides every position but the fresh ones, set above"
+    )]
+    let verdicts = verdicts
         .into_iter()
         .map(|v| v.expect("every position decided"))
-        .collect())
+        .collect();
+    Ok(verdicts)
 }

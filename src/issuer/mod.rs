@@ -2,11 +2,16 @@
 //! ([`store`], redb) and the operations wallets and back offices call ([`service`]).
 //!
 //! [`IssuerApi`] is the wallet's view of an issuer; [`Issuer`] implements it in-process
-//! (local files), and the HTTP client of a later issue implements it over the network.
+//! (local files), and [`crate::client::HttpIssuer`] over the network. Failures are sorted by
+//! who is at fault ([`error`]).
 
+pub mod error;
 pub mod service;
 
-pub use service::{Issuer, IssuerError, Receipt};
+pub use error::{
+    CallError, IssuerError, Misuse, OutputFault, RemoteFailure, RequestRefusal, StorageFault,
+};
+pub use service::{Issuer, Receipt};
 
 use microcash_kernels::bls::G1Affine;
 
@@ -28,17 +33,17 @@ pub trait IssuerApi {
         account: &AccountName,
         outputs: &[BlindedOutput],
         now: u64,
-    ) -> Result<Vec<G1Affine>, IssuerError>;
+    ) -> Result<Vec<G1Affine>, CallError>;
     /// Spends the inputs and signs the outputs.
-    fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, IssuerError>;
+    fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, CallError>;
     /// Registers a wallet address under an identity.
-    fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), IssuerError>;
+    fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), CallError>;
     /// Signs blinded allowance tokens within the daily cap.
     fn issue_allowance(
         &self,
         request: &AllowanceRequest,
         now: u64,
-    ) -> Result<Vec<G1Affine>, IssuerError>;
+    ) -> Result<Vec<G1Affine>, CallError>;
     /// Deposits one coin.
-    fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, IssuerError>;
+    fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, CallError>;
 }

@@ -8,17 +8,18 @@ use serde::Serialize;
 
 use super::IssuerApi;
 use crate::engine::settle::{self, BatchMemory};
-use crate::engine::{Engine, EngineError, PublicParams, Verdict};
+use crate::engine::{Engine, PublicParams, Verdict};
 use crate::protocol::allowance::AllowanceRequest;
 use crate::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, Deposit, SwapRequest};
 use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, KeysetPhase};
 use crate::protocol::policy::{Policy, DAY_SECS};
 use crate::protocol::stealth::Address;
-use crate::protocol::verify::{Rejection, VerifiedDeposit, Verifier};
+use crate::protocol::verify::{VerifiedDeposit, Verifier};
 use crate::protocol::withdraw::{sign_blinded, BlindSignError};
-use crate::spentset::{SpentSetConfig, SpentSetError};
-use crate::store::files::{FilesError, IssuerKeys};
-use crate::store::state::{Refusal, StoreError};
+use crate::spentset::SpentSetConfig;
+use crate::store::files::IssuerKeys;
+
+use super::error::{CallError, IssuerError, Misuse, OutputFault, RequestRefusal, StorageFault};
 
 /// A redemption receipt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -35,195 +36,6 @@ pub struct Receipt {
     pub replayed: bool,
 }
 
-/// Why the issuer refused an operation.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum IssuerError {
-    /// The coin or deposit breaks a protocol rule.
-    #[error("rejected: {0}")]
-    Rejected(#[from] Rejection),
-    /// Swap input `index` breaks a protocol rule.
-    #[error("swap input {index} rejected: {rejection}")]
-    SwapInputRejected {
-        /// Input position.
-        index: usize,
-        /// The rule.
-        rejection: Rejection,
-    },
-    /// Refused at settlement (double spend with evidence, allowance reused, unknown
-    /// account, merchant-only policy).
-    #[error("refused: {0}")]
-    Refused(Verdict),
-    /// A deposit to an account that does not exist.
-    #[error("unknown account {0:?}")]
-    UnknownAccount(String),
-    /// An account name that is already taken.
-    #[error("account {0:?} already exists")]
-    AccountExists(String),
-    /// An invalid account name.
-    #[error("invalid account name {0:?} (1-64 chars of [A-Za-z0-9_.@-])")]
-    BadAccountName(String),
-    /// Not enough balance to withdraw.
-    #[error("insufficient funds in {account}: balance {balance}, needed {needed}")]
-    InsufficientFunds {
-        /// Account.
-        account: String,
-        /// Balance.
-        balance: u64,
-        /// Needed.
-        needed: u64,
-    },
-    /// A blinded output the issuer will not sign.
-    #[error("output {index}: {reason}")]
-    BadOutput {
-        /// Position.
-        index: usize,
-        /// Why.
-        reason: String,
-    },
-    /// A withdrawal or swap with no outputs, or too many.
-    #[error("request must carry between 1 and {max} outputs, got {got}")]
-    OutputCount {
-        /// Got.
-        got: usize,
-        /// Max.
-        max: usize,
-    },
-    /// Swap outputs (plus fee) worth more than its inputs.
-    #[error("swap outputs worth {outputs} plus fee {fee} exceed inputs worth {inputs}")]
-    SwapOutputsExceedInputs {
-        /// Σ inputs.
-        inputs: u64,
-        /// Σ outputs.
-        outputs: u64,
-        /// Fee.
-        fee: u64,
-    },
-    /// Swap outputs (plus fee) worth less than its inputs: value would vanish.
-    #[error("swap outputs worth {outputs} plus fee {fee} fall short of inputs worth {inputs}")]
-    SwapOutputsBelowInputs {
-        /// Σ inputs.
-        inputs: u64,
-        /// Σ outputs.
-        outputs: u64,
-        /// Fee.
-        fee: u64,
-    },
-    /// A swap input that does not authorise these outputs.
-    #[error("swap input {index} is not a deposit to this swap's outputs")]
-    SwapTargetMismatch {
-        /// Position.
-        index: usize,
-    },
-    /// The same coin twice in one swap.
-    #[error("swap input {index} repeats an earlier input's coin")]
-    SwapDuplicateInput {
-        /// Position.
-        index: usize,
-    },
-    /// A deposit whose target is a swap, sent to the deposit endpoint (or the reverse).
-    #[error("deposit target must be an account")]
-    NotAnAccountDeposit,
-    /// Allowance request beyond the daily cap.
-    #[error("allowance cap exceeded: limit {limit} per day, already issued {issued}, requested {requested}")]
-    AllowanceCapExceeded {
-        /// Daily limit.
-        limit: u64,
-        /// Issued today so far.
-        issued: u64,
-        /// Requested now.
-        requested: u64,
-    },
-    /// Allowance request from an unregistered address.
-    #[error("wallet {0} is not registered")]
-    WalletNotRegistered(String),
-    /// Address already registered.
-    #[error("wallet {0} is already registered")]
-    WalletAlreadyRegistered(String),
-    /// Request signature invalid.
-    #[error("request signature is invalid")]
-    BadRequestSignature,
-    /// Allowance requested for another day than today.
-    #[error("allowance requested for day {requested}, today is {today}")]
-    WrongDay {
-        /// Requested day.
-        requested: u64,
-        /// Today.
-        today: u64,
-    },
-    /// Storage failure.
-    #[error(transparent)]
-    Store(StoreError),
-    /// Issuer directory failure.
-    #[error(transparent)]
-    Files(#[from] FilesError),
-    /// File system failure (creating the issuer directory).
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// A remote issuer refused or failed (HTTP client).
-    #[error("issuer server: {code} ({status}): {message}")]
-    Remote {
-        /// HTTP status (0: transport failure).
-        status: u16,
-        /// The stable error or verdict code.
-        code: String,
-        /// The server's message.
-        message: String,
-    },
-    /// Engine (store) failure.
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-    /// Spent-set failure.
-    #[error(transparent)]
-    SpentSet(#[from] SpentSetError),
-    /// Settlement failure (storage).
-    #[error(transparent)]
-    Settle(#[from] crate::engine::settle::SettleError),
-    /// Some swap inputs were redeemed before by this very swap, others not: impossible for
-    /// a resubmission (a swap commits all inputs at once), so refused.
-    #[error("swap inputs partially redeemed before")]
-    SwapPartiallyReplayed,
-}
-
-impl From<StoreError> for IssuerError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Refused(r) => match r {
-                Refusal::UnknownAccount(a) => IssuerError::UnknownAccount(a),
-                Refusal::AccountExists(a) => IssuerError::AccountExists(a),
-                Refusal::InsufficientFunds {
-                    account,
-                    balance,
-                    needed,
-                } => IssuerError::InsufficientFunds {
-                    account,
-                    balance,
-                    needed,
-                },
-                Refusal::Overflow(_) => IssuerError::BadOutput {
-                    index: 0,
-                    reason: "balance overflow".into(),
-                },
-                Refusal::AllowanceCapExceeded {
-                    limit,
-                    issued,
-                    requested,
-                } => IssuerError::AllowanceCapExceeded {
-                    limit,
-                    issued,
-                    requested,
-                },
-                // The caller names the address (it knows it; the state does not print it).
-                Refusal::WalletAlreadyRegistered => {
-                    IssuerError::WalletAlreadyRegistered(String::new())
-                }
-                Refusal::WalletNotRegistered => IssuerError::WalletNotRegistered(String::new()),
-            },
-            other => IssuerError::Store(other),
-        }
-    }
-}
-
 /// An issuer working on a local directory.
 pub struct Issuer {
     dir: PathBuf,
@@ -237,7 +49,7 @@ impl Issuer {
     /// concurrent `init` of the same directory fails instead of mixing keys.
     pub fn init(dir: &Path, policy: Policy, now: u64) -> Result<Issuer, IssuerError> {
         if crate::store::files::keysets_path(dir).exists() {
-            return Err(FilesError::AlreadyInitialised(dir.to_owned()).into());
+            return Err(Misuse::AlreadyInitialised(dir.to_owned()).into());
         }
         let created = crate::store::files::create_dir_atomically(dir, |staging| {
             IssuerKeys::init(staging, policy, now)?;
@@ -245,7 +57,7 @@ impl Issuer {
             Ok::<(), IssuerError>(())
         })?;
         if !created {
-            return Err(FilesError::AlreadyInitialised(dir.to_owned()).into());
+            return Err(Misuse::AlreadyInitialised(dir.to_owned()).into());
         }
         Issuer::open(dir)
     }
@@ -277,7 +89,7 @@ impl Issuer {
     }
 
     fn account_name(name: &str) -> Result<AccountName, IssuerError> {
-        AccountName::new(name).ok_or_else(|| IssuerError::BadAccountName(name.to_owned()))
+        AccountName::new(name).ok_or_else(|| Misuse::BadAccountName(name.to_owned()).into())
     }
 
     /// Creates an account with zero balance.
@@ -327,7 +139,7 @@ impl Issuer {
     pub fn balance(&self, name: &str) -> Result<u64, IssuerError> {
         self.engine
             .balance(name)?
-            .ok_or_else(|| IssuerError::UnknownAccount(name.to_owned()))
+            .ok_or_else(|| RequestRefusal::UnknownAccount(name.to_owned()).into())
     }
 
     /// Settles verified deposits against the spent set: all of them in one commit group,
@@ -354,12 +166,12 @@ impl Issuer {
             now,
         )?;
         if let Some(refusal) = plan.first_refusal() {
-            return Err(IssuerError::Refused(refusal.clone()));
+            return Err(RequestRefusal::Settlement(refusal.clone()).into());
         }
         // A group commits all its inputs at once, so a genuine resubmission replays every
         // one; a partial replay cannot be one, and must not spend the fresh inputs.
         if plan.replay_count() != 0 && plan.replay_count() != n {
-            return Err(IssuerError::SwapPartiallyReplayed);
+            return Err(RequestRefusal::SwapPartiallyReplayed.into());
         }
         Ok(settle::commit(&mut spent, plan)?)
     }
@@ -373,35 +185,35 @@ impl Issuer {
         now: u64,
     ) -> Result<(Vec<&'k Keyset>, u64), IssuerError> {
         if outputs.is_empty() || outputs.len() > crate::protocol::deposit::OUTPUTS_MAX {
-            return Err(IssuerError::OutputCount {
+            return Err(Misuse::OutputCount {
                 got: outputs.len(),
                 max: crate::protocol::deposit::OUTPUTS_MAX,
-            });
+            }
+            .into());
         }
         let mut keysets = Vec::with_capacity(outputs.len());
         let mut total = 0u64;
         for (index, o) in outputs.iter().enumerate() {
-            let bad = |reason: &str| IssuerError::BadOutput {
-                index,
-                reason: reason.to_owned(),
+            let bad = |reason: OutputFault| -> IssuerError {
+                RequestRefusal::BadOutput { index, reason }.into()
             };
             let ks = self
                 .keys
                 .keysets
                 .get(&o.keyset_id)
-                .ok_or_else(|| bad("unknown keyset"))?;
+                .ok_or_else(|| bad(OutputFault::UnknownKeyset))?;
             if ks.kind != kind {
-                return Err(bad("keyset of the wrong kind"));
+                return Err(bad(OutputFault::WrongKind));
             }
             if ks.windows.phase(now) != KeysetPhase::Active {
-                return Err(bad("keyset is not open for issuance"));
+                return Err(bad(OutputFault::NotIssuing));
             }
             if !o.blinded.in_subgroup() {
-                return Err(bad("blinded message is outside G1"));
+                return Err(bad(OutputFault::OutsideG1));
             }
             total = total
                 .checked_add(ks.value())
-                .ok_or_else(|| bad("value overflow"))?;
+                .ok_or_else(|| bad(OutputFault::ValueOverflow))?;
             keysets.push(ks);
         }
         Ok((keysets, total))
@@ -415,31 +227,23 @@ impl Issuer {
                 let sk = self
                     .keys
                     .secret(&o.keyset_id)
-                    .ok_or(IssuerError::BadOutput {
-                        index,
-                        reason: "no secret key".into(),
-                    })?;
+                    .ok_or_else(|| StorageFault::MissingSecret(o.keyset_id.to_string()))?;
                 sign_blinded(sk, index, o).map_err(|BlindSignError::NotInSubgroup { index }| {
-                    IssuerError::BadOutput {
+                    IssuerError::from(RequestRefusal::BadOutput {
                         index,
-                        reason: "blinded message is outside G1".into(),
-                    }
+                        reason: OutputFault::OutsideG1,
+                    })
                 })
             })
             .collect()
     }
 }
 
-impl IssuerApi for Issuer {
-    fn keysets(&self) -> &KeysetList {
-        &self.keys.keysets
-    }
-
-    fn policy(&self) -> &Policy {
-        &self.keys.policy
-    }
-
-    fn withdraw(
+/// The wallet-facing operations, with the issuer's own error type (the server maps it to
+/// HTTP answers; [`IssuerApi`] wraps it for wallets).
+impl Issuer {
+    /// See [`IssuerApi::withdraw`].
+    pub fn withdraw(
         &self,
         account: &AccountName,
         outputs: &[BlindedOutput],
@@ -458,33 +262,36 @@ impl IssuerApi for Issuer {
         Ok(signatures)
     }
 
-    fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), IssuerError> {
+    /// See [`IssuerApi::register_wallet`].
+    pub fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), IssuerError> {
         let key = address.0.to_bytes();
         self.engine
             .accounts()
             .register_wallet(&key, identity)
             .map_err(|e| match IssuerError::from(e) {
-                IssuerError::WalletAlreadyRegistered(_) => {
-                    IssuerError::WalletAlreadyRegistered(address.to_string())
+                IssuerError::Refused(RequestRefusal::WalletAlreadyRegistered(_)) => {
+                    RequestRefusal::WalletAlreadyRegistered(address.to_string()).into()
                 }
                 other => other,
             })
     }
 
-    fn issue_allowance(
+    /// See [`IssuerApi::issue_allowance`].
+    pub fn issue_allowance(
         &self,
         request: &AllowanceRequest,
         now: u64,
     ) -> Result<Vec<G1Affine>, IssuerError> {
         if !request.authentic() {
-            return Err(IssuerError::BadRequestSignature);
+            return Err(RequestRefusal::BadRequestSignature.into());
         }
         let today = now / DAY_SECS;
         if request.day != today {
-            return Err(IssuerError::WrongDay {
+            return Err(RequestRefusal::WrongDay {
                 requested: request.day,
                 today,
-            });
+            }
+            .into());
         }
         let (keysets, _) = self.check_outputs(&request.outputs, KeysetKind::Allowance, now)?;
         let key = request.address.to_bytes();
@@ -495,19 +302,20 @@ impl IssuerApi for Issuer {
             .accounts()
             .issue_allowance(&key, today, limit, &signed, &request.request_id())
             .map_err(|e| match IssuerError::from(e) {
-                IssuerError::WalletNotRegistered(_) => {
-                    IssuerError::WalletNotRegistered(Address(request.address).to_string())
+                IssuerError::Refused(RequestRefusal::WalletNotRegistered(_)) => {
+                    RequestRefusal::WalletNotRegistered(Address(request.address).to_string()).into()
                 }
                 other => other,
             })?;
         Ok(signatures)
     }
 
-    fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, IssuerError> {
+    /// See [`IssuerApi::deposit`].
+    pub fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, IssuerError> {
         let verified =
             Verifier::new(&self.keys.keysets, &self.keys.policy).verify_deposit(deposit, now)?;
         if !matches!(verified.target(), CreditTarget::Account(_)) {
-            return Err(IssuerError::NotAnAccountDeposit);
+            return Err(Misuse::NotAnAccountDeposit.into());
         }
         let serial = verified.serial().to_string();
         match self.settle(vec![verified], false, now)?.remove(0) {
@@ -523,19 +331,21 @@ impl IssuerApi for Issuer {
                 account,
                 replayed,
             }),
-            other => Err(IssuerError::Refused(other)),
+            other => Err(RequestRefusal::Settlement(other).into()),
         }
     }
 
-    fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, IssuerError> {
+    /// See [`IssuerApi::swap`].
+    pub fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, IssuerError> {
         let (out_keysets, outputs_value) =
             self.check_outputs(&request.outputs, KeysetKind::Coin, now)?;
         if request.inputs.is_empty() || request.inputs.len() > crate::protocol::deposit::OUTPUTS_MAX
         {
-            return Err(IssuerError::OutputCount {
+            return Err(Misuse::OutputCount {
                 got: request.inputs.len(),
                 max: crate::protocol::deposit::OUTPUTS_MAX,
-            });
+            }
+            .into());
         }
         let digest = request.outputs_digest();
         let verifier = Verifier::new(&self.keys.keysets, &self.keys.policy);
@@ -543,16 +353,16 @@ impl IssuerApi for Issuer {
         let mut inputs_value = 0u64;
         for (index, input) in request.inputs.iter().enumerate() {
             if input.target != CreditTarget::Swap(digest) {
-                return Err(IssuerError::SwapTargetMismatch { index });
+                return Err(RequestRefusal::SwapTargetMismatch { index }.into());
             }
             let v = verifier
                 .verify_deposit(input, now)
-                .map_err(|rejection| IssuerError::SwapInputRejected { index, rejection })?;
+                .map_err(|rejection| RequestRefusal::SwapInputRejected { index, rejection })?;
             if verified
                 .iter()
                 .any(|w: &VerifiedDeposit| w.serial() == v.serial())
             {
-                return Err(IssuerError::SwapDuplicateInput { index });
+                return Err(RequestRefusal::SwapDuplicateInput { index }.into());
             }
             inputs_value = inputs_value.saturating_add(v.value());
             verified.push(v);
@@ -560,18 +370,20 @@ impl IssuerApi for Issuer {
         let fee = self.keys.policy.swap.fee;
         let paid_out = outputs_value.saturating_add(fee);
         if paid_out > inputs_value {
-            return Err(IssuerError::SwapOutputsExceedInputs {
+            return Err(RequestRefusal::SwapOutputsExceedInputs {
                 inputs: inputs_value,
                 outputs: outputs_value,
                 fee,
-            });
+            }
+            .into());
         }
         if paid_out < inputs_value {
-            return Err(IssuerError::SwapOutputsBelowInputs {
+            return Err(RequestRefusal::SwapOutputsBelowInputs {
                 inputs: inputs_value,
                 outputs: outputs_value,
                 fee,
-            });
+            }
+            .into());
         }
         self.settle(verified, true, now)?;
         // Counted once per swap, before any signature leaves (a replay is signed again).
@@ -581,5 +393,44 @@ impl IssuerApi for Issuer {
         // Outputs are signed only now that the inputs are durably spent. Signing is
         // deterministic (sk·B), so a replayed swap gets the same answers again.
         self.sign_outputs(&request.outputs)
+    }
+}
+
+impl IssuerApi for Issuer {
+    fn keysets(&self) -> &KeysetList {
+        &self.keys.keysets
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.keys.policy
+    }
+
+    fn withdraw(
+        &self,
+        account: &AccountName,
+        outputs: &[BlindedOutput],
+        now: u64,
+    ) -> Result<Vec<G1Affine>, CallError> {
+        Ok(Issuer::withdraw(self, account, outputs, now)?)
+    }
+
+    fn swap(&self, request: &SwapRequest, now: u64) -> Result<Vec<G1Affine>, CallError> {
+        Ok(Issuer::swap(self, request, now)?)
+    }
+
+    fn register_wallet(&self, address: &Address, identity: &str) -> Result<(), CallError> {
+        Ok(Issuer::register_wallet(self, address, identity)?)
+    }
+
+    fn issue_allowance(
+        &self,
+        request: &AllowanceRequest,
+        now: u64,
+    ) -> Result<Vec<G1Affine>, CallError> {
+        Ok(Issuer::issue_allowance(self, request, now)?)
+    }
+
+    fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, CallError> {
+        Ok(Issuer::deposit(self, deposit, now)?)
     }
 }

@@ -156,7 +156,7 @@ impl Decode for AllowanceSpend {
 }
 
 pub(crate) fn encode_spends(w: &mut Writer, spends: &[AllowanceSpend]) {
-    w.u8(u8::try_from(spends.len()).expect("≤ ALLOWANCES_MAX"));
+    w.count_u8(spends.len());
     for s in spends {
         s.encode(w);
     }
@@ -297,7 +297,7 @@ impl Encode for Coin {
         self.coin_key.encode(w);
         w.bytes(&self.sigma.to_compressed());
         w.hint(|| self.sigma.y_bytes().to_vec());
-        w.u8(u8::try_from(self.links.len()).expect("≤ LINKS_MAX"));
+        w.count_u8(self.links.len());
         for l in &self.links {
             l.encode(w);
         }
@@ -331,8 +331,7 @@ pub struct Payment {
 
 impl Encode for Payment {
     fn encode(&self, w: &mut Writer) {
-        w.u8(COIN_VERSION)
-            .u16(u16::try_from(self.coins.len()).expect("≤ PAYMENT_COINS_MAX"));
+        w.u8(COIN_VERSION).count_u16(self.coins.len());
         for c in &self.coins {
             c.encode(w);
         }

@@ -253,7 +253,7 @@ impl Decode for BlindedOutput {
 
 /// Encodes a list of blinded outputs (u16 count).
 pub fn encode_outputs(w: &mut Writer, outputs: &[BlindedOutput]) {
-    w.u16(u16::try_from(outputs.len()).expect("≤ OUTPUTS_MAX"));
+    w.count_u16(outputs.len());
     for o in outputs {
         o.encode(w);
     }
@@ -292,8 +292,7 @@ impl SwapRequest {
 
 impl Encode for SwapRequest {
     fn encode(&self, w: &mut Writer) {
-        w.u8(COIN_VERSION)
-            .u16(u16::try_from(self.inputs.len()).expect("≤ OUTPUTS_MAX"));
+        w.u8(COIN_VERSION).count_u16(self.inputs.len());
         for d in &self.inputs {
             d.encode(w);
         }

@@ -103,10 +103,26 @@ impl Writer {
         self.buf.extend_from_slice(v);
         self
     }
+    /// Appends a list length as a `u8`. Every list the protocol encodes is bounded by its
+    /// decoder and its builders far below 256, so a longer one is a bug in the caller.
+    #[allow(
+        clippy::expect_used,
+        reason = "lists are bounded by their decoders and builders"
+    )]
+    pub fn count_u8(&mut self, n: usize) -> &mut Self {
+        self.u8(u8::try_from(n).expect("list bounded below 256 where it is built"))
+    }
+    /// Appends a list length as a `u16` (see [`Writer::count_u8`]).
+    #[allow(
+        clippy::expect_used,
+        reason = "lists are bounded by their decoders and builders"
+    )]
+    pub fn count_u16(&mut self, n: usize) -> &mut Self {
+        self.u16(u16::try_from(n).expect("list bounded below 65536 where it is built"))
+    }
     /// Appends a `u8` length then the bytes (short text such as account names).
     pub fn short_bytes(&mut self, v: &[u8]) -> &mut Self {
-        let len = u8::try_from(v.len()).expect("short fields are validated to ≤ 255 bytes");
-        self.u8(len).bytes(v)
+        self.count_u8(v.len()).bytes(v)
     }
     /// The encoded bytes.
     pub fn finish(self) -> Vec<u8> {
@@ -182,8 +198,9 @@ impl<'a> Reader<'a> {
             }));
         }
         let mut out = [0u8; N];
-        out.copy_from_slice(&h[self.hint_pos..self.hint_pos + N]);
-        self.hint_pos += N;
+        let end = self.hint_pos + N;
+        out.copy_from_slice(h.get(self.hint_pos..end).unwrap_or(&[0u8; N]));
+        self.hint_pos = end;
         Ok(Some(out))
     }
     /// The current offset.
@@ -204,11 +221,12 @@ impl<'a> Reader<'a> {
     }
     /// Takes `n` bytes.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() - self.pos < n {
-            return Err(self.error(DecodeReason::UnexpectedEnd(what)));
-        }
-        let out = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
+        let end = self.pos.saturating_add(n);
+        let out = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| self.error(DecodeReason::UnexpectedEnd(what)))?;
+        self.pos = end;
         Ok(out)
     }
     /// Takes a fixed-size array.

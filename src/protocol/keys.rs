@@ -96,6 +96,10 @@ impl OwnerKey {
     }
 
     /// The y coordinate (the decompression hint for this key).
+    #[allow(
+        clippy::expect_used,
+        reason = "an OwnerKey is never the identity (checked on construction)"
+    )]
     pub fn y_bytes(&self) -> [u8; 32] {
         let c = Option::<pasta_curves::arithmetic::Coordinates<pallas::Affine>>::from(
             self.point.coordinates(),
@@ -128,12 +132,20 @@ impl OwnerKey {
     }
 
     /// This key plus `s·G` (stealth derivation; matches `reddsa` key re-randomisation).
+    #[allow(
+        clippy::expect_used,
+        reason = "an OwnerKey's bytes were validated by reddsa on construction"
+    )]
     pub fn randomize(&self, s: &pallas::Scalar) -> OwnerKey {
         let vk = reddsa::VerificationKey::<SpendAuth>::try_from(self.bytes)
             .expect("validated on construction");
         Self::from_vk(vk.randomize(s))
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "reddsa verification keys are valid point encodings"
+    )]
     fn from_vk(vk: reddsa::VerificationKey<SpendAuth>) -> OwnerKey {
         let bytes: [u8; 32] = vk.into();
         let point = Option::<pallas::Affine>::from(pallas::Affine::from_bytes(&bytes))
@@ -183,6 +195,10 @@ impl OwnerSecret {
         OwnerSecret::from_scalar(&s)
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "to_repr of a field element is canonical"
+    )]
     fn from_scalar(s: &pallas::Scalar) -> OwnerSecret {
         let mut repr = s.to_repr();
         let sk = reddsa::SigningKey::from_bytes(&repr).expect("a reduced scalar is canonical");
@@ -201,6 +217,10 @@ impl OwnerSecret {
     }
 
     /// The scalar, for stealth-address arithmetic.
+    #[allow(
+        clippy::expect_used,
+        reason = "reddsa signing keys hold canonical scalars"
+    )]
     pub(crate) fn scalar(&self) -> pallas::Scalar {
         Option::<pallas::Scalar>::from(pallas::Scalar::from_repr(self.0.to_bytes()))
             .expect("signing keys hold canonical scalars")
@@ -273,8 +293,7 @@ impl RedSig {
     }
 
     fn r_hint(&self) -> Vec<u8> {
-        let r_bytes: [u8; 32] = self.bytes[..32].try_into().expect("32 bytes");
-        OwnerKey::from_bytes(&r_bytes)
+        OwnerKey::from_bytes(&r_half(&self.bytes))
             .map(|k| k.y_bytes().to_vec())
             .unwrap_or_else(|_| vec![0u8; 32])
     }
@@ -282,8 +301,7 @@ impl RedSig {
     pub(crate) fn decode(r: &mut Reader<'_>, what: &'static str) -> Result<RedSig, DecodeError> {
         let bytes: [u8; SIGNATURE_LEN] = r.array(what)?;
         let r_point = r.hint::<32>(what)?.and_then(|y| {
-            let r_bytes: [u8; 32] = bytes[..32].try_into().expect("32 bytes");
-            OwnerKey::from_bytes_with_y(&r_bytes, &y)
+            OwnerKey::from_bytes_with_y(&r_half(&bytes), &y)
                 .ok()
                 .map(|k| *k.affine())
         });
@@ -339,4 +357,11 @@ mod tests {
         let s = hash_to_scalar(b"t", &[b"x"]);
         assert_eq!(sk.randomize(&s).public(), sk.public().randomize(&s));
     }
+}
+
+/// The R half of a RedPallas signature (R ‖ s).
+fn r_half(sig: &[u8; SIGNATURE_LEN]) -> [u8; 32] {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&sig[..32]);
+    r
 }

@@ -302,7 +302,7 @@ impl KeysetList {
 
     /// All keysets in publication order.
     pub fn iter(&self) -> impl Iterator<Item = &Keyset> {
-        self.order.iter().map(|id| &self.by_id[id])
+        self.order.iter().filter_map(|id| self.by_id.get(id))
     }
 
     /// The keyset of `kind`, `class` and value 2^exp that is open for withdrawal at `now`

@@ -173,6 +173,10 @@ impl Policy {
     }
 
     /// The policy as TOML.
+    #[allow(
+        clippy::expect_used,
+        reason = "plain structs with string keys always serialise"
+    )]
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("policy serialises")
     }

@@ -62,6 +62,7 @@ impl OwnedCoin {
     ) -> Coin {
         let (ephemeral, one_time_key) = one_time_key(to, rng);
         let digests = self.coin.chain_digests();
+        #[allow(clippy::expect_used, reason = "chain_digests always holds d₀")]
         let prev = digests.last().expect("d₀ always exists");
         let body = Link::body(
             &self.coin.serial(),
@@ -95,6 +96,7 @@ impl OwnedCoin {
         let mut deposit_id = [0u8; 16];
         rng.fill_bytes(&mut deposit_id);
         let digests = self.coin.chain_digests();
+        #[allow(clippy::expect_used, reason = "chain_digests always holds d₀")]
         let last = digests.last().expect("d₀ always exists");
         let body = Deposit::body(&self.coin.serial(), last, &target, &deposit_id, time);
         let binding = allowance_binding(BIND_DEPOSIT, &body);

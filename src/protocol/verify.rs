@@ -277,7 +277,10 @@ impl<'a> Verifier<'a> {
     }
 
     /// Checks the allowance spends at one site; adds their serials to `seen`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one check with all its context, called per site"
+    )]
     fn check_allowances(
         &self,
         checks: &mut dyn CryptoChecks,
@@ -351,10 +354,11 @@ impl<'a> Verifier<'a> {
         let digests = coin.chain_digests();
         let mut seen = Vec::new();
         let mut owner = &coin.coin_key;
-        for (i, link) in coin.links.iter().enumerate() {
+        // digests[i] is the digest before link i (d₀ … dₙ: one more than there are links).
+        for (i, (link, prev)) in coin.links.iter().zip(&digests).enumerate() {
             let body = Link::body(
                 &serial,
-                &digests[i],
+                prev,
                 &link.ephemeral,
                 &link.one_time_key,
                 &link.context,
@@ -384,12 +388,14 @@ impl<'a> Verifier<'a> {
             check_payment(class, keyset.value(), &link.context.amount)?;
             owner = &link.one_time_key;
         }
+        #[allow(clippy::expect_used, reason = "chain_digests always holds d₀")]
+        let last_digest = *digests.last().expect("d₀ always exists");
         Ok(VerifiedCoin {
             keyset,
             class,
             serial,
             allowance_serials: seen,
-            last_digest: *digests.last().expect("d₀ always exists"),
+            last_digest,
             chain_digests: digests,
         })
     }

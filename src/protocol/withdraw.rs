@@ -60,6 +60,10 @@ pub enum UnblindError {
 }
 
 /// Wallet side: a fresh key and blinding for one coin or token of `keyset`.
+#[allow(
+    clippy::expect_used,
+    reason = "ρ ≠ 0 and H1(serial) ≠ O: the product is never O"
+)]
 pub fn blind<R: CryptoRng + ?Sized>(keyset: &Keyset, rng: &mut R) -> (PendingIssue, BlindedOutput) {
     let secret = OwnerSecret::generate(rng);
     let serial = Serial::derive(keyset.kind, &keyset.id, &secret.public());
@@ -86,6 +90,10 @@ pub fn blind<R: CryptoRng + ?Sized>(keyset: &Keyset, rng: &mut R) -> (PendingIss
 ///
 /// # Security
 /// The subgroup check is not optional: see [`bls::SecretKey::sign_point`].
+#[allow(
+    clippy::expect_used,
+    reason = "sk ≠ 0 and B ∈ G1 \\ {O} (checked above): sk·B ≠ O"
+)]
 pub fn sign_blinded(
     sk: &bls::SecretKey,
     index: usize,

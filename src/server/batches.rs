@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::engine::ClearOptions;
 use crate::issuer::Issuer;
@@ -244,8 +245,11 @@ impl Batches {
                     batches.set(BatchStatus {
                         id: id.to_owned(),
                         state: "done",
-                        records_done: summary["records"].as_u64().unwrap_or(0),
-                        records_total: summary["header_records"].as_u64().unwrap_or(0),
+                        records_done: summary.get("records").and_then(Value::as_u64).unwrap_or(0),
+                        records_total: summary
+                            .get("header_records")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0),
                         summary: Some(summary),
                         error: None,
                     });
@@ -551,6 +555,7 @@ impl Batches {
                     tracing::info!(batch = %id, "batch interrupted by shutdown; it resumes on restart");
                 }
                 Ok(summary) => {
+                    #[allow(clippy::expect_used, reason = "a derived Serialize of plain fields")]
                     let bytes = serde_json::to_vec(&summary).expect("summary serialises");
                     if let Err(e) = crate::store::files::write_atomic(
                         &status_path(&self.dir, &id),

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::SeedableRng;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::settle::{self, BatchMemory};
@@ -30,13 +29,16 @@ pub struct Job {
 }
 
 /// Starts the coalescer on its own thread; returns its queue.
-pub fn start(issuer: Arc<Issuer>, capacity: usize, clock: super::Clock) -> mpsc::Sender<Job> {
+pub fn start(
+    issuer: Arc<Issuer>,
+    capacity: usize,
+    clock: super::Clock,
+) -> std::io::Result<mpsc::Sender<Job>> {
     let (tx, mut rx) = mpsc::channel::<Job>(capacity.clamp(1, DEPOSIT_QUEUE_MAX));
     std::thread::Builder::new()
         .name("microcash-deposits".into())
         .spawn(move || {
-            let mut rng =
-                rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng).expect("OS randomness");
+            let mut rng = crate::seeded_rng();
             while let Some(first) = rx.blocking_recv() {
                 let mut group = vec![first];
                 let deadline = std::time::Instant::now() + GATHER;
@@ -49,9 +51,8 @@ pub fn start(issuer: Arc<Issuer>, capacity: usize, clock: super::Clock) -> mpsc:
                 metrics::histogram!("microcash_deposit_group_size").record(group.len() as f64);
                 settle_group(&issuer, group, clock.now(), &mut rng);
             }
-        })
-        .expect("spawn the deposit coalescer");
-    tx
+        })?;
+    Ok(tx)
 }
 
 fn settle_group(issuer: &Issuer, group: Vec<Job>, now: u64, rng: &mut rand::rngs::StdRng) {

@@ -76,24 +76,62 @@ impl IntoResponse for ApiError {
 
 impl From<crate::issuer::IssuerError> for ApiError {
     fn from(e: crate::issuer::IssuerError) -> ApiError {
-        use crate::issuer::IssuerError as E;
+        use crate::issuer::{IssuerError, Misuse as M, RequestRefusal as R};
         let (status, code) = match &e {
-            E::Rejected(_) | E::SwapInputRejected { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "rejected")
-            }
-            E::Refused(_) | E::SwapPartiallyReplayed => (StatusCode::CONFLICT, "refused"),
-            E::UnknownAccount(_) => (StatusCode::NOT_FOUND, "unknown_account"),
-            E::AccountExists(_) | E::WalletAlreadyRegistered(_) => (StatusCode::CONFLICT, "exists"),
-            E::InsufficientFunds { .. } => (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"),
-            E::AllowanceCapExceeded { .. } => (StatusCode::FORBIDDEN, "allowance_cap_exceeded"),
-            E::WalletNotRegistered(_) | E::BadRequestSignature => {
-                (StatusCode::UNAUTHORIZED, "unauthenticated")
-            }
-            E::Store(_) | E::Files(_) | E::Engine(_) | E::SpentSet(_) => {
-                return ApiError::internal(e)
-            }
-            _ => (StatusCode::BAD_REQUEST, "bad_request"),
+            IssuerError::Refused(r) => match r {
+                R::Rejected(_) | R::SwapInputRejected { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "rejected")
+                }
+                R::Settlement(_) | R::SwapPartiallyReplayed => (StatusCode::CONFLICT, "refused"),
+                R::UnknownAccount(_) => (StatusCode::NOT_FOUND, "unknown_account"),
+                R::WalletAlreadyRegistered(_) => (StatusCode::CONFLICT, "exists"),
+                R::InsufficientFunds { .. } => (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"),
+                R::AllowanceCapExceeded { .. } => (StatusCode::FORBIDDEN, "allowance_cap_exceeded"),
+                R::WalletNotRegistered(_) | R::BadRequestSignature => {
+                    (StatusCode::UNAUTHORIZED, "unauthenticated")
+                }
+                R::BalanceOverflow { .. } => (StatusCode::CONFLICT, "refused"),
+                _ => (StatusCode::BAD_REQUEST, "bad_request"),
+            },
+            IssuerError::Misuse(M::AccountExists(_)) => (StatusCode::CONFLICT, "exists"),
+            IssuerError::Misuse(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            // The issuer's own failure: never a verdict about the request, never detailed.
+            IssuerError::Storage(_) => return ApiError::internal(e),
         };
         ApiError::new(status, code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuer::{IssuerError, Misuse, RequestRefusal, StorageFault};
+
+    /// The issuer's storage failures answer 500 `internal` (never a 4xx about the request);
+    /// refusals and misuse answer 4xx with their stable codes.
+    #[test]
+    fn issuer_errors_map_by_fault() {
+        let storage = IssuerError::Storage(StorageFault::Io(std::io::Error::other("disk")));
+        let a = ApiError::from(storage);
+        assert_eq!(
+            (a.status, a.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert!(
+            !a.message.contains("disk"),
+            "storage details stay in the log"
+        );
+        let unknown = IssuerError::Refused(RequestRefusal::UnknownAccount("x".into()));
+        let a = ApiError::from(unknown);
+        assert_eq!(
+            (a.status, a.code),
+            (StatusCode::NOT_FOUND, "unknown_account")
+        );
+        let exists = IssuerError::Misuse(Misuse::AccountExists("x".into()));
+        assert_eq!(ApiError::from(exists).status, StatusCode::CONFLICT);
+        let overflow = IssuerError::Refused(RequestRefusal::BalanceOverflow {
+            account: "x".into(),
+        });
+        assert_eq!(ApiError::from(overflow).code, "refused");
     }
 }

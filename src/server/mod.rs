@@ -164,7 +164,7 @@ pub fn router(
     let batches = batches::Batches::start(issuer.clone(), store, chunk_records, clock, storage)?;
     let stop = Arc::new(AtomicStop(batches.clone()));
     let state = AppState {
-        deposits: deposits::start(issuer.clone(), deposit_queue, clock),
+        deposits: deposits::start(issuer.clone(), deposit_queue, clock)?,
         clock,
         issuer,
         batches,
@@ -491,7 +491,7 @@ async fn post_wallet(
     Ok(Json(json!({ "registered": address.to_string() })))
 }
 
-async fn get_keys(State(s): State<AppState>) -> impl IntoResponse {
+async fn get_keys(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let now = s.clock.now();
     let keysets: Vec<serde_json::Value> = s
         .issuer
@@ -504,13 +504,16 @@ async fn get_keys(State(s): State<AppState>) -> impl IntoResponse {
             )
         })
         .map(|k| {
-            let mut v = serde_json::to_value(crate::protocol::keyset::KeysetJson::from(k))
-                .expect("serialisable");
-            v["phase"] = json!(format!("{:?}", k.windows.phase(now)).to_lowercase());
-            v
+            let mut v = serde_json::to_value(crate::protocol::keyset::KeysetJson::from(k))?;
+            if let Some(fields) = v.as_object_mut() {
+                let phase = format!("{:?}", k.windows.phase(now)).to_lowercase();
+                fields.insert("phase".into(), json!(phase));
+            }
+            Ok(v)
         })
-        .collect();
-    Json(json!({ "keysets": keysets }))
+        .collect::<Result<_, serde_json::Error>>()
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "keysets": keysets })))
 }
 
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {

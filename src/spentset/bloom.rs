@@ -7,12 +7,18 @@
 //! blocks × 32 bytes (microcash_kernels::bloom layout)
 //! ```
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "offsets are within the header page and the filter this map was created with"
+)]
+
 use std::io;
 use std::path::Path;
 
 use microcash_kernels::bloom;
 
 use super::seal::{self, Sealed};
+use crate::le::u64_at;
 use crate::mmap::MappedFile;
 
 const MAGIC: &[u8; 8] = b"MCSPBL02";
@@ -29,7 +35,7 @@ pub struct Bloom {
 /// table indexes with bytes 8..16, so the two are independent).
 #[inline]
 pub fn serial_hash(serial: &[u8; 32]) -> u64 {
-    u64::from_le_bytes(serial[..8].try_into().expect("8 bytes"))
+    u64_at(serial, 0).unwrap_or_default()
 }
 
 impl Bloom {
@@ -40,7 +46,7 @@ impl Bloom {
         let h = file.bytes_mut();
         h[..8].copy_from_slice(MAGIC);
         h[8..16].copy_from_slice(&((bytes / bloom::BLOCK_BYTES) as u64).to_le_bytes());
-        seal::write(&mut h[..HEADER_BYTES], epoch, None);
+        seal::write_into(h, epoch, None)?;
         Ok(Bloom { file })
     }
 
@@ -49,7 +55,7 @@ impl Bloom {
         let file = MappedFile::open(path)?;
         let h = file.bytes();
         let blocks = if h.len() >= HEADER_BYTES && &h[..8] == MAGIC {
-            u64::from_le_bytes(h[8..16].try_into().expect("8"))
+            u64_at(h, 8).unwrap_or_default()
         } else {
             0
         };

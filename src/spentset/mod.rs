@@ -555,7 +555,9 @@ impl<D: Disk> SpentSet<D> {
                 }
             }
             for (ep, n) in per_epoch {
-                self.epochs.get_mut(&ep).expect("loaded above").reserve(n)?;
+                #[allow(clippy::expect_used, reason = "every epoch counted was loaded above")]
+                let set = self.epochs.get_mut(&ep).expect("loaded above");
+                set.reserve(n)?;
             }
             for (off, e) in &entries {
                 let id = base + off;
@@ -565,6 +567,7 @@ impl<D: Disk> SpentSet<D> {
                     if self.archived.contains(&ep) || id < starts[&ep] {
                         continue;
                     }
+                    #[allow(clippy::expect_used, reason = "every epoch counted was loaded above")]
                     let set = self.epochs.get_mut(&ep).expect("loaded above");
                     if let Insert::Present(other) = set.insert(serial, id) {
                         if other != id {
@@ -620,12 +623,14 @@ impl<D: Disk> SpentSet<D> {
         if self.archived.contains(&epoch) {
             return Err(SpentSetError::Archived(epoch));
         }
-        if !self.epochs.contains_key(&epoch) {
-            let dir = self.dir.join(format!("epoch-{epoch:04}"));
-            let set = EpochSet::create(&dir, epoch, self.config.expected_serials_per_epoch)?;
-            self.epochs.insert(epoch, set);
-        }
-        Ok(self.epochs.get_mut(&epoch).expect("inserted above"))
+        Ok(match self.epochs.entry(epoch) {
+            std::collections::btree_map::Entry::Occupied(set) => set.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let dir = self.dir.join(format!("epoch-{epoch:04}"));
+                let expected = self.config.expected_serials_per_epoch;
+                slot.insert(EpochSet::create(&dir, epoch, expected)?)
+            }
+        })
     }
 
     /// The receipt id that spent `serial` in `epoch`, if any.
@@ -654,11 +659,10 @@ impl<D: Disk> SpentSet<D> {
             .ok_or_else(|| damaged(jpath(), Some(id), "receipt id inside no frame"))?;
         let mut head = [0u8; 5];
         let head_len = (frame.len as usize).min(head.len());
-        self.journal.read_at(
-            frame.offset + wal::FRAME_HEADER_BYTES,
-            &mut head[..head_len],
-        )?;
-        let version = receipt::group_version(&head[..head_len]);
+        let head = head.get_mut(..head_len).unwrap_or_default();
+        self.journal
+            .read_at(frame.offset + wal::FRAME_HEADER_BYTES, head)?;
+        let version = receipt::group_version(head);
         let len = (frame.end() - id).min(receipt::ENTRY_BYTES_MAX as u64) as usize;
         let mut buf = vec![0u8; len];
         self.journal.read_at(id, &mut buf)?;
@@ -713,17 +717,24 @@ impl<D: Disk> SpentSet<D> {
             let serials = std::iter::once((&e.serial, e.epoch))
                 .chain(e.allowances.iter().map(|(s, ep)| (s, *ep)));
             for (serial, ep) in serials {
-                let set = self.epochs.get_mut(&ep).expect("reserved above");
-                if set.insert(serial, id) != Insert::Inserted {
-                    // Checked above; reaching this is a bug. The journal is right, the maps
-                    // are not: stop writing, a reopen rebuilds them.
-                    self.journal.poison();
-                    return Err(damaged(
-                        set.dir.clone(),
-                        None,
-                        "map refused an insert after the journal commit",
-                    ));
-                }
+                // Every epoch was reserved and every serial checked above; failing here is a
+                // bug. The journal is right, the maps are not: stop writing, a reopen
+                // rebuilds them.
+                let dir = match self.epochs.get_mut(&ep) {
+                    Some(set) => {
+                        if set.insert(serial, id) == Insert::Inserted {
+                            continue;
+                        }
+                        set.dir.clone()
+                    }
+                    None => self.dir.clone(),
+                };
+                self.journal.poison();
+                return Err(damaged(
+                    dir,
+                    None,
+                    "map refused an insert after the journal commit",
+                ));
             }
             let credit = self.credits.entry(e.target.clone()).or_default();
             *credit = credit.saturating_add(e.value);

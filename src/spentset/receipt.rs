@@ -214,7 +214,7 @@ pub fn encode_group(entries: &[ReceiptEntry]) -> Result<(Vec<u8>, Vec<u64>), Ent
 
 /// The version of a group from the first bytes of its payload.
 pub fn group_version(head: &[u8]) -> GroupVersion {
-    if head.len() >= 5 && head[..4] == GROUP_V2_MARKER.to_le_bytes() {
+    if head.len() >= 5 && head.get(..4) == Some(&GROUP_V2_MARKER.to_le_bytes()[..]) {
         GroupVersion::V2
     } else {
         GroupVersion::V1

@@ -10,6 +10,8 @@
 //!                      journal tag u64 | CRC-32 of the body u32 | CRC-32 of bytes 0..44 u32
 //! ```
 
+use crate::le::{u32_at, u64_at};
+
 /// What a sealed map claims.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seal {
@@ -23,18 +25,11 @@ pub struct Seal {
     pub body_crc: u32,
 }
 
-fn u32_at(h: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]])
-}
-
-fn u64_at(h: &[u8], o: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&h[o..o + 8]);
-    u64::from_le_bytes(b)
-}
+/// The bytes of the header page the seal uses.
+pub const SEAL_BYTES: usize = 48;
 
 /// Writes `seal` (or an open, unsealed state for `None`) into a header page.
-pub fn write(header: &mut [u8], epoch: u32, seal: Option<Seal>) {
+pub fn write(header: &mut [u8; SEAL_BYTES], epoch: u32, seal: Option<Seal>) {
     let s = seal.unwrap_or(Seal {
         epoch,
         applied: 0,
@@ -50,19 +45,29 @@ pub fn write(header: &mut [u8], epoch: u32, seal: Option<Seal>) {
     header[44..48].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Writes `seal` into the header page at the start of a map's bytes.
+pub fn write_into(map: &mut [u8], epoch: u32, seal: Option<Seal>) -> std::io::Result<()> {
+    let header = map.first_chunk_mut::<SEAL_BYTES>();
+    let header = header.ok_or_else(|| std::io::Error::other("map shorter than its header"))?;
+    write(header, epoch, seal);
+    Ok(())
+}
+
 /// Why a map's seal does not hold.
-pub fn read(header: &[u8]) -> Result<Seal, &'static str> {
-    if header.len() < 48 || crc32fast::hash(&header[..44]) != u32_at(header, 44) {
+pub fn read(header: &[u8; SEAL_BYTES]) -> Result<Seal, &'static str> {
+    let word = |o| u32_at(header, o).unwrap_or_default();
+    let long = |o| u64_at(header, o).unwrap_or_default();
+    if crc32fast::hash(&header[..44]) != word(44) {
         return Err("header checksum mismatch");
     }
-    if u32_at(header, 16) != 1 {
+    if word(16) != 1 {
         return Err("not closed cleanly (left open by a crash)");
     }
     Ok(Seal {
-        epoch: u32_at(header, 20),
-        applied: u64_at(header, 24),
-        tag: u64_at(header, 32),
-        body_crc: u32_at(header, 40),
+        epoch: word(20),
+        applied: long(24),
+        tag: long(32),
+        body_crc: word(40),
     })
 }
 
@@ -78,18 +83,24 @@ pub trait Sealed {
 
     /// The header's seal, or why it does not hold.
     fn seal(&self) -> Result<Seal, &'static str> {
-        read(&self.mapped().bytes()[..HEADER_BYTES])
+        let header = self.mapped().bytes().first_chunk::<SEAL_BYTES>();
+        read(header.ok_or("header page truncated")?)
     }
 
     /// CRC-32 of the body (everything after the header page).
     fn body_crc(&self) -> u32 {
-        crc32fast::hash(&self.mapped().bytes()[HEADER_BYTES..])
+        crc32fast::hash(
+            self.mapped()
+                .bytes()
+                .get(HEADER_BYTES..)
+                .unwrap_or_default(),
+        )
     }
 
     /// Writes the seal (`None`: open for writes) and makes the header page durable.
     fn set_seal(&mut self, epoch: u32, seal: Option<Seal>) -> std::io::Result<()> {
         let file = self.mapped_mut();
-        write(&mut file.bytes_mut()[..HEADER_BYTES], epoch, seal);
+        write_into(file.bytes_mut(), epoch, seal)?;
         file.flush_range(0, HEADER_BYTES)
     }
 }

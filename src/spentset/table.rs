@@ -9,10 +9,16 @@
 //! are hash outputs, so their bytes are uniform). The load factor is kept ≤ 3/4 by growth:
 //! a new file twice the size is filled and renamed over the old one.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "slot indices are masked by the table's own power-of-two capacity"
+)]
+
 use std::io;
 use std::path::Path;
 
 use super::seal::{self, Sealed};
+use crate::le::{array_at, u32_at, u64_at};
 use crate::mmap::MappedFile;
 
 const MAGIC: &[u8; 8] = b"MCSPTB02";
@@ -33,7 +39,10 @@ pub enum Insert {
 }
 
 /// The table.
-#[allow(clippy::len_without_is_empty)]
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "a table is never empty: it has a capacity"
+)]
 pub struct Table {
     file: MappedFile,
     capacity: u64,
@@ -41,7 +50,7 @@ pub struct Table {
 }
 
 fn slot_start(capacity: u64, serial: &[u8; 32]) -> u64 {
-    u64::from_le_bytes(serial[8..16].try_into().expect("8 bytes")) & (capacity - 1)
+    u64_at(serial, 8).unwrap_or_default() & (capacity - 1)
 }
 
 /// Capacity for `items` entries at load ≤ 3/4.
@@ -60,7 +69,7 @@ impl Table {
         let h = file.bytes_mut();
         h[..8].copy_from_slice(MAGIC);
         h[8..16].copy_from_slice(&capacity.to_le_bytes());
-        seal::write(&mut h[..HEADER_BYTES], epoch, None);
+        seal::write_into(h, epoch, None)?;
         Ok(Table {
             file,
             capacity,
@@ -81,7 +90,7 @@ impl Table {
         if h.len() < HEADER_BYTES || &h[..8] != MAGIC {
             return Err(bad("not a spent-set table"));
         }
-        let capacity = u64::from_le_bytes(h[8..16].try_into().expect("8"));
+        let capacity = u64_at(h, 8).unwrap_or_default();
         if !capacity.is_power_of_two()
             || capacity < CAPACITY_MIN
             || h.len() as u64 != HEADER_BYTES as u64 + capacity.saturating_mul(SLOT_BYTES as u64)
@@ -104,7 +113,7 @@ impl Table {
     }
 
     fn receipt_at(&self, i: u64) -> u64 {
-        u64::from_le_bytes(self.slot(i)[32..40].try_into().expect("8"))
+        u64_at(self.slot(i), 32).unwrap_or_default()
     }
 
     /// The receipt id of `serial`, if present.
@@ -170,12 +179,12 @@ impl Table {
     pub fn entries(&self) -> impl Iterator<Item = ([u8; 32], u64)> + '_ {
         (0..self.capacity).filter_map(move |i| {
             let r = self.receipt_at(i);
-            (r != 0).then(|| (self.slot(i)[..32].try_into().expect("32"), r))
+            (r != 0).then(|| (array_at(self.slot(i), 0).unwrap_or_default(), r))
         })
     }
 
     fn seal_epoch(&self) -> u32 {
-        u32::from_le_bytes(self.file.bytes()[20..24].try_into().expect("4"))
+        u32_at(self.file.bytes(), 20).unwrap_or_default()
     }
 
     /// Writes a copy with `capacity` slots to `path` (flushed), for growth by rename.

@@ -165,7 +165,7 @@ fn check_frame<I: JournalIo>(io: &I, offset: u64) -> FrameCheck {
     if io.read_at(offset, &mut h).is_err() {
         return FrameCheck::Invalid("unreadable frame header");
     }
-    let word = |i: usize| u32::from_le_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]]);
+    let word = |i: usize| crate::le::u32_at(&h, 4 * i).unwrap_or_default();
     if word(0) != FRAME_MAGIC {
         return FrameCheck::Invalid("bad frame magic");
     }
@@ -204,16 +204,10 @@ fn encode_mark_slot(seq: u64, end: u64) -> [u8; MARK_SLOT_BYTES] {
 }
 
 fn decode_mark_slot(s: &[u8]) -> Option<(u64, u64)> {
-    let u32_at = |o: usize| u32::from_le_bytes([s[o], s[o + 1], s[o + 2], s[o + 3]]);
-    let u64_at = |o: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&s[o..o + 8]);
-        u64::from_le_bytes(b)
-    };
-    (s.len() == MARK_SLOT_BYTES
-        && u32_at(0) == MARK_MAGIC
-        && crc32fast::hash(&s[..24]) == u32_at(24))
-    .then(|| (u64_at(8), u64_at(16)))
+    use crate::le::{u32_at, u64_at};
+    let s: &[u8; MARK_SLOT_BYTES] = s.try_into().ok()?;
+    (u32_at(s, 0)? == MARK_MAGIC && crc32fast::hash(&s[..24]) == u32_at(s, 24)?)
+        .then_some((u64_at(s, 8)?, u64_at(s, 16)?))
 }
 
 /// Reads the durable mark: `Ok(None)` for a missing/empty mark (a new journal, or one
@@ -224,7 +218,8 @@ fn read_mark<I: JournalIo>(mark: &I) -> Result<Option<(u64, u64)>, JournalError>
     }
     let mut buf = [0u8; 2 * MARK_SLOT_BYTES];
     let n = (mark.len() as usize).min(buf.len());
-    mark.read_at(0, &mut buf[..n])?;
+    let buf = buf.get_mut(..n).unwrap_or_default();
+    mark.read_at(0, buf)?;
     let best = buf
         .chunks(MARK_SLOT_BYTES)
         .filter_map(decode_mark_slot)
@@ -409,9 +404,8 @@ impl<I: JournalIo> Journal<I> {
             let n = (end - at).min(WINDOW + 3);
             buf.resize(n as usize, 0);
             io.read_at(at, &mut buf).ok()?;
-            for i in 0..buf.len().saturating_sub(3) {
-                if buf[i..i + 4] == magic
-                    && matches!(check_frame(io, at + i as u64), FrameCheck::Valid(_))
+            for (i, window) in buf.windows(4).enumerate() {
+                if window == magic && matches!(check_frame(io, at + i as u64), FrameCheck::Valid(_))
                 {
                     return Some(at + i as u64);
                 }

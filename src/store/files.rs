@@ -220,6 +220,10 @@ impl IssuerKeys {
         if secret_file.exists() {
             fs::remove_file(&secret_file).map_err(io_err(&secret_file))?;
         }
+        #[allow(
+            clippy::expect_used,
+            reason = "string-keyed maps and plain structs always serialise"
+        )]
         let text = serde_json::to_vec_pretty(&new_secrets).expect("map of strings serialises");
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -244,6 +248,10 @@ impl IssuerKeys {
             version: 1,
             keysets: self.keysets.to_json(),
         };
+        #[allow(
+            clippy::expect_used,
+            reason = "string-keyed maps and plain structs always serialise"
+        )]
         let text = serde_json::to_vec_pretty(&doc).expect("keyset list serialises");
         write_atomic(&keysets_path(dir), &text, 0o644)
     }

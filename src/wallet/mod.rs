@@ -5,13 +5,18 @@
 //! callers [`Wallet::save`] when the outcome is final (the CLI saves after it has written
 //! any payment file, so a crash never loses coins silently).
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "coin indices come from selection over this wallet's own coin list"
+)]
+
 mod select;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::issuer::{IssuerApi, IssuerError, Receipt};
+use crate::issuer::{CallError, IssuerApi, Receipt};
 use crate::protocol::allowance::AllowanceRequest;
 use crate::protocol::coin::{AllowanceToken, Coin, Payment, PaymentContext};
 use crate::protocol::deposit::{AccountName, CreditTarget, SwapRequest};
@@ -42,9 +47,9 @@ pub enum WalletError {
         /// Why.
         reason: String,
     },
-    /// The issuer refused.
+    /// The issuer refused or failed, or could not be reached.
     #[error(transparent)]
-    Issuer(#[from] IssuerError),
+    Issuer(#[from] CallError),
     /// The issuer's answer does not verify: the wallet stores nothing.
     #[error("issuer answer refused: {0}")]
     Unblind(#[from] UnblindError),
@@ -242,6 +247,10 @@ impl Wallet {
                 .map(|a| item(a.token.to_bytes(), &a.secret))
                 .collect(),
         };
+        #[allow(
+            clippy::expect_used,
+            reason = "string-keyed maps and plain structs always serialise"
+        )]
         let text = serde_json::to_vec_pretty(&f).expect("wallet serialises");
         write_atomic(&self.path, &text, 0o600)?;
         Ok(())
@@ -696,11 +705,7 @@ impl Wallet {
                     });
                 }
                 Err(e) => {
-                    let spent = matches!(
-                        e,
-                        IssuerError::Refused(crate::engine::Verdict::DoubleSpent { .. })
-                    ) || matches!(&e, IssuerError::Remote { code, .. } if code == "double_spent");
-                    if spent {
+                    if e.is_double_spent() {
                         gone.push(i);
                     } else {
                         self.allowance.extend(tokens);

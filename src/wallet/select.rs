@@ -1,5 +1,10 @@
 //! Coin and allowance selection over power-of-two values.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "coin selection indexes the value list it was given"
+)]
+
 /// Greedy exact selection: walks values from largest to smallest, taking each that still
 /// fits. Returns the chosen indices and what is left to pay (0 when exact). With power-of-two
 /// denominations this finds an exact set whenever the held small coins allow one.

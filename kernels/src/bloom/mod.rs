@@ -10,6 +10,11 @@
 //! runtime, detection cached) and NEON on aarch64 (baseline there). Property tests compare
 //! each with the portable twin.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "block indices are reduced modulo the filter's own block count"
+)]
+
 pub mod portable;
 
 #[cfg(target_arch = "x86_64")]
@@ -58,7 +63,10 @@ fn detect() -> Backend {
     {
         return Backend::Neon;
     }
-    #[allow(unreachable_code)]
+    #[allow(
+        unreachable_code,
+        reason = "reached on targets without a SIMD backend above"
+    )]
     Backend::Portable
 }
 
@@ -84,9 +92,7 @@ fn block(filter: &[u8], hash: u64) -> &[u8; BLOCK_BYTES] {
         "filter is whole blocks"
     );
     let i = block_index(hash, filter.len() / BLOCK_BYTES);
-    (&filter[i * BLOCK_BYTES..(i + 1) * BLOCK_BYTES])
-        .try_into()
-        .expect("32 bytes")
+    &filter.as_chunks::<BLOCK_BYTES>().0[i]
 }
 
 fn block_mut(filter: &mut [u8], hash: u64) -> &mut [u8; BLOCK_BYTES] {
@@ -95,9 +101,7 @@ fn block_mut(filter: &mut [u8], hash: u64) -> &mut [u8; BLOCK_BYTES] {
         "filter is whole blocks"
     );
     let i = block_index(hash, filter.len() / BLOCK_BYTES);
-    (&mut filter[i * BLOCK_BYTES..(i + 1) * BLOCK_BYTES])
-        .try_into()
-        .expect("32 bytes")
+    &mut filter.as_chunks_mut::<BLOCK_BYTES>().0[i]
 }
 
 /// Whether `hash` may be in the filter (false: certainly not).

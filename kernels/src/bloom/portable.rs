@@ -1,10 +1,15 @@
 //! The portable split-block bloom filter: the fallback and the test oracle.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "block and word indices are reduced modulo the filter's own block count"
+)]
+
 use super::{block_index, BLOCK_BYTES, SALT};
 
 #[inline]
 fn word(b: &[u8; BLOCK_BYTES], i: usize) -> u32 {
-    u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().expect("4 bytes"))
+    u32::from_le_bytes(b.as_chunks::<4>().0[i])
 }
 
 /// Probe within one block.
@@ -25,21 +30,11 @@ pub fn insert_block(b: &mut [u8; BLOCK_BYTES], key: u32) {
 /// Probe a whole filter.
 pub fn probe(filter: &[u8], hash: u64) -> bool {
     let i = block_index(hash, filter.len() / BLOCK_BYTES);
-    probe_block(
-        (&filter[i * BLOCK_BYTES..(i + 1) * BLOCK_BYTES])
-            .try_into()
-            .expect("block"),
-        hash as u32,
-    )
+    probe_block(&filter.as_chunks::<BLOCK_BYTES>().0[i], hash as u32)
 }
 
 /// Insert into a whole filter.
 pub fn insert(filter: &mut [u8], hash: u64) {
     let i = block_index(hash, filter.len() / BLOCK_BYTES);
-    insert_block(
-        (&mut filter[i * BLOCK_BYTES..(i + 1) * BLOCK_BYTES])
-            .try_into()
-            .expect("block"),
-        hash as u32,
-    )
+    insert_block(&mut filter.as_chunks_mut::<BLOCK_BYTES>().0[i], hash as u32)
 }

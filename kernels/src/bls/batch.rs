@@ -19,6 +19,11 @@
 //! MSMs run on blst's Pippenger with caller-owned scratch (no blst thread pool), split over
 //! rayon's threads.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "subsets and key indices index the batch's own items, built together with them"
+)]
+
 use blst::{
     blst_p1, blst_p1_affine, blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof,
 };

@@ -198,7 +198,10 @@ impl G1Affine {
 
     /// The y coordinate, big-endian (the decompression hint for this point).
     pub fn y_bytes(&self) -> [u8; G1_COMPRESSED_LEN] {
-        self.to_uncompressed()[48..].try_into().expect("48 bytes")
+        let xy = self.to_uncompressed();
+        let mut y = [0u8; G1_COMPRESSED_LEN];
+        y.copy_from_slice(&xy[48..]);
+        y
     }
 
     /// The 48-byte compressed encoding.
@@ -274,7 +277,12 @@ pub fn hash_to_g1(msg: &[u8], dst: &[u8]) -> G1Affine {
         )
     };
     // A hash landing on the identity has probability ≈ 2⁻²⁵⁵; treat it as the bug it would be.
-    to_affine_checked(&p).expect("hash_to_g1 produced the identity")
+    #[allow(
+        clippy::expect_used,
+        reason = "the identity is a 2^-255 event, a bug if ever seen"
+    )]
+    let point = to_affine_checked(&p).expect("hash_to_g1 produced the identity");
+    point
 }
 
 /// A BLS public key: a G2 point, validated in the subgroup and not the identity on decode.
@@ -326,6 +334,10 @@ impl SecretKey {
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> SecretKey {
         let mut ikm = [0u8; 32];
         rng.fill_bytes(&mut ikm);
+        #[allow(
+            clippy::expect_used,
+            reason = "key_gen fails only on IKM below 32 bytes"
+        )]
         let sk = min_sig::SecretKey::key_gen(&ikm, b"microcash-v1 issuer key")
             .expect("32 bytes of IKM is the documented minimum");
         ikm.zeroize();
@@ -372,6 +384,10 @@ impl SecretKey {
     }
 
     /// Ordinary BLS signature: sk·H(msg) with [`hash_to_g1`] under `dst`.
+    #[allow(
+        clippy::expect_used,
+        reason = "sk ≠ 0 and H(msg) ∈ G1 \\ {O}: sk·H(msg) ≠ O"
+    )]
     pub fn sign(&self, msg: &[u8], dst: &[u8]) -> G1Affine {
         let h = hash_to_g1(msg, dst);
         self.sign_point(&h)
@@ -446,6 +462,11 @@ pub fn pairing_check(pk: &PublicKey, signature: &G1Affine, message: &G1Affine) -
 /// of the API: compiled for this crate's tests and behind the `testing` feature, which
 /// only dev-dependencies enable.
 #[cfg(any(test, feature = "testing"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers: a failure is a failing test"
+)]
 pub mod testing {
     use super::*;
     use rand_core::Rng;

@@ -7,6 +7,11 @@
 //! Scalars are little-endian byte strings (`[u8; 32]` for full scalars, `[u8; 16]` for
 //! 128-bit weights); `bits` bounds the scalars' length so short scalars cost fewer windows.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "bucket and digit indices are computed from this MSM's own window sizes and input lengths"
+)]
+
 use ff::{BatchInvert, Field};
 use group::Group;
 use pasta_curves::arithmetic::CurveAffine;

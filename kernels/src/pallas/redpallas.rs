@@ -13,6 +13,11 @@
 //! decode (R or A not a point, s not canonical) are invalid before any batching, exactly as
 //! in `reddsa`'s own verifier — a property test checks the two agree.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "subsets index the batch's own items and weights, built together with them"
+)]
+
 use ff::{FromUniformBytes, PrimeField};
 use group::{Group, GroupEncoding};
 use pasta_curves::pallas;
@@ -75,7 +80,9 @@ impl Prepared {
         r: Option<pallas::Affine>,
         msg: &[u8],
     ) -> Option<Prepared> {
-        let r_bytes: [u8; 32] = sig[..32].try_into().expect("32 bytes");
+        let (mut r_bytes, mut s_bytes) = ([0u8; 32], [0u8; 32]);
+        r_bytes.copy_from_slice(&sig[..32]);
+        s_bytes.copy_from_slice(&sig[32..]);
         let r = match r {
             Some(r) => {
                 debug_assert_eq!(r.to_bytes(), r_bytes, "R hint must match the signature");
@@ -83,9 +90,7 @@ impl Prepared {
             }
             None => Option::<pallas::Affine>::from(pallas::Affine::from_bytes(&r_bytes))?,
         };
-        let s = Option::<pallas::Scalar>::from(pallas::Scalar::from_repr(
-            sig[32..].try_into().expect("32 bytes"),
-        ))?;
+        let s = Option::<pallas::Scalar>::from(pallas::Scalar::from_repr(s_bytes))?;
         Some(Prepared {
             a: a_point,
             r,
