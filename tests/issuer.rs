@@ -190,6 +190,59 @@ fn a_replayed_allowance_request_is_answered_without_a_second_charge() {
     ));
     // And the original request is still answered, at the cap, without a charge.
     assert_eq!(e.issuer.issue_allowance(&req, NOW).unwrap(), first);
+    // A wallet recovering days later still gets its answer (not "wrong day"), within the
+    // documented horizon; after it the request is a new one, for a past day: refused.
+    let later = NOW + microcash::store::state::ALLOWANCE_REPLAY_DAYS * DAY_SECS;
+    assert_eq!(e.issuer.issue_allowance(&req, later).unwrap(), first);
+    // (A request made on that later day prunes the horizon.)
+    let ks_later = e
+        .issuer
+        .keysets()
+        .withdrawable(KeysetKind::Allowance, "allowance", 0, later + DAY_SECS)
+        .unwrap()
+        .clone();
+    let (_, o) = blind(&ks_later, &mut microcash::os_rng());
+    let today = (later + DAY_SECS) / DAY_SECS;
+    let fresh = AllowanceRequest::sign(&w, today, vec![o], &mut microcash::os_rng());
+    e.issuer.issue_allowance(&fresh, later + DAY_SECS).unwrap();
+    assert!(matches!(
+        e.issuer.issue_allowance(&req, later + DAY_SECS),
+        Err(IssuerError::Refused(RequestRefusal::WrongDay { .. }))
+    ));
+}
+
+/// A repeated withdrawal (a retry after a lost answer, a wallet's recovery, a replay by
+/// anyone with the account token) gets the same signatures and is debited once — even when
+/// the balance no longer covers it; once its keysets stop issuing it is refused, unsigned
+/// and undebited.
+#[test]
+fn a_repeated_withdrawal_is_answered_without_a_second_debit() {
+    let e = env();
+    let ks = keyset(&e, KeysetKind::Coin, 16); // 65 536 of alice's 100 000
+    let (_, out) = blind(&ks, &mut microcash::os_rng());
+    let first = e.issuer.withdraw(&account("alice"), &[out], NOW).unwrap();
+    assert_eq!(e.issuer.balance("alice").unwrap(), 100_000 - 65_536);
+    for _ in 0..3 {
+        assert_eq!(
+            e.issuer.withdraw(&account("alice"), &[out], NOW).unwrap(),
+            first
+        );
+    }
+    assert_eq!(e.issuer.balance("alice").unwrap(), 100_000 - 65_536);
+    // The same outputs for another account are another withdrawal.
+    e.issuer.fund("bob", 70_000).unwrap();
+    e.issuer.withdraw(&account("bob"), &[out], NOW).unwrap();
+    assert_eq!(e.issuer.balance("bob").unwrap(), 70_000 - 65_536);
+    // Past the keyset's withdraw window: refused before any debit.
+    let closed = ks.windows.withdraw_until;
+    assert!(matches!(
+        e.issuer.withdraw(&account("alice"), &[out], closed),
+        Err(IssuerError::Refused(RequestRefusal::BadOutput {
+            reason: OutputFault::NotIssuing,
+            ..
+        }))
+    ));
+    assert_eq!(e.issuer.balance("alice").unwrap(), 100_000 - 65_536);
 }
 
 #[test]

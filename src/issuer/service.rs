@@ -10,7 +10,9 @@ use super::IssuerApi;
 use crate::engine::settle::{self, BatchMemory};
 use crate::engine::{Engine, PublicParams, Verdict};
 use crate::protocol::allowance::AllowanceRequest;
-use crate::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, Deposit, SwapRequest};
+use crate::protocol::deposit::{
+    withdraw_request_id, AccountName, BlindedOutput, CreditTarget, Deposit, SwapRequest,
+};
 use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, KeysetPhase};
 use crate::protocol::policy::{Policy, DAY_SECS};
 use crate::protocol::stealth::Address;
@@ -18,6 +20,7 @@ use crate::protocol::verify::{VerifiedDeposit, Verifier};
 use crate::protocol::withdraw::{sign_blinded, BlindSignError};
 use crate::spentset::SpentSetConfig;
 use crate::store::files::IssuerKeys;
+use crate::store::state::WithdrawRequestId;
 
 use super::error::{CallError, IssuerError, Misuse, OutputFault, RequestRefusal, StorageFault};
 
@@ -252,10 +255,22 @@ impl Issuer {
         let (keysets, _) = self.check_outputs(outputs, KeysetKind::Coin, now)?;
         let signatures = self.sign_outputs(outputs)?;
         let signed: Vec<([u8; 32], u64)> = keysets.iter().map(|k| (k.id.0, k.value())).collect();
+        // A repeat of this request (same account, same blinded outputs) is answered with
+        // the same signatures (signing is deterministic) and debited once, for as long as
+        // its keysets issue; afterwards check_outputs refuses it above, before any debit.
+        let request = WithdrawRequestId {
+            id: withdraw_request_id(account, outputs),
+            replay_until: keysets
+                .iter()
+                .map(|k| k.windows.withdraw_until)
+                .max()
+                .unwrap_or(now),
+        };
         self.engine.accounts().withdraw(
             account.as_str(),
             self.engine.credited(account.as_str()),
             &signed,
+            request,
             now,
         )?;
         // Signatures leave the issuer only once the debit is durable.
@@ -284,6 +299,12 @@ impl Issuer {
     ) -> Result<Vec<G1Affine>, IssuerError> {
         if !request.authentic() {
             return Err(RequestRefusal::BadRequestSignature.into());
+        }
+        // A repeat (a wallet recovering, a lost answer, a replay by anyone who saw it) gets
+        // the original signatures without a charge — also on a later day.
+        let accounts = self.engine.accounts();
+        if accounts.allowance_answered(request.day, &request.request_id())? {
+            return self.sign_outputs(&request.outputs);
         }
         let today = now / DAY_SECS;
         if request.day != today {

@@ -273,6 +273,17 @@ pub fn outputs_digest(tag: &[u8], outputs: &[BlindedOutput]) -> [u8; 32] {
     tags::blake2b(tag, &[w.as_slice()])
 }
 
+/// The idempotency key of a withdrawal: the account and the blinded outputs. Blinded
+/// outputs are uniformly random points, so two honest withdrawals never share one; a
+/// repeated request (a retry after a lost answer, a wallet's recovery, a replay by anyone
+/// holding the account token) is the same withdrawal.
+pub fn withdraw_request_id(account: &AccountName, outputs: &[BlindedOutput]) -> [u8; 32] {
+    let mut w = Writer::new();
+    w.short_bytes(account.as_str().as_bytes());
+    encode_outputs(&mut w, outputs);
+    tags::blake2b(tags::WITHDRAW_REQUEST_ID, &[w.as_slice()])
+}
+
 /// A swap: inputs deposited to `CreditTarget::Swap(digest of outputs)`, outputs signed only
 /// after the inputs are durably spent. Value: Σ inputs = Σ outputs + fee.
 #[derive(Clone, Debug, PartialEq, Eq)]

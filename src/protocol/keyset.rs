@@ -45,10 +45,20 @@ pub enum KeysetKind {
 }
 
 impl KeysetKind {
-    fn tag(self) -> u8 {
+    /// The byte this kind is encoded as (keyset preimages, wallet journals).
+    pub fn tag(self) -> u8 {
         match self {
             KeysetKind::Coin => 1,
             KeysetKind::Allowance => 2,
+        }
+    }
+
+    /// The kind encoded as `tag`.
+    pub fn from_tag(tag: u8) -> Option<KeysetKind> {
+        match tag {
+            1 => Some(KeysetKind::Coin),
+            2 => Some(KeysetKind::Allowance),
+            _ => None,
         }
     }
 }

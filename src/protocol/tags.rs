@@ -35,6 +35,8 @@ pub const DEPOSIT_DIGEST: &[u8] = b"mc1/deposit";
 pub const ALLOWANCE_REQUEST: &[u8] = b"mc1/allow-req";
 /// Identity of an allowance request: digest of what the wallet signed (idempotency key).
 pub const ALLOWANCE_REQUEST_ID: &[u8] = b"mc1/allow-req-id";
+/// Identity of a withdrawal: account and blinded outputs (idempotency key).
+pub const WITHDRAW_REQUEST_ID: &[u8] = b"mc1/withdraw-id";
 
 /// Prefix of the message the current owner signs to append a payment link.
 pub const MSG_LINK: &[u8] = b"microcash/v1/link\0";
@@ -58,6 +60,7 @@ pub const ALL_PERSONALISATIONS: &[&[u8]] = &[
     DEPOSIT_DIGEST,
     ALLOWANCE_REQUEST,
     ALLOWANCE_REQUEST_ID,
+    WITHDRAW_REQUEST_ID,
 ];
 
 /// All signed-message prefixes.

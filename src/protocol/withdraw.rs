@@ -23,6 +23,42 @@ pub struct PendingIssue {
     rho: bls::Scalar,
 }
 
+/// Bytes of [`PendingIssue::to_bytes`]: kind | keyset id | owner secret x | blinding ρ.
+pub const PENDING_ISSUE_BYTES: usize = 1 + 32 + 32 + 32;
+
+impl PendingIssue {
+    /// The bytes a wallet journal keeps until the issuer has answered: with them the
+    /// wallet can unblind the answer to a re-sent request after a crash. Secret material.
+    pub fn to_bytes(&self) -> [u8; PENDING_ISSUE_BYTES] {
+        let mut out = [0u8; PENDING_ISSUE_BYTES];
+        out[0] = self.kind.tag();
+        out[1..33].copy_from_slice(&self.keyset_id.0);
+        out[33..65].copy_from_slice(&self.secret.to_bytes());
+        out[65..97].copy_from_slice(&self.rho.to_bytes());
+        out
+    }
+
+    /// Parses [`PendingIssue::to_bytes`]; `None` for any invalid field.
+    pub fn from_bytes(b: &[u8; PENDING_ISSUE_BYTES]) -> Option<PendingIssue> {
+        let field = |at: usize| -> [u8; 32] {
+            let mut f = [0u8; 32];
+            f.copy_from_slice(b.get(at..at + 32).unwrap_or(&[0u8; 32]));
+            f
+        };
+        Some(PendingIssue {
+            kind: KeysetKind::from_tag(b[0])?,
+            keyset_id: KeysetId(field(1)),
+            secret: OwnerSecret::from_bytes(&field(33))?,
+            rho: bls::Scalar::from_bytes(&field(65))?,
+        })
+    }
+
+    /// The keyset the output was blinded for.
+    pub fn keyset_id(&self) -> KeysetId {
+        self.keyset_id
+    }
+}
+
 impl core::fmt::Debug for PendingIssue {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "PendingIssue({:?}, {:?})", self.kind, self.keyset_id)

@@ -39,6 +39,12 @@ const ISSUED: TableDefinition<(&[u8], &str), (u64, u64)> = TableDefinition::new(
 const SWAPS_SIGNED: TableDefinition<&[u8], u64> = TableDefinition::new("swaps_signed");
 /// withdrawal sequence → (account, value, time): no blinded messages, nothing per coin
 const WITHDRAWALS: TableDefinition<u64, (&str, u64, u64)> = TableDefinition::new("withdrawals");
+/// Withdrawals answered, by request id: until when a repeat is answered without a debit
+/// (the close of the outputs' withdraw windows; after it a repeat is refused unsigned).
+const WITHDRAW_REQUESTS: TableDefinition<&[u8], u64> = TableDefinition::new("withdraw_requests");
+/// The same, ordered by expiry, for pruning.
+const WITHDRAW_REQUEST_EXPIRY: TableDefinition<(u64, &[u8]), ()> =
+    TableDefinition::new("withdraw_request_expiry");
 
 /// Store errors (storage, not protocol).
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +148,23 @@ pub fn target_label(t: &CreditTarget) -> String {
         CreditTarget::Account(a) => format!("account:{a}"),
         CreditTarget::Swap(d) => format!("swap:{}", hex::encode(d)),
     }
+}
+
+/// Days an answered allowance request is answered again without a charge (a wallet that
+/// crashed after asking recovers within this horizon).
+pub const ALLOWANCE_REPLAY_DAYS: u64 = 7;
+
+/// Stale withdrawal request ids removed per withdrawal (amortised pruning).
+const PRUNE_PER_WITHDRAWAL: usize = 4;
+
+/// A withdrawal's idempotency key and until when a repeat of it is answered.
+#[derive(Clone, Copy, Debug)]
+pub struct WithdrawRequestId {
+    /// `protocol::deposit::withdraw_request_id`.
+    pub id: [u8; 32],
+    /// The close of the outputs' withdraw windows: a repeat after it is refused before any
+    /// debit (its keysets no longer issue), so the key can go.
+    pub replay_until: u64,
 }
 
 /// What the store keeps of an account. Its balance is `funded + credited − withdrawn`, where
@@ -315,19 +338,41 @@ impl Store {
 
     /// Debits `account` by the value of `signed` (keyset id, value per signature) if its
     /// balance (with `credited` from the journal) covers it, and records the issuance and
-    /// the withdrawal — one transaction, committed before any signature leaves.
+    /// the withdrawal — one transaction, committed before any signature leaves. Once per
+    /// `request.id`: a request answered before (until `request.replay_until`) is answered
+    /// again without a debit; returns whether this call debited.
     pub fn withdraw(
         &self,
         account: &str,
         credited: u64,
         signed: &[([u8; 32], u64)],
+        request: WithdrawRequestId,
         now: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let total = signed
             .iter()
             .try_fold(0u64, |acc, (_, v)| acc.checked_add(*v))
             .ok_or_else(|| refused(Refusal::Overflow(account.to_owned())))?;
         let txn = self.db.begin_write()?;
+        {
+            let mut answered = txn.open_table(WITHDRAW_REQUESTS)?;
+            if answered.get(&request.id[..])?.is_some() {
+                return Ok(false);
+            }
+            answered.insert(&request.id[..], request.replay_until)?;
+            let mut expiry = txn.open_table(WITHDRAW_REQUEST_EXPIRY)?;
+            expiry.insert((request.replay_until, &request.id[..]), ())?;
+            // Prune what can no longer be asked again (its keysets stopped issuing).
+            let stale: Vec<(u64, Vec<u8>)> = expiry
+                .range(..(now, &[][..]))?
+                .take(PRUNE_PER_WITHDRAWAL)
+                .map(|e| e.map(|(k, _)| (k.value().0, k.value().1.to_vec())))
+                .collect::<Result<_, _>>()?;
+            for (until, id) in stale {
+                expiry.remove((until, &id[..]))?;
+                answered.remove(&id[..])?;
+            }
+        }
         {
             let mut t = txn.open_table(ACCOUNTS)?;
             let mut r = account_row(&t, account)?;
@@ -351,7 +396,7 @@ impl Store {
         txn.open_table(WITHDRAWALS)?
             .insert(seq, (account, total, now))?;
         txn.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Registers a wallet address under an identity.
@@ -400,14 +445,23 @@ impl Store {
             }
             t.insert((address, day), issued + requested)?;
             answered.insert((day, &request_id[..]), requested)?;
-            // Requests can only be for today: anything before yesterday is never asked again.
-            answered.retain_in(..(day.saturating_sub(1), &[][..]), |_, _| false)?;
+            // New requests can only be for today; repeats are answered for a week.
+            let horizon = day.saturating_sub(ALLOWANCE_REPLAY_DAYS);
+            answered.retain_in(..(horizon, &[][..]), |_, _| false)?;
         }
         for (keyset, value) in signed {
             record_issuance(&txn, keyset, "allowance", *value)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Whether the allowance request `request_id` for `day` was answered (and charged)
+    /// within the replay horizon.
+    pub fn allowance_answered(&self, day: u64, request_id: &[u8; 32]) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(ALLOWANCE_REQUESTS)?;
+        Ok(t.get((day, &request_id[..]))?.is_some())
     }
 
     /// Records a swap's outputs as issued, once per outputs digest (a replayed swap is
@@ -523,6 +577,8 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(SWAPS_SIGNED)?;
         txn.open_table(ALLOWANCE_REQUESTS)?;
         txn.open_table(PARTNER_TOKENS)?;
+        txn.open_table(WITHDRAW_REQUESTS)?;
+        txn.open_table(WITHDRAW_REQUEST_EXPIRY)?;
     }
     txn.commit()?;
     Ok(())
@@ -588,6 +644,10 @@ fn read_everything(db: &Database) -> Result<(), StoreError> {
     }
     if tables.iter().any(|t| t == "partner_tokens") {
         scan(&txn, PARTNER_TOKENS)?;
+    }
+    if tables.iter().any(|t| t == "withdraw_requests") {
+        scan(&txn, WITHDRAW_REQUESTS)?;
+        scan(&txn, WITHDRAW_REQUEST_EXPIRY)?;
     }
     Ok(())
 }

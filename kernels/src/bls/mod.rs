@@ -16,11 +16,12 @@
 //! else here is verification on public data and may be variable time.
 
 use blst::{
-    blst_core_verify_pk_in_g2, blst_hash_to_g1, blst_p1, blst_p1_add_or_double, blst_p1_affine,
-    blst_p1_affine_compress, blst_p1_affine_in_g1, blst_p1_affine_is_equal,
-    blst_p1_affine_serialize, blst_p1_deserialize, blst_p1_from_affine, blst_p1_mult,
-    blst_p1_to_affine, blst_p1_uncompress, blst_p2_affine, blst_scalar, blst_scalar_from_bendian,
-    blst_scalar_from_le_bytes, blst_sign_pk_in_g2, blst_sk_inverse, min_sig, BLST_ERROR,
+    blst_bendian_from_scalar, blst_core_verify_pk_in_g2, blst_hash_to_g1, blst_p1,
+    blst_p1_add_or_double, blst_p1_affine, blst_p1_affine_compress, blst_p1_affine_in_g1,
+    blst_p1_affine_is_equal, blst_p1_affine_serialize, blst_p1_deserialize, blst_p1_from_affine,
+    blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress, blst_p2_affine, blst_scalar,
+    blst_scalar_fr_check, blst_scalar_from_bendian, blst_scalar_from_le_bytes, blst_sign_pk_in_g2,
+    blst_sk_inverse, min_sig, BLST_ERROR,
 };
 use rand_core::CryptoRng;
 use zeroize::Zeroize;
@@ -80,6 +81,26 @@ impl Scalar {
         // SAFETY: both pointers are valid blst_scalar values; `self` is non-zero by construction.
         unsafe { blst_sk_inverse(&mut out, &self.0) };
         Scalar(out)
+    }
+
+    /// The canonical 32-byte big-endian encoding (secret material: a wallet's blinding
+    /// factor, kept only until its coin is unblinded).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // SAFETY: `out` is 32 writable bytes and `self.0` a valid scalar.
+        unsafe { blst_bendian_from_scalar(out.as_mut_ptr(), &self.0) };
+        out
+    }
+
+    /// Parses [`Scalar::to_bytes`]: `None` unless canonical (below r) and non-zero.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Option<Scalar> {
+        let mut s = blst_scalar::default();
+        // SAFETY: `bytes` is 32 readable bytes and `s` a valid out-pointer.
+        let canonical = unsafe {
+            blst_scalar_from_bendian(&mut s, bytes.as_ptr());
+            blst_scalar_fr_check(&s)
+        };
+        (canonical && s.b != [0u8; 32]).then_some(Scalar(s))
     }
 }
 

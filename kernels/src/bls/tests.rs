@@ -253,3 +253,39 @@ fn batched_hash_to_g1_matches_one_at_a_time() {
         assert_eq!(*p, hash_to_g1(m, RFC_DST));
     }
 }
+
+/// A blinding factor survives a wallet file: canonical big-endian bytes round-trip; zero,
+/// the group order r and anything above are refused.
+#[test]
+fn scalar_bytes_round_trip_and_reject_non_canonical() {
+    let mut rng = os();
+    for _ in 0..100 {
+        let s = Scalar::random(&mut rng);
+        let b = s.to_bytes();
+        let back = Scalar::from_bytes(&b).unwrap();
+        assert_eq!(back.to_bytes(), b);
+        // Same scalar: the same multiple of a point.
+        let p = hash_to_g1(b"m", b"dst");
+        assert_eq!(
+            p.mul(&s).unwrap().to_compressed(),
+            p.mul(&back).unwrap().to_compressed()
+        );
+    }
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    assert_eq!(
+        Scalar::from_bytes(&one).unwrap().invert().to_bytes(),
+        one,
+        "big-endian"
+    );
+    assert!(Scalar::from_bytes(&[0u8; 32]).is_none());
+    // r = 0x73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001
+    let r =
+        hex::decode("73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001").unwrap();
+    let r: [u8; 32] = r.try_into().unwrap();
+    assert!(Scalar::from_bytes(&r).is_none());
+    assert!(Scalar::from_bytes(&[0xff; 32]).is_none());
+    let mut r_minus_one = r;
+    r_minus_one[31] = 0;
+    assert!(Scalar::from_bytes(&r_minus_one).is_some());
+}
