@@ -62,6 +62,13 @@ impl RemoteFailure for ClientError {
             _ => None,
         }
     }
+
+    fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 impl From<ClientError> for CallError {

@@ -7,6 +7,7 @@ use microcash::issuer::{Issuer, IssuerApi, IssuerError, Misuse, OutputFault, Req
 use microcash::protocol::allowance::AllowanceRequest;
 use microcash::protocol::coin::{issuer_message_point, Serial};
 use microcash::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, SwapRequest};
+use microcash::protocol::encoding::Encode;
 use microcash::protocol::keys::OwnerSecret;
 use microcash::protocol::keyset::{Keyset, KeysetKind};
 use microcash::protocol::policy::{Policy, PolicyRule, DAY_SECS};
@@ -639,13 +640,21 @@ fn wallet_pays_any_amount_by_splitting() {
         .unwrap();
     for amount in [1u64, 3, 299, 77] {
         let before = a.balance(e.issuer.keysets()).unwrap();
-        let p = a.pay(&e.issuer, &b.address(), amount, NOW).unwrap();
+        let out = tmp.path().join(format!("pay-{amount}.mcp"));
+        let p = a.pay(&e.issuer, &b.address(), amount, &out, NOW).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), p.to_bytes());
         let report = b.receive(e.issuer.keysets(), e.issuer.policy(), &p, NOW);
         assert_eq!(report.value, amount);
         assert_eq!(a.balance(e.issuer.keysets()).unwrap(), before - amount);
     }
     assert!(matches!(
-        a.pay(&e.issuer, &b.address(), 10_000, NOW),
+        a.pay(
+            &e.issuer,
+            &b.address(),
+            10_000,
+            &tmp.path().join("no.mcp"),
+            NOW
+        ),
         Err(microcash::wallet::WalletError::InsufficientFunds { .. })
     ));
 }

@@ -8,10 +8,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::issuer::{Issuer, IssuerApi};
 use crate::protocol::coin::Payment;
-use crate::protocol::encoding::{Decode, Encode};
+use crate::protocol::encoding::Decode;
 use crate::protocol::policy::Policy;
 use crate::protocol::stealth::Address;
-use crate::store::files::{load_keysets, policy_path, write_atomic};
+use crate::store::files::{load_keysets, policy_path};
 use crate::wallet::Wallet;
 
 /// Any error the CLI reports (the binary is the only place for a catch-all error).
@@ -409,6 +409,15 @@ enum WalletCmd {
         #[command(flatten)]
         dir: IssuerAt,
     },
+    /// Finish what a crash or a lost answer interrupted: re-send journalled requests (the
+    /// issuer answers a repeat without a second charge), re-write journalled payments.
+    /// Every command that reaches the issuer does this first.
+    Recover {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerAt,
+    },
     /// Deposit coins to an account (reference verification path).
     Deposit {
         #[command(flatten)]
@@ -725,6 +734,20 @@ fn run_clear(args: ClearArgs, now: u64) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Opens a wallet and finishes its journal first (reported on stderr), so a command never
+/// starts over an interrupted operation it could complete.
+fn open_wallet(path: &Path, issuer: &dyn IssuerApi, now: u64) -> Result<Wallet, CliError> {
+    let mut w = Wallet::open(path)?;
+    if w.pending_count() > 0 {
+        let report = w.recover(issuer, now)?;
+        eprintln!(
+            "recovered the wallet journal first: {}",
+            serde_json::to_string(&report).unwrap_or_default()
+        );
+    }
+    Ok(w)
+}
+
 fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
     match cmd {
         WalletCmd::Create { file, name } => {
@@ -737,8 +760,9 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             dir,
             identity,
         } => {
-            let mut w = Wallet::open(&file.wallet)?;
-            w.register(&*dir.connect()?, &identity)?;
+            let issuer = dir.connect()?;
+            let mut w = open_wallet(&file.wallet, &*issuer, now)?;
+            w.register(&*issuer, &identity)?;
             w.save()?;
             println!("registered {} as {identity:?}", w.address());
         }
@@ -750,9 +774,8 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             class,
         } => {
             let issuer = dir.connect()?;
-            let mut w = Wallet::open(&file.wallet)?;
+            let mut w = open_wallet(&file.wallet, &*issuer, now)?;
             let got = w.withdraw(&*issuer, &account, amount, &class, now)?;
-            w.save()?;
             println!(
                 "withdrew {got} from {account}; wallet balance {}",
                 w.balance(issuer.keysets())?
@@ -760,9 +783,8 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
         }
         WalletCmd::Allowance { file, dir, amount } => {
             let issuer = dir.connect()?;
-            let mut w = Wallet::open(&file.wallet)?;
+            let mut w = open_wallet(&file.wallet, &*issuer, now)?;
             w.request_allowance(&*issuer, amount, now)?;
-            w.save()?;
             println!(
                 "allowance {amount} issued; allowance held {}",
                 w.allowance_balance(issuer.keysets())
@@ -777,12 +799,10 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
         } => {
             let issuer = dir.connect()?;
             let to: Address = to.parse()?;
-            let mut w = Wallet::open(&file.wallet)?;
-            let payment = w.pay(&*issuer, &to, amount, now)?;
-            // The payment file first: if we crash before saving the wallet, the coins are
-            // still in the wallet (re-sending the file is safe), never lost.
-            write_atomic(&out, &payment.to_bytes(), 0o600)?;
-            w.save()?;
+            let mut w = open_wallet(&file.wallet, &*issuer, now)?;
+            // The coins are journalled in flight before the file is written (never paid
+            // twice), and the wallet saved after; `wallet recover` finishes a crash.
+            let payment = w.pay(&*issuer, &to, amount, &out, now)?;
             println!(
                 "paid {amount} in {} coins to {to}; payment written to {}",
                 payment.coins.len(),
@@ -794,7 +814,7 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             let (keysets, policy) = (issuer.keysets(), issuer.policy());
             let bytes = std::fs::read(&payment)?;
             let payment = Payment::from_bytes(&bytes)?;
-            let mut w = Wallet::open(&file.wallet)?;
+            let mut w = open_wallet(&file.wallet, &*issuer, now)?;
             let report = w.receive(keysets, policy, &payment, now);
             w.save()?;
             print_json(&report);
@@ -808,7 +828,19 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
                 "balance": w.balance(keysets)?,
                 "coins": w.coins().len(),
                 "allowance": w.allowance_balance(keysets),
+                "in_flight": w.in_flight(keysets),
+                "pending_operations": w.pending_count(),
             }));
+        }
+        WalletCmd::Recover { file, dir } => {
+            let issuer = dir.connect()?;
+            let mut w = Wallet::open(&file.wallet)?;
+            let report = w.recover(&*issuer, now)?;
+            let pending = w.pending_count();
+            print_json(&serde_json::json!({ "operations": report, "still_pending": pending }));
+            if pending > 0 {
+                return Err(format!("{pending} operation(s) still pending").into());
+            }
         }
         WalletCmd::Deposit {
             file,
@@ -817,9 +849,8 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             amount,
         } => {
             let issuer = dir.connect()?;
-            let mut w = Wallet::open(&file.wallet)?;
+            let mut w = open_wallet(&file.wallet, &*issuer, now)?;
             let outcomes = w.deposit(&*issuer, &account, amount, now)?;
-            w.save()?;
             let credited: u64 = outcomes
                 .iter()
                 .filter(|o| o.receipt.is_some())

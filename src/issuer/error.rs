@@ -318,9 +318,23 @@ pub enum CallError {
 pub trait RemoteFailure: std::error::Error + Send + Sync + 'static {
     /// The issuer's stable error or verdict code, when it answered at all.
     fn code(&self) -> Option<&str>;
+    /// The HTTP status of the issuer's answer, when it answered at all.
+    fn status(&self) -> Option<u16>;
 }
 
 impl CallError {
+    /// Whether the issuer answered "no" to the request itself: nothing was done, and the
+    /// same request will be refused again. Storage faults, a busy issuer and a failed
+    /// transport are not refusals: the operation may have happened, or may still.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            CallError::Issuer(e) => !matches!(e, IssuerError::Storage(_)),
+            CallError::Remote(r) => r
+                .status()
+                .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429),
+        }
+    }
+
     /// Whether the issuer refused because the coin is spent already: the wallet drops it.
     pub fn is_double_spent(&self) -> bool {
         match self {

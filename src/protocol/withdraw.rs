@@ -16,6 +16,7 @@ use super::spend::{OwnedAllowance, OwnedCoin};
 use super::tags;
 
 /// What the wallet keeps between sending B and receiving S'. Secret.
+#[derive(Clone)]
 pub struct PendingIssue {
     kind: KeysetKind,
     keyset_id: KeysetId,

@@ -1,15 +1,18 @@
 //! A wallet: its address secret, its coins (with the secret of each coin's current owner
 //! key) and its allowance tokens, kept in one JSON file created with mode 0600.
 //!
-//! Operations talk to an issuer through [`IssuerApi`] and change the wallet in memory;
-//! callers [`Wallet::save`] when the outcome is final (the CLI saves after it has written
-//! any payment file, so a crash never loses coins silently).
+//! Operations talk to an issuer through [`IssuerApi`]. Each one that moves value is
+//! journalled in the wallet file ([`journal`]): its request is saved before the issuer is
+//! asked, its result replaces it after, and [`Wallet::recover`] finishes whatever a crash
+//! interrupted — no coin is lost and none is spent twice by the wallet itself. One process
+//! at a time holds a wallet (an exclusive lock on `<wallet>.lock`).
 
 #![allow(
     clippy::indexing_slicing,
     reason = "coin indices come from selection over this wallet's own coin list"
 )]
 
+mod journal;
 mod select;
 
 use std::path::{Path, PathBuf};
@@ -18,9 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::issuer::{CallError, IssuerApi, Receipt};
 use crate::protocol::allowance::AllowanceRequest;
-use crate::protocol::coin::{AllowanceToken, Coin, Payment, PaymentContext};
-use crate::protocol::deposit::{AccountName, CreditTarget, SwapRequest};
-use crate::protocol::encoding::{Decode, Encode};
+use crate::protocol::coin::{Coin, Payment, PaymentContext};
+use crate::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, Deposit, SwapRequest};
+use crate::protocol::encoding::Encode;
 use crate::protocol::keys::OwnerSecret;
 use crate::protocol::keyset::{KeysetKind, KeysetList};
 use crate::protocol::policy::{Policy, DAY_SECS};
@@ -31,6 +34,9 @@ use crate::protocol::withdraw::{
     blind, denominations, finish_allowance, finish_coin, PendingIssue, UnblindError,
 };
 use crate::store::files::{write_atomic, FilesError};
+
+use journal::{crash_point, load_coin, load_token, secret_of, PendingOp, StoredOp};
+use journal::{store_coin, store_token, StoredSecretItem};
 
 /// Wallet errors.
 #[derive(Debug, thiserror::Error)]
@@ -94,16 +100,25 @@ pub enum WalletError {
     /// An invalid account name.
     #[error("invalid account name {0:?}")]
     AccountName(String),
+    /// Another process holds the wallet.
+    #[error("wallet {0} is in use by another process")]
+    Busy(PathBuf),
+    /// The issuer could not be asked (or its answer was lost); the operation stays in the
+    /// wallet's journal and `microcash wallet recover` finishes it.
+    #[error("{op} interrupted ({cause}); it is journalled: run `microcash wallet recover`")]
+    Interrupted {
+        /// The operation.
+        op: &'static str,
+        /// Why.
+        cause: CallError,
+    },
+    /// Unfinished operations must be recovered first.
+    #[error("{0} unfinished operation(s) in the wallet journal: run `microcash wallet recover`")]
+    PendingFirst(usize),
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-struct StoredSecretItem {
-    /// Hex encoding of the coin or token.
-    item: String,
-    /// Hex of the owner secret.
-    secret: String,
-}
-
+/// The wallet file. Version 2 added `pending` (the journal); version 1 files open as
+/// version 2 with nothing pending.
 #[derive(Serialize, Deserialize)]
 struct WalletFile {
     version: u32,
@@ -112,7 +127,11 @@ struct WalletFile {
     registered_identity: Option<String>,
     coins: Vec<StoredSecretItem>,
     allowance: Vec<StoredSecretItem>,
+    #[serde(default)]
+    pending: Vec<StoredOp>,
 }
+
+const WALLET_VERSION: u32 = 2;
 
 /// Outcome of scanning a payment.
 #[derive(Debug, Default, Serialize)]
@@ -148,10 +167,47 @@ pub struct Wallet {
     registered_identity: Option<String>,
     coins: Vec<OwnedCoin>,
     allowance: Vec<OwnedAllowance>,
+    /// The journal: operations begun and not finished (their coins are in flight).
+    pending: Vec<PendingOp>,
+    /// Held for the wallet's lifetime: one process at a time changes a wallet.
+    _lock: std::fs::File,
 }
 
-fn hex_array<const N: usize>(s: &str) -> Option<[u8; N]> {
-    hex::decode(s).ok()?.try_into().ok()
+/// Takes the wallet's lock file (`<wallet>.lock`), exclusively and without waiting.
+fn lock(path: &Path) -> Result<std::fs::File, WalletError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| FilesError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| WalletError::Busy(path.to_owned()))?;
+    Ok(file)
+}
+
+/// One pending operation, as `wallet recover` reports it.
+#[derive(Debug, Serialize)]
+pub struct RecoveryItem {
+    /// withdraw, allowance, swap, pay or deposit.
+    pub op: &'static str,
+    /// completed, refused (nothing happened; what was at stake is back), or still pending.
+    pub outcome: &'static str,
+    /// Value that came into the wallet (coins or allowance).
+    pub value_in: u64,
+    /// Value that left it (paid, deposited, or double-spent elsewhere).
+    pub value_out: u64,
+    /// What to know: the issuer's refusal, where the payment was written.
+    pub detail: Option<String>,
+    /// For deposits: each coin's outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deposits: Vec<DepositOutcome>,
 }
 
 impl Wallet {
@@ -170,82 +226,59 @@ impl Wallet {
             registered_identity: None,
             coins: vec![],
             allowance: vec![],
+            pending: vec![],
+            _lock: lock(path)?,
         };
         w.save()?;
         Ok(w)
     }
 
-    /// Loads a wallet file.
+    /// Loads a wallet file, taking its lock.
     pub fn open(path: &Path) -> Result<Wallet, WalletError> {
         let corrupt = |reason: String| WalletError::Corrupt {
             path: path.to_owned(),
             reason,
         };
+        let lock = lock(path)?;
         let bytes = std::fs::read(path).map_err(|source| FilesError::Io {
             path: path.to_owned(),
             source,
         })?;
         let f: WalletFile = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        if f.version != 1 {
+        if f.version != 1 && f.version != WALLET_VERSION {
             return Err(corrupt(format!("unsupported version {}", f.version)));
         }
-        let secret = |s: &str| {
-            hex_array::<32>(s)
-                .and_then(|b| OwnerSecret::from_bytes(&b))
-                .ok_or_else(|| corrupt("bad secret".into()))
-        };
-        let address_secret = secret(&f.address_secret)?;
-        let mut coins = Vec::new();
-        for c in &f.coins {
-            let bytes = hex::decode(&c.item).map_err(|e| corrupt(e.to_string()))?;
-            let coin = Coin::from_bytes(&bytes).map_err(|e| corrupt(format!("coin: {e}")))?;
-            let secret = secret(&c.secret)?;
-            if secret.public() != *coin.owner_key() {
-                return Err(corrupt("coin secret does not match its owner key".into()));
-            }
-            coins.push(OwnedCoin { coin, secret });
-        }
-        let mut allowance = Vec::new();
-        for t in &f.allowance {
-            let bytes = hex::decode(&t.item).map_err(|e| corrupt(e.to_string()))?;
-            let token = AllowanceToken::from_bytes(&bytes)
-                .map_err(|e| corrupt(format!("allowance token: {e}")))?;
-            allowance.push(OwnedAllowance {
-                token,
-                secret: secret(&t.secret)?,
-            });
-        }
+        let address_secret = secret_of(&f.address_secret).map_err(corrupt)?;
+        let coins = f.coins.iter().map(load_coin).collect::<Result<_, _>>();
+        let allowance = f.allowance.iter().map(load_token).collect::<Result<_, _>>();
+        let pending = f
+            .pending
+            .iter()
+            .map(StoredOp::load)
+            .collect::<Result<_, _>>();
         Ok(Wallet {
             path: path.to_owned(),
             name: f.name,
             address_secret,
             registered_identity: f.registered_identity,
-            coins,
-            allowance,
+            coins: coins.map_err(corrupt)?,
+            allowance: allowance.map_err(corrupt)?,
+            pending: pending.map_err(|e| corrupt(format!("journal: {e}")))?,
+            _lock: lock,
         })
     }
 
-    /// Writes the wallet file atomically, mode 0600.
+    /// Writes the wallet file atomically (temporary file, fsync, rename, fsync of the
+    /// directory), mode 0600: the file on disk is always one whole state.
     pub fn save(&self) -> Result<(), WalletError> {
-        let item = |bytes: Vec<u8>, s: &OwnerSecret| StoredSecretItem {
-            item: hex::encode(bytes),
-            secret: hex::encode(s.to_bytes()),
-        };
         let f = WalletFile {
-            version: 1,
+            version: WALLET_VERSION,
             name: self.name.clone(),
             address_secret: hex::encode(self.address_secret.to_bytes()),
             registered_identity: self.registered_identity.clone(),
-            coins: self
-                .coins
-                .iter()
-                .map(|c| item(c.coin.to_bytes(), &c.secret))
-                .collect(),
-            allowance: self
-                .allowance
-                .iter()
-                .map(|a| item(a.token.to_bytes(), &a.secret))
-                .collect(),
+            coins: self.coins.iter().map(store_coin).collect(),
+            allowance: self.allowance.iter().map(store_token).collect(),
+            pending: self.pending.iter().map(PendingOp::store).collect(),
         };
         #[allow(
             clippy::expect_used,
@@ -254,6 +287,34 @@ impl Wallet {
         let text = serde_json::to_vec_pretty(&f).expect("wallet serialises");
         write_atomic(&self.path, &text, 0o600)?;
         Ok(())
+    }
+
+    /// Records `op` durably before anything is asked of the issuer.
+    fn begin(&mut self, op: PendingOp) -> Result<(), WalletError> {
+        let kind = op.kind();
+        self.pending.push(op);
+        self.save()?;
+        crash_point(&format!("{kind}:journalled"));
+        Ok(())
+    }
+
+    /// Operations begun and not finished (their coins and tokens are in flight).
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Value of the coins in flight in unfinished operations, by the published keysets.
+    pub fn in_flight(&self, keysets: &KeysetList) -> u64 {
+        let value = |c: &OwnedCoin| coin_value(keysets, &c.coin).unwrap_or(0);
+        self.pending
+            .iter()
+            .map(|op| match op {
+                PendingOp::Swap { inputs, .. } => inputs.iter().map(value).sum(),
+                PendingOp::Pay { coins, .. } => coins.iter().map(value).sum(),
+                PendingOp::Deposit { items } => items.iter().map(|(_, c, _)| value(c)).sum(),
+                PendingOp::Withdraw { .. } | PendingOp::Allowance { .. } => 0,
+            })
+            .sum()
     }
 
     /// The wallet's payee address.
@@ -329,34 +390,60 @@ impl Wallet {
         Ok((pending, outputs))
     }
 
-    fn finish_coins(
-        &mut self,
+    /// Unblinds and checks the issuer's answers to `issues`; nothing is kept unless all
+    /// verify. Returns the fresh coins (or tokens, by `kind`) and their value.
+    fn unblind_coins(
         keysets: &KeysetList,
-        pending: Vec<PendingIssue>,
-        outputs: &[crate::protocol::deposit::BlindedOutput],
-        answers: Vec<microcash_kernels::bls::G1Affine>,
-    ) -> Result<u64, WalletError> {
-        if answers.len() != pending.len() {
+        issues: &[PendingIssue],
+        outputs: &[BlindedOutput],
+        answers: &[microcash_kernels::bls::G1Affine],
+    ) -> Result<(Vec<OwnedCoin>, u64), WalletError> {
+        if answers.len() != issues.len() {
             return Err(WalletError::AnswerCount {
-                expected: pending.len(),
+                expected: issues.len(),
                 got: answers.len(),
             });
         }
         let mut value = 0;
         let mut fresh = Vec::new();
-        for ((p, o), a) in pending.into_iter().zip(outputs).zip(&answers) {
+        for ((p, o), a) in issues.iter().zip(outputs).zip(answers) {
             let ks = keysets
                 .get(&o.keyset_id)
                 .ok_or_else(|| WalletError::UnknownKeyset(o.keyset_id.to_string()))?;
-            fresh.push(finish_coin(p, ks, a)?);
+            fresh.push(finish_coin(p.clone(), ks, a)?);
             value += ks.value();
         }
-        self.coins.extend(fresh);
-        Ok(value)
+        Ok((fresh, value))
+    }
+
+    /// Unblinds allowance tokens (see [`Wallet::unblind_coins`]).
+    fn unblind_tokens(
+        keysets: &KeysetList,
+        issues: &[PendingIssue],
+        outputs: &[BlindedOutput],
+        answers: &[microcash_kernels::bls::G1Affine],
+    ) -> Result<(Vec<OwnedAllowance>, u64), WalletError> {
+        if answers.len() != issues.len() {
+            return Err(WalletError::AnswerCount {
+                expected: issues.len(),
+                got: answers.len(),
+            });
+        }
+        let mut value = 0;
+        let mut fresh = Vec::new();
+        for ((p, o), a) in issues.iter().zip(outputs).zip(answers) {
+            let ks = keysets
+                .get(&o.keyset_id)
+                .ok_or_else(|| WalletError::UnknownKeyset(o.keyset_id.to_string()))?;
+            fresh.push(finish_allowance(p.clone(), ks, a)?);
+            value += ks.value();
+        }
+        Ok((fresh, value))
     }
 
     /// Withdraws `amount` from `account` as power-of-two coins of `class`. Every coin is
-    /// checked with a pairing before it is stored.
+    /// checked with a pairing before it is stored. Journalled: a crash at any point is
+    /// finished by [`Wallet::recover`] with one debit.
     pub fn withdraw(
         &mut self,
         issuer: &dyn IssuerApi,
@@ -371,7 +458,7 @@ impl Wallet {
         let account = AccountName::new(account)
             .ok_or_else(|| WalletError::AccountName(account.to_owned()))?;
         let max_exp = issuer.policy().epochs.max_denomination_exp;
-        let (pending, outputs) = Self::blind_many(
+        let (issues, outputs) = Self::blind_many(
             issuer.keysets(),
             KeysetKind::Coin,
             class,
@@ -379,11 +466,15 @@ impl Wallet {
             max_exp,
             now,
         )?;
-        let answers = issuer.withdraw(&account, &outputs, now)?;
-        self.finish_coins(issuer.keysets(), pending, &outputs, answers)
+        let op = PendingOp::Withdraw {
+            account,
+            outputs,
+            issues,
+        };
+        Ok(self.run(issuer, op, now)?.value_in)
     }
 
-    /// Obtains allowance tokens worth `amount` for today.
+    /// Obtains allowance tokens worth `amount` for today (journalled like a withdrawal).
     pub fn request_allowance(
         &mut self,
         issuer: &dyn IssuerApi,
@@ -395,7 +486,7 @@ impl Wallet {
         }
         let max_exp = issuer.policy().epochs.max_denomination_exp;
         let class = crate::store::files::ALLOWANCE_CLASS;
-        let (pending, outputs) = Self::blind_many(
+        let (issues, outputs) = Self::blind_many(
             issuer.keysets(),
             KeysetKind::Allowance,
             class,
@@ -409,23 +500,8 @@ impl Wallet {
             outputs,
             &mut crate::os_rng(),
         );
-        let answers = issuer.issue_allowance(&request, now)?;
-        if answers.len() != pending.len() {
-            return Err(WalletError::AnswerCount {
-                expected: pending.len(),
-                got: answers.len(),
-            });
-        }
-        let mut tokens = Vec::new();
-        for ((p, o), a) in pending.into_iter().zip(&request.outputs).zip(&answers) {
-            let ks = issuer
-                .keysets()
-                .get(&o.keyset_id)
-                .ok_or_else(|| WalletError::UnknownKeyset(o.keyset_id.to_string()))?;
-            tokens.push(finish_allowance(p, ks, a)?);
-        }
-        self.allowance.extend(tokens);
-        Ok(amount)
+        let op = PendingOp::Allowance { request, issues };
+        Ok(self.run(issuer, op, now)?.value_in)
     }
 
     /// Removes and returns allowance tokens covering `need` (none if `need` is 0).
@@ -467,7 +543,8 @@ impl Wallet {
         })
     }
 
-    /// Swaps the coins at `inputs` for fresh coins worth `first` and then the change.
+    /// Swaps the coins at `inputs` for fresh coins worth `first` and then the change
+    /// (journalled: the inputs are in flight until the issuer answers).
     fn swap(
         &mut self,
         issuer: &dyn IssuerApi,
@@ -488,18 +565,31 @@ impl Wallet {
                 balance: total,
                 needed: first + fee,
             })?;
-        let class = keysets
-            .get(&self.coins[inputs[0]].coin.keyset_id)
+        let class = inputs
+            .first()
+            .and_then(|&i| keysets.get(&self.coins[i].coin.keyset_id))
             .map(|k| k.policy_class.clone())
             .unwrap_or_default();
         let max_exp = policy.epochs.max_denomination_exp;
-        let (mut pending, mut outputs) =
+        let (mut issues, mut outputs) =
             Self::blind_many(keysets, KeysetKind::Coin, &class, first, max_exp, now)?;
         let (p2, o2) = Self::blind_many(keysets, KeysetKind::Coin, &class, change, max_exp, now)?;
-        pending.extend(p2);
+        issues.extend(p2);
         outputs.extend(o2);
         let digest =
             crate::protocol::deposit::outputs_digest(crate::protocol::tags::SWAP_OUTPUTS, &outputs);
+        // Check the allowance for every input before taking any token.
+        let mut need_total = 0;
+        for &i in inputs {
+            need_total += Self::allowance_need(policy, keysets, &self.coins[i])?;
+        }
+        let have = self.allowance_balance(keysets);
+        if need_total > have {
+            return Err(WalletError::AllowanceShort {
+                need: need_total,
+                have,
+            });
+        }
         let mut rng = crate::os_rng();
         let mut deposits = Vec::new();
         let mut taken = Vec::new();
@@ -514,66 +604,73 @@ impl Wallet {
             ));
             taken.extend(tokens);
         }
-        let request = SwapRequest {
-            inputs: deposits,
-            outputs: outputs.clone(),
+        let in_flight = select::take(&mut self.coins, inputs);
+        let op = PendingOp::Swap {
+            request: SwapRequest {
+                inputs: deposits,
+                outputs,
+            },
+            issues,
+            inputs: in_flight,
+            tokens: taken,
         };
-        let answers = match issuer.swap(&request, now) {
-            Ok(a) => a,
-            Err(e) => {
-                self.allowance.extend(taken);
-                return Err(e.into());
-            }
-        };
-        let mut sorted = inputs.to_vec();
-        sorted.sort_unstable_by(|a, b| b.cmp(a));
-        for i in sorted {
-            self.coins.remove(i);
-        }
-        self.finish_coins(keysets, pending, &outputs, answers)?;
-        self.save()
+        self.run(issuer, op, now)?;
+        Ok(())
     }
 
-    /// Pays `amount` to `to`, splitting a coin through a swap when no exact set of coins
-    /// exists. Returns the payment to hand to the payee. Call [`Wallet::save`] after
-    /// delivering it.
+    /// Picks held coins worth exactly `amount`, splitting one or more through a swap first
+    /// when no exact set is held (the swap is its own journalled operation).
+    fn select_exact(
+        &mut self,
+        issuer: &dyn IssuerApi,
+        amount: u64,
+        now: u64,
+    ) -> Result<Vec<usize>, WalletError> {
+        let keysets = issuer.keysets();
+        let values = self.coin_values(keysets)?;
+        let balance: u64 = values.iter().sum();
+        let (chosen, remaining) = select::exact_greedy(&values, amount);
+        if remaining == 0 {
+            return Ok(chosen);
+        }
+        let fee = issuer.policy().swap.fee;
+        let free: Vec<usize> = (0..values.len()).filter(|i| !chosen.contains(i)).collect();
+        let free_values: Vec<u64> = free.iter().map(|&i| values[i]).collect();
+        let inputs =
+            select::cover(&free_values, remaining + fee).ok_or(WalletError::InsufficientFunds {
+                balance,
+                needed: amount + fee,
+            })?;
+        let inputs: Vec<usize> = inputs.iter().map(|&j| free[j]).collect();
+        self.swap(issuer, &inputs, remaining, now)?;
+        let values = self.coin_values(keysets)?;
+        let (again, left) = select::exact_greedy(&values, amount);
+        if left != 0 {
+            return Err(WalletError::InsufficientFunds {
+                balance,
+                needed: amount,
+            });
+        }
+        Ok(again)
+    }
+
+    /// Pays `amount` to `to` and writes the payment for the payee to `out`, splitting a
+    /// coin through a swap when no exact set of coins exists. The coins paid are in flight
+    /// (journalled) before the file is written, so they are never paid again; a crash is
+    /// finished by [`Wallet::recover`], which writes the same payment again.
     pub fn pay(
         &mut self,
         issuer: &dyn IssuerApi,
         to: &Address,
         amount: u64,
+        out: &Path,
         now: u64,
     ) -> Result<Payment, WalletError> {
         if amount == 0 {
             return Err(WalletError::Amount("pay at least 1".into()));
         }
         let keysets = issuer.keysets();
-        let values = self.coin_values(keysets)?;
-        let balance: u64 = values.iter().sum();
-        let (mut chosen, remaining) = select::exact_greedy(&values, amount);
-        if remaining > 0 {
-            let fee = issuer.policy().swap.fee;
-            let free: Vec<usize> = (0..values.len()).filter(|i| !chosen.contains(i)).collect();
-            let free_values: Vec<u64> = free.iter().map(|&i| values[i]).collect();
-            let inputs = select::cover(&free_values, remaining + fee).ok_or(
-                WalletError::InsufficientFunds {
-                    balance,
-                    needed: amount + fee,
-                },
-            )?;
-            let inputs: Vec<usize> = inputs.iter().map(|&j| free[j]).collect();
-            self.swap(issuer, &inputs, remaining, now)?;
-            let values = self.coin_values(keysets)?;
-            let (again, left) = select::exact_greedy(&values, amount);
-            debug_assert_eq!(left, 0, "the swap produced the missing denominations");
-            if left != 0 {
-                return Err(WalletError::InsufficientFunds {
-                    balance,
-                    needed: amount,
-                });
-            }
-            chosen = again;
-        }
+        let chosen = self.select_exact(issuer, amount, now)?;
         let mut rng = crate::os_rng();
         let mut payment_id = [0u8; 16];
         rand_core::Rng::fill_bytes(&mut rng, &mut payment_id);
@@ -595,13 +692,22 @@ impl Wallet {
             });
         }
         let mut coins = Vec::new();
+        let mut spent_tokens = Vec::new();
         for &i in &chosen {
             let need = Self::allowance_need(issuer.policy(), keysets, &self.coins[i])?;
             let tokens = self.take_allowance(keysets, need)?;
             coins.push(self.coins[i].pay(to, context, &tokens, &mut rng));
+            spent_tokens.extend(tokens);
         }
-        select::take(&mut self.coins, &chosen);
-        Ok(Payment { coins })
+        let payment = Payment { coins };
+        let op = PendingOp::Pay {
+            payment: payment.clone(),
+            out: out.to_owned(),
+            coins: select::take(&mut self.coins, &chosen),
+            tokens: spent_tokens,
+        };
+        self.run(issuer, op, now)?;
+        Ok(payment)
     }
 
     /// Scans a payment: keeps the coins addressed to this wallet that verify offline.
@@ -643,8 +749,10 @@ impl Wallet {
         report
     }
 
-    /// Deposits coins worth `amount` (all coins if `None`) to `account`. Accepted and
-    /// double-spent coins leave the wallet; coins refused for other reasons stay.
+    /// Deposits coins worth `amount` (all coins if `None`) to `account`, splitting through
+    /// a swap when no exact set is held. Accepted and double-spent coins leave the wallet;
+    /// coins refused for other reasons stay. Journalled: the deposits are recorded before
+    /// they are sent, and re-sent as they are by [`Wallet::recover`].
     pub fn deposit(
         &mut self,
         issuer: &dyn IssuerApi,
@@ -655,73 +763,311 @@ impl Wallet {
         let account = AccountName::new(account)
             .ok_or_else(|| WalletError::AccountName(account.to_owned()))?;
         let keysets = issuer.keysets();
-        let values = self.coin_values(keysets)?;
         let chosen: Vec<usize> = match amount {
             None => (0..self.coins.len()).collect(),
-            Some(a) => {
-                let (chosen, left) = select::exact_greedy(&values, a);
-                if left != 0 {
-                    return Err(WalletError::Amount(format!(
-                        "no set of held coins makes exactly {a}; pay yourself to split"
-                    )));
-                }
-                chosen
-            }
+            Some(0) => return Err(WalletError::Amount("deposit at least 1".into())),
+            Some(a) => self.select_exact(issuer, a, now)?,
         };
         let mut rng = crate::os_rng();
         let mut outcomes = Vec::new();
-        let mut gone = Vec::new();
+        let mut ready = Vec::new();
         for i in chosen {
-            let coin = &self.coins[i];
-            let need = Self::allowance_need(issuer.policy(), keysets, coin)?;
-            let tokens = match self.take_allowance(keysets, need) {
-                Ok(t) => t,
-                Err(e) => {
-                    outcomes.push(DepositOutcome {
-                        serial: self.coins[i].coin.serial().to_string(),
-                        value: values[i],
-                        receipt: None,
-                        error: Some(e.to_string()),
+            let need = Self::allowance_need(issuer.policy(), keysets, &self.coins[i])?;
+            match self.take_allowance(keysets, need) {
+                Ok(tokens) => ready.push((i, tokens)),
+                Err(e) => outcomes.push(DepositOutcome {
+                    serial: self.coins[i].coin.serial().to_string(),
+                    value: coin_value(keysets, &self.coins[i].coin)?,
+                    receipt: None,
+                    error: Some(e.to_string()),
+                }),
+            }
+        }
+        // Descending by index: the order select::take hands the coins back in.
+        ready.sort_by(|a, b| b.0.cmp(&a.0));
+        let deposits: Vec<Deposit> = ready
+            .iter()
+            .map(|(i, tokens)| {
+                self.coins[*i].deposit(
+                    CreditTarget::Account(account.clone()),
+                    now,
+                    tokens,
+                    &mut rng,
+                )
+            })
+            .collect();
+        let indices: Vec<usize> = ready.iter().map(|(i, _)| *i).collect();
+        let coins = select::take(&mut self.coins, &indices);
+        let items = deposits
+            .into_iter()
+            .zip(coins)
+            .zip(ready)
+            .map(|((d, c), (_, t))| (d, c, t))
+            .collect();
+        let op = PendingOp::Deposit { items };
+        let item = self.run(issuer, op, now)?;
+        outcomes.extend(item.deposits);
+        Ok(outcomes)
+    }
+
+    /// Finishes every operation a crash (or a lost answer) left in the journal: re-sends
+    /// each request as it was recorded — the issuer answers a repeat with its original
+    /// answer and no second charge — and re-writes recorded payments. A refused operation
+    /// gives back what it had at stake; one the issuer still cannot answer stays.
+    pub fn recover(
+        &mut self,
+        issuer: &dyn IssuerApi,
+        now: u64,
+    ) -> Result<Vec<RecoveryItem>, WalletError> {
+        let mut report = Vec::new();
+        let ops: Vec<PendingOp> = self.pending.drain(..).collect();
+        let mut left = Vec::new();
+        for op in ops {
+            match self.finish(issuer, op, now)? {
+                Finish::Completed(item) | Finish::Refused(item, _) => report.push(item),
+                Finish::Again(op, cause) => {
+                    report.push(RecoveryItem {
+                        op: op.kind(),
+                        outcome: "pending",
+                        value_in: 0,
+                        value_out: 0,
+                        detail: Some(cause.to_string()),
+                        deposits: vec![],
                     });
-                    continue;
-                }
-            };
-            let coin = &self.coins[i];
-            let deposit = coin.deposit(
-                CreditTarget::Account(account.clone()),
-                now,
-                &tokens,
-                &mut rng,
-            );
-            let serial = coin.coin.serial().to_string();
-            match issuer.deposit(&deposit, now) {
-                Ok(receipt) => {
-                    gone.push(i);
-                    outcomes.push(DepositOutcome {
-                        serial,
-                        value: values[i],
-                        receipt: Some(receipt),
-                        error: None,
-                    });
-                }
-                Err(e) => {
-                    if e.is_double_spent() {
-                        gone.push(i);
-                    } else {
-                        self.allowance.extend(tokens);
-                    }
-                    outcomes.push(DepositOutcome {
-                        serial,
-                        value: values[i],
-                        receipt: None,
-                        error: Some(e.to_string()),
-                    });
+                    left.push(op);
                 }
             }
         }
-        select::take(&mut self.coins, &gone);
-        Ok(outcomes)
+        self.pending = left;
+        self.save()?;
+        Ok(report)
     }
+
+    /// Runs a new operation under the journal: recorded, performed, its result saved.
+    fn run(
+        &mut self,
+        issuer: &dyn IssuerApi,
+        op: PendingOp,
+        now: u64,
+    ) -> Result<RecoveryItem, WalletError> {
+        let kind = op.kind();
+        self.begin(op)?;
+        let Some(op) = self.pending.pop() else {
+            return Err(WalletError::PendingFirst(0));
+        };
+        let finished = self.finish(issuer, op, now);
+        let result = match finished {
+            Ok(Finish::Completed(item)) => Ok(item),
+            Ok(Finish::Refused(_, cause)) => Err(WalletError::Issuer(cause)),
+            Ok(Finish::Again(op, cause)) => {
+                self.pending.push(op);
+                Err(WalletError::Interrupted { op: kind, cause })
+            }
+            Err(e) => Err(e),
+        };
+        self.save()?;
+        crash_point(&format!("{kind}:finished"));
+        result
+    }
+
+    /// Performs one journalled operation and applies its result in memory (the caller
+    /// saves). On an error the operation is back in the journal, unchanged.
+    fn finish(
+        &mut self,
+        issuer: &dyn IssuerApi,
+        op: PendingOp,
+        now: u64,
+    ) -> Result<Finish, WalletError> {
+        let keysets = issuer.keysets();
+        let item = |op: &'static str, outcome, value_in, value_out, detail| RecoveryItem {
+            op,
+            outcome,
+            value_in,
+            value_out,
+            detail,
+            deposits: vec![],
+        };
+        // What an operation that is not finished does: back into the journal, unchanged.
+        macro_rules! keep {
+            ($op:expr, $result:expr) => {
+                match $result {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.pending.push($op);
+                        return Err(e);
+                    }
+                }
+            };
+        }
+        match op {
+            PendingOp::Withdraw {
+                ref account,
+                ref outputs,
+                ref issues,
+            } => match issuer.withdraw(account, outputs, now) {
+                Ok(answers) => {
+                    crash_point("withdraw:answered");
+                    let (coins, value) =
+                        keep!(op, Self::unblind_coins(keysets, issues, outputs, &answers));
+                    self.coins.extend(coins);
+                    Ok(Finish::Completed(item(
+                        "withdraw",
+                        "completed",
+                        value,
+                        0,
+                        None,
+                    )))
+                }
+                Err(e) if e.is_refusal() => {
+                    let it = item("withdraw", "refused", 0, 0, Some(e.to_string()));
+                    Ok(Finish::Refused(it, e))
+                }
+                Err(e) => Ok(Finish::Again(op, e)),
+            },
+            PendingOp::Allowance {
+                ref request,
+                ref issues,
+            } => match issuer.issue_allowance(request, now) {
+                Ok(answers) => {
+                    crash_point("allowance:answered");
+                    let outputs = &request.outputs;
+                    let (tokens, value) =
+                        keep!(op, Self::unblind_tokens(keysets, issues, outputs, &answers));
+                    self.allowance.extend(tokens);
+                    Ok(Finish::Completed(item(
+                        "allowance",
+                        "completed",
+                        value,
+                        0,
+                        None,
+                    )))
+                }
+                Err(e) if e.is_refusal() => {
+                    let it = item("allowance", "refused", 0, 0, Some(e.to_string()));
+                    Ok(Finish::Refused(it, e))
+                }
+                Err(e) => Ok(Finish::Again(op, e)),
+            },
+            PendingOp::Swap {
+                ref request,
+                ref issues,
+                ..
+            } => match issuer.swap(request, now) {
+                Ok(answers) => {
+                    crash_point("swap:answered");
+                    let outputs = &request.outputs;
+                    let (coins, value) =
+                        keep!(op, Self::unblind_coins(keysets, issues, outputs, &answers));
+                    self.coins.extend(coins);
+                    let PendingOp::Swap { inputs, .. } = op else {
+                        return Ok(Finish::Completed(item("swap", "completed", value, 0, None)));
+                    };
+                    let spent = inputs
+                        .iter()
+                        .map(|c| coin_value(keysets, &c.coin).unwrap_or(0))
+                        .sum();
+                    Ok(Finish::Completed(item(
+                        "swap",
+                        "completed",
+                        value,
+                        spent,
+                        None,
+                    )))
+                }
+                Err(e) if e.is_refusal() => {
+                    // Nothing was spent: the inputs and their tokens come back.
+                    if let PendingOp::Swap { inputs, tokens, .. } = op {
+                        self.coins.extend(inputs);
+                        self.allowance.extend(tokens);
+                    }
+                    let it = item("swap", "refused", 0, 0, Some(e.to_string()));
+                    Ok(Finish::Refused(it, e))
+                }
+                Err(e) => Ok(Finish::Again(op, e)),
+            },
+            PendingOp::Pay {
+                ref payment,
+                ref out,
+                ref coins,
+                ..
+            } => {
+                keep!(
+                    op,
+                    write_atomic(out, &payment.to_bytes(), 0o600).map_err(WalletError::from)
+                );
+                crash_point("pay:written");
+                let value = coins
+                    .iter()
+                    .map(|c| coin_value(keysets, &c.coin).unwrap_or(0))
+                    .sum();
+                let detail = format!("payment written to {}", out.display());
+                Ok(Finish::Completed(item(
+                    "pay",
+                    "completed",
+                    0,
+                    value,
+                    Some(detail),
+                )))
+            }
+            PendingOp::Deposit { items } => {
+                let mut outcomes = Vec::new();
+                let mut left = Vec::new();
+                let mut value_out = 0;
+                let mut cause = None;
+                for (deposit, coin, tokens) in items {
+                    let value = coin_value(keysets, &coin.coin).unwrap_or(0);
+                    let serial = coin.coin.serial().to_string();
+                    let outcome = |receipt, error| DepositOutcome {
+                        serial: serial.clone(),
+                        value,
+                        receipt,
+                        error,
+                    };
+                    match issuer.deposit(&deposit, now) {
+                        Ok(receipt) => {
+                            value_out += value;
+                            outcomes.push(outcome(Some(receipt), None));
+                        }
+                        Err(e) if e.is_double_spent() => {
+                            value_out += value;
+                            outcomes.push(outcome(None, Some(e.to_string())));
+                        }
+                        Err(e) if e.is_refusal() => {
+                            self.coins.push(coin);
+                            self.allowance.extend(tokens);
+                            outcomes.push(outcome(None, Some(e.to_string())));
+                        }
+                        Err(e) => {
+                            outcomes.push(outcome(None, Some(e.to_string())));
+                            left.push((deposit, coin, tokens));
+                            cause = Some(e);
+                        }
+                    }
+                }
+                crash_point("deposit:answered");
+                let mut it = item("deposit", "completed", 0, value_out, None);
+                it.deposits = outcomes;
+                if let Some(cause) = cause {
+                    // The deposits the issuer did not answer stay journalled; the rest is
+                    // done. Report both: the caller shows the outcomes.
+                    it.outcome = "partial";
+                    it.detail = Some(cause.to_string());
+                    self.pending.push(PendingOp::Deposit { items: left });
+                }
+                Ok(Finish::Completed(it))
+            }
+        }
+    }
+}
+
+/// What performing one journalled operation came to.
+enum Finish {
+    /// Done: its result is in the wallet.
+    Completed(RecoveryItem),
+    /// The issuer refused: nothing happened, what was at stake is back.
+    Refused(RecoveryItem, CallError),
+    /// No answer: it stays journalled.
+    Again(PendingOp, CallError),
 }
 
 fn coin_value(keysets: &KeysetList, coin: &Coin) -> Result<u64, WalletError> {
