@@ -784,7 +784,7 @@ impl Wallet {
             }
         }
         // Descending by index: the order select::take hands the coins back in.
-        ready.sort_by(|a, b| b.0.cmp(&a.0));
+        ready.sort_by_key(|r| std::cmp::Reverse(r.0));
         let deposits: Vec<Deposit> = ready
             .iter()
             .map(|(i, tokens)| {
