@@ -715,3 +715,152 @@ fn account_misuse_and_overflow_are_told_apart() {
         Err(IssuerError::Misuse(Misuse::AlreadyInitialised(_)))
     ));
 }
+
+/// The answer to a request is lost on the way back (the issuer did the work): a transport
+/// fault, injected around the real issuer.
+struct LostAnswers<'a>(&'a Issuer);
+
+#[derive(Debug, thiserror::Error)]
+#[error("connection reset before the answer arrived")]
+struct Lost;
+
+impl microcash::issuer::RemoteFailure for Lost {
+    fn code(&self) -> Option<&str> {
+        None
+    }
+    fn status(&self) -> Option<u16> {
+        None
+    }
+}
+
+fn lost<T>(r: Result<T, microcash::issuer::CallError>) -> Result<T, microcash::issuer::CallError> {
+    r.and_then(|_| Err(microcash::issuer::CallError::Remote(Box::new(Lost))))
+}
+
+impl IssuerApi for LostAnswers<'_> {
+    fn keysets(&self) -> &microcash::protocol::keyset::KeysetList {
+        IssuerApi::keysets(self.0)
+    }
+    fn policy(&self) -> &Policy {
+        IssuerApi::policy(self.0)
+    }
+    fn withdraw(
+        &self,
+        account: &AccountName,
+        outputs: &[BlindedOutput],
+        now: u64,
+    ) -> Result<Vec<microcash_kernels::bls::G1Affine>, microcash::issuer::CallError> {
+        lost(IssuerApi::withdraw(self.0, account, outputs, now))
+    }
+    fn swap(
+        &self,
+        request: &SwapRequest,
+        now: u64,
+    ) -> Result<Vec<microcash_kernels::bls::G1Affine>, microcash::issuer::CallError> {
+        lost(IssuerApi::swap(self.0, request, now))
+    }
+    fn register_wallet(
+        &self,
+        address: &Address,
+        identity: &str,
+    ) -> Result<(), microcash::issuer::CallError> {
+        IssuerApi::register_wallet(self.0, address, identity)
+    }
+    fn issue_allowance(
+        &self,
+        request: &AllowanceRequest,
+        now: u64,
+    ) -> Result<Vec<microcash_kernels::bls::G1Affine>, microcash::issuer::CallError> {
+        lost(IssuerApi::issue_allowance(self.0, request, now))
+    }
+    fn deposit(
+        &self,
+        deposit: &microcash::protocol::deposit::Deposit,
+        now: u64,
+    ) -> Result<microcash::issuer::Receipt, microcash::issuer::CallError> {
+        lost(IssuerApi::deposit(self.0, deposit, now))
+    }
+}
+
+/// Every answer lost: each operation stays journalled with its coins in flight (never
+/// selected again), and recovery against the issuer finishes it with one charge.
+#[test]
+fn lost_answers_are_recovered_with_one_charge() {
+    use microcash::wallet::WalletError;
+    let tmp = tempfile::tempdir().unwrap();
+    let e = env();
+    let flaky = LostAnswers(&e.issuer);
+    let mut a = Wallet::create(&tmp.path().join("a.json"), "a").unwrap();
+    a.register(&e.issuer, "alice").unwrap();
+    assert!(matches!(
+        a.withdraw(&flaky, "alice", 1000, "standard", NOW),
+        Err(WalletError::Interrupted { op: "withdraw", .. })
+    ));
+    assert_eq!(a.pending_count(), 1);
+    assert_eq!(
+        e.issuer.balance("alice").unwrap(),
+        99_000,
+        "debited once, answer lost"
+    );
+    let report = a.recover(&e.issuer, NOW).unwrap();
+    assert_eq!(report[0].outcome, "completed");
+    assert_eq!(report[0].value_in, 1000);
+    assert_eq!(
+        e.issuer.balance("alice").unwrap(),
+        99_000,
+        "not debited again"
+    );
+    assert_eq!(a.balance(e.issuer.keysets()).unwrap(), 1000);
+
+    assert!(a.request_allowance(&flaky, 100, NOW).is_err());
+    a.recover(&e.issuer, NOW).unwrap();
+    assert_eq!(a.allowance_balance(e.issuer.keysets()), 100);
+
+    // A deposit whose answer is lost: its coins are in flight, not spendable, until recovered.
+    let outcomes = a.deposit(&flaky, "bob", Some(8), NOW).unwrap();
+    assert!(outcomes.iter().all(|o| o.receipt.is_none()));
+    assert_eq!(a.pending_count(), 1);
+    assert_eq!(a.in_flight(e.issuer.keysets()), 8);
+    assert_eq!(a.balance(e.issuer.keysets()).unwrap(), 992);
+    a.recover(&e.issuer, NOW).unwrap();
+    assert_eq!(e.issuer.balance("bob").unwrap(), 8, "credited once");
+    assert_eq!(a.pending_count(), 0);
+    assert_eq!(a.in_flight(e.issuer.keysets()), 0);
+    assert_eq!(a.balance(e.issuer.keysets()).unwrap(), 992);
+
+    // A split whose swap answer is lost: the payment is not made; the swap finishes later.
+    let b = Wallet::create(&tmp.path().join("b.json"), "b").unwrap();
+    let out = tmp.path().join("p.mcp");
+    assert!(matches!(
+        a.pay(&flaky, &b.address(), 3, &out, NOW),
+        Err(WalletError::Interrupted { op: "swap", .. })
+    ));
+    assert!(!out.exists());
+    a.recover(&e.issuer, NOW).unwrap();
+    assert_eq!(
+        a.balance(e.issuer.keysets()).unwrap(),
+        992,
+        "swapped at equal value"
+    );
+    a.pay(&e.issuer, &b.address(), 3, &out, NOW).unwrap();
+    assert_eq!(a.balance(e.issuer.keysets()).unwrap(), 989);
+}
+
+/// One process holds a wallet at a time; a version-1 file (before the journal) opens.
+#[test]
+fn a_wallet_is_held_by_one_process_and_old_files_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("w.json");
+    let w = Wallet::create(&path, "w").unwrap();
+    assert!(matches!(
+        Wallet::open(&path),
+        Err(microcash::wallet::WalletError::Busy(_))
+    ));
+    drop(w);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["version"] = 1.into();
+    v.as_object_mut().unwrap().remove("pending");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let w = Wallet::open(&path).unwrap();
+    assert_eq!(w.pending_count(), 0);
+}
