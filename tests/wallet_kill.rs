@@ -152,51 +152,47 @@ impl World {
     }
 
     /// The four operations, each with `crash` set; after each one that died, recover.
+    /// Withdraw 300, ask for 10 of allowance, pay B 37 (a split: a swap), deposit 5 (often
+    /// a split too).
+    fn ops(&self, out: &Path) -> [Vec<String>; 4] {
+        let t = &self.alice_token;
+        let out = out.to_str().unwrap();
+        let b = &self.b_address;
+        let a = ["--wallet", "a.json"];
+        [
+            self.wallet(
+                &[
+                    &["withdraw"],
+                    &a[..],
+                    &["--account", "alice", "--amount", "300"],
+                ]
+                .concat(),
+                t,
+            ),
+            self.wallet(&[&["allowance"], &a[..], &["--amount", "10"]].concat(), t),
+            self.wallet(
+                &[
+                    &["pay"],
+                    &a[..],
+                    &["--to", b, "--amount", "37", "--out", out],
+                ]
+                .concat(),
+                t,
+            ),
+            self.wallet(
+                &[
+                    &["deposit"],
+                    &a[..],
+                    &["--account", "shop", "--amount", "5"],
+                ]
+                .concat(),
+                t,
+            ),
+        ]
+    }
+
     fn round(&mut self, crash: Option<&str>, out: &Path) {
-        let ops: [Vec<String>; 4] = [
-            self.wallet(
-                &[
-                    "withdraw",
-                    "--wallet",
-                    "a.json",
-                    "--account",
-                    "alice",
-                    "--amount",
-                    "300",
-                ],
-                &self.alice_token,
-            ),
-            self.wallet(
-                &["allowance", "--wallet", "a.json", "--amount", "10"],
-                &self.alice_token,
-            ),
-            self.wallet(
-                &[
-                    "pay",
-                    "--wallet",
-                    "a.json",
-                    "--to",
-                    &self.b_address,
-                    "--amount",
-                    "37",
-                    "--out",
-                    out.to_str().unwrap(),
-                ],
-                &self.alice_token,
-            ),
-            self.wallet(
-                &[
-                    "deposit",
-                    "--wallet",
-                    "a.json",
-                    "--account",
-                    "shop",
-                    "--amount",
-                    "5",
-                ],
-                &self.alice_token,
-            ),
-        ];
+        let ops = self.ops(out);
         for (k, op) in ops.iter().enumerate() {
             let args: Vec<&str> = op.iter().map(String::as_str).collect();
             let mut c = self.cmd(&args);
@@ -376,47 +372,7 @@ fn kill_9_at_random_moments_loses_nothing() {
         seed >> 33
     };
     for round in 0..12 {
-        let ops: [Vec<String>; 4] = [
-            w.wallet(
-                &[
-                    "withdraw",
-                    "--wallet",
-                    "a.json",
-                    "--account",
-                    "alice",
-                    "--amount",
-                    "300",
-                ],
-                "",
-            ),
-            w.wallet(&["allowance", "--wallet", "a.json", "--amount", "10"], ""),
-            w.wallet(
-                &[
-                    "pay",
-                    "--wallet",
-                    "a.json",
-                    "--to",
-                    &w.b_address,
-                    "--amount",
-                    "37",
-                    "--out",
-                    out.to_str().unwrap(),
-                ],
-                "",
-            ),
-            w.wallet(
-                &[
-                    "deposit",
-                    "--wallet",
-                    "a.json",
-                    "--account",
-                    "shop",
-                    "--amount",
-                    "5",
-                ],
-                "",
-            ),
-        ];
+        let ops = w.ops(&out);
         for (k, op) in ops.iter().enumerate() {
             let args: Vec<&str> = op.iter().map(String::as_str).collect();
             let mut child = w

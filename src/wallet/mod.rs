@@ -390,57 +390,6 @@ impl Wallet {
         Ok((pending, outputs))
     }
 
-    /// Unblinds and checks the issuer's answers to `issues`; nothing is kept unless all
-    /// verify. Returns the fresh coins (or tokens, by `kind`) and their value.
-    fn unblind_coins(
-        keysets: &KeysetList,
-        issues: &[PendingIssue],
-        outputs: &[BlindedOutput],
-        answers: &[microcash_kernels::bls::G1Affine],
-    ) -> Result<(Vec<OwnedCoin>, u64), WalletError> {
-        if answers.len() != issues.len() {
-            return Err(WalletError::AnswerCount {
-                expected: issues.len(),
-                got: answers.len(),
-            });
-        }
-        let mut value = 0;
-        let mut fresh = Vec::new();
-        for ((p, o), a) in issues.iter().zip(outputs).zip(answers) {
-            let ks = keysets
-                .get(&o.keyset_id)
-                .ok_or_else(|| WalletError::UnknownKeyset(o.keyset_id.to_string()))?;
-            fresh.push(finish_coin(p.clone(), ks, a)?);
-            value += ks.value();
-        }
-        Ok((fresh, value))
-    }
-
-    /// Unblinds allowance tokens (see [`Wallet::unblind_coins`]).
-    fn unblind_tokens(
-        keysets: &KeysetList,
-        issues: &[PendingIssue],
-        outputs: &[BlindedOutput],
-        answers: &[microcash_kernels::bls::G1Affine],
-    ) -> Result<(Vec<OwnedAllowance>, u64), WalletError> {
-        if answers.len() != issues.len() {
-            return Err(WalletError::AnswerCount {
-                expected: issues.len(),
-                got: answers.len(),
-            });
-        }
-        let mut value = 0;
-        let mut fresh = Vec::new();
-        for ((p, o), a) in issues.iter().zip(outputs).zip(answers) {
-            let ks = keysets
-                .get(&o.keyset_id)
-                .ok_or_else(|| WalletError::UnknownKeyset(o.keyset_id.to_string()))?;
-            fresh.push(finish_allowance(p.clone(), ks, a)?);
-            value += ks.value();
-        }
-        Ok((fresh, value))
-    }
-
     /// Withdraws `amount` from `account` as power-of-two coins of `class`. Every coin is
     /// checked with a pairing before it is stored. Journalled: a crash at any point is
     /// finished by [`Wallet::recover`] with one debit.
@@ -899,92 +848,80 @@ impl Wallet {
                 }
             };
         }
+        // Payments and deposits are finished by their own rules; the rest are one request
+        // whose answer is blind signatures.
+        let answer = match &op {
+            PendingOp::Withdraw {
+                account, outputs, ..
+            } => issuer.withdraw(account, outputs, now),
+            PendingOp::Allowance { request, .. } => issuer.issue_allowance(request, now),
+            PendingOp::Swap { request, .. } => issuer.swap(request, now),
+            PendingOp::Pay { .. } | PendingOp::Deposit { .. } => Ok(vec![]),
+        };
+        let kind = op.kind();
+        let answers = match answer {
+            Ok(answers) => answers,
+            Err(e) if e.is_refusal() => {
+                // Nothing happened: what was at stake comes back.
+                if let PendingOp::Swap { inputs, tokens, .. } = op {
+                    self.coins.extend(inputs);
+                    self.allowance.extend(tokens);
+                }
+                let it = item(kind, "refused", 0, 0, Some(e.to_string()));
+                return Ok(Finish::Refused(it, e));
+            }
+            Err(e) => return Ok(Finish::Again(op, e)),
+        };
+        let signed = matches!(
+            op,
+            PendingOp::Withdraw { .. } | PendingOp::Allowance { .. } | PendingOp::Swap { .. }
+        );
+        if signed {
+            crash_point(&format!("{kind}:answered"));
+        }
         match op {
             PendingOp::Withdraw {
-                ref account,
                 ref outputs,
                 ref issues,
-            } => match issuer.withdraw(account, outputs, now) {
-                Ok(answers) => {
-                    crash_point("withdraw:answered");
-                    let (coins, value) =
-                        keep!(op, Self::unblind_coins(keysets, issues, outputs, &answers));
-                    self.coins.extend(coins);
-                    Ok(Finish::Completed(item(
-                        "withdraw",
-                        "completed",
-                        value,
-                        0,
-                        None,
-                    )))
-                }
-                Err(e) if e.is_refusal() => {
-                    let it = item("withdraw", "refused", 0, 0, Some(e.to_string()));
-                    Ok(Finish::Refused(it, e))
-                }
-                Err(e) => Ok(Finish::Again(op, e)),
-            },
+                ..
+            } => {
+                let unblinded = unblind(keysets, issues, outputs, &answers, finish_coin);
+                let (coins, value) = keep!(op, unblinded);
+                self.coins.extend(coins);
+                Ok(Finish::Completed(item(kind, "completed", value, 0, None)))
+            }
             PendingOp::Allowance {
                 ref request,
                 ref issues,
-            } => match issuer.issue_allowance(request, now) {
-                Ok(answers) => {
-                    crash_point("allowance:answered");
-                    let outputs = &request.outputs;
-                    let (tokens, value) =
-                        keep!(op, Self::unblind_tokens(keysets, issues, outputs, &answers));
-                    self.allowance.extend(tokens);
-                    Ok(Finish::Completed(item(
-                        "allowance",
-                        "completed",
-                        value,
-                        0,
-                        None,
-                    )))
-                }
-                Err(e) if e.is_refusal() => {
-                    let it = item("allowance", "refused", 0, 0, Some(e.to_string()));
-                    Ok(Finish::Refused(it, e))
-                }
-                Err(e) => Ok(Finish::Again(op, e)),
-            },
+            } => {
+                let outputs = &request.outputs;
+                let unblinded = unblind(keysets, issues, outputs, &answers, finish_allowance);
+                let (tokens, value) = keep!(op, unblinded);
+                self.allowance.extend(tokens);
+                Ok(Finish::Completed(item(kind, "completed", value, 0, None)))
+            }
             PendingOp::Swap {
                 ref request,
                 ref issues,
+                ref inputs,
                 ..
-            } => match issuer.swap(request, now) {
-                Ok(answers) => {
-                    crash_point("swap:answered");
-                    let outputs = &request.outputs;
-                    let (coins, value) =
-                        keep!(op, Self::unblind_coins(keysets, issues, outputs, &answers));
-                    self.coins.extend(coins);
-                    let PendingOp::Swap { inputs, .. } = op else {
-                        return Ok(Finish::Completed(item("swap", "completed", value, 0, None)));
-                    };
-                    let spent = inputs
-                        .iter()
-                        .map(|c| coin_value(keysets, &c.coin).unwrap_or(0))
-                        .sum();
-                    Ok(Finish::Completed(item(
-                        "swap",
-                        "completed",
-                        value,
-                        spent,
-                        None,
-                    )))
-                }
-                Err(e) if e.is_refusal() => {
-                    // Nothing was spent: the inputs and their tokens come back.
-                    if let PendingOp::Swap { inputs, tokens, .. } = op {
-                        self.coins.extend(inputs);
-                        self.allowance.extend(tokens);
-                    }
-                    let it = item("swap", "refused", 0, 0, Some(e.to_string()));
-                    Ok(Finish::Refused(it, e))
-                }
-                Err(e) => Ok(Finish::Again(op, e)),
-            },
+            } => {
+                let outputs = &request.outputs;
+                let unblinded = unblind(keysets, issues, outputs, &answers, finish_coin);
+                let (coins, value) = keep!(op, unblinded);
+                self.coins.extend(coins);
+                let spent = inputs
+                    .iter()
+                    .map(|c| coin_value(keysets, &c.coin).unwrap_or(0))
+                    .sum();
+                Ok(Finish::Completed(item(
+                    kind,
+                    "completed",
+                    value,
+                    spent,
+                    None,
+                )))
+            }
             PendingOp::Pay {
                 ref payment,
                 ref out,
@@ -1058,6 +995,37 @@ impl Wallet {
             }
         }
     }
+}
+
+/// Unblinds and checks the issuer's answers to `issues` with `finish` (coins or tokens);
+/// nothing is kept unless every answer verifies. Returns them with their value.
+fn unblind<T>(
+    keysets: &KeysetList,
+    issues: &[PendingIssue],
+    outputs: &[BlindedOutput],
+    answers: &[microcash_kernels::bls::G1Affine],
+    finish: fn(
+        PendingIssue,
+        &crate::protocol::keyset::Keyset,
+        &microcash_kernels::bls::G1Affine,
+    ) -> Result<T, UnblindError>,
+) -> Result<(Vec<T>, u64), WalletError> {
+    if answers.len() != issues.len() {
+        return Err(WalletError::AnswerCount {
+            expected: issues.len(),
+            got: answers.len(),
+        });
+    }
+    let mut value = 0;
+    let mut fresh = Vec::new();
+    for ((p, o), a) in issues.iter().zip(outputs).zip(answers) {
+        let ks = keysets
+            .get(&o.keyset_id)
+            .ok_or_else(|| WalletError::UnknownKeyset(o.keyset_id.to_string()))?;
+        fresh.push(finish(p.clone(), ks, a)?);
+        value += ks.value();
+    }
+    Ok((fresh, value))
 }
 
 /// What performing one journalled operation came to.
