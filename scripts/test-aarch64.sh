@@ -12,8 +12,17 @@ cd "$(dirname "$0")/.."
 target=aarch64-unknown-linux-gnu
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
-  apt-get install -y gcc-aarch64-linux-gnu qemu-user
+  apt-get install -y gcc-aarch64-linux-gnu qemu-user qemu-user-binfmt
 fi
+# Tests that spawn the `microcash` binary (CLI walkthrough, kill tests, server) need the
+# kernel to run an aarch64 executable by itself: register qemu with binfmt_misc (root;
+# skipped where the host already has it, e.g. a real aarch64 machine).
+if [ "$(uname -m)" != aarch64 ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] ||
+    mount binfmt_misc -t binfmt_misc /proc/sys/fs/binfmt_misc
+  cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register
+fi
+export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc

@@ -76,6 +76,8 @@ pub struct BenchReport {
     pub per_coin: PerCoin,
     /// Ratios within this run.
     pub ratios: Ratios,
+    /// Where one coin's microseconds go on one thread, stage by stage.
+    pub stages_1t_us: StageCosts,
     /// Primitive costs, µs per operation, one thread.
     pub primitives_us: Primitives,
     /// Spent set: fresh-serial probe+insert per second, one thread, in RAM.
@@ -155,6 +157,53 @@ pub struct Ratios {
     /// the valid chunk, one thread: what an attacker's invalid record costs the issuer
     /// relative to an honest one (bounded by the record-wise bisection).
     pub forged_over_valid: f64,
+}
+
+/// Per-coin cost of each stage of clearing on one thread, µs. The verification stages are
+/// measured inside the kernel-only run (`batch_verify::StageTimes`); `decode` is reading
+/// and decoding the batch file; `settle_and_pipeline` is what the end-to-end run spends
+/// beyond decode and verification (spent-set lookups, journal commit, verdict lines,
+/// queues) — the difference of two runs, so noisy, and floored at 0.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StageCosts {
+    /// Reading and decoding records.
+    pub decode: f64,
+    /// The reference walk recording its questions.
+    pub walk: f64,
+    /// RFC 9380 hash-to-G1 of the serials.
+    pub hash_to_g1: f64,
+    /// Issuer signatures: MSMs and pairings.
+    pub bls_check: f64,
+    /// RedPallas decompression and challenges.
+    pub pallas_prepare: f64,
+    /// RedPallas batch MSM.
+    pub pallas_check: f64,
+    /// Verdict collection (and replays of failed records).
+    pub replay: f64,
+    /// End to end minus decode and verification.
+    pub settle_and_pipeline: f64,
+}
+
+impl StageCosts {
+    fn per_coin(
+        decode_us: f64,
+        t: batch_verify::StageTimes,
+        n: usize,
+        engine_us: f64,
+        kernels_us: f64,
+    ) -> StageCosts {
+        let us = |s: f64| s * 1e6 / n.max(1) as f64;
+        StageCosts {
+            decode: decode_us,
+            walk: us(t.walk),
+            hash_to_g1: us(t.hash_to_g1),
+            bls_check: us(t.bls_check),
+            pallas_prepare: us(t.pallas_prepare),
+            pallas_check: us(t.pallas_check),
+            replay: us(t.replay),
+            settle_and_pipeline: (engine_us - kernels_us - decode_us).max(0.0),
+        }
+    }
 }
 
 /// Primitive costs.
@@ -336,6 +385,7 @@ pub fn run(
     };
     let n = opts.coins as usize;
     let mut per = PerCoin::default();
+    let mut stages = StageCosts::default();
     for (t, slot) in [(1usize, 0), (threads, 1)] {
         let engine = fresh(&format!("store-{slot}"))?;
         let options = ClearOptions {
@@ -353,11 +403,14 @@ pub fn run(
             per.engine_all_us = us
         }
     }
-    // Decoded deposits for the kernel-only and one-at-a-time runs.
+    // Decoded deposits for the kernel-only and one-at-a-time runs (timed: the decode stage).
+    let mut deposits: Vec<Deposit> = Vec::new();
     let mut reader = crate::engine::batch_file::BatchReader::open(&out)?;
-    let deposits: Vec<Deposit> = std::iter::from_fn(|| reader.next_record())
-        .filter_map(|r| r.payload.ok().and_then(|p| hinted_deposit(&p)))
-        .collect();
+    let decode_us = per_item_us(n, || {
+        deposits = std::iter::from_fn(|| reader.next_record())
+            .filter_map(|r| r.payload.ok().and_then(|p| hinted_deposit(&p)))
+            .collect();
+    });
     let engine = fresh("store-k")?;
     let p = engine.params().clone();
     let verifier = Verifier::new(&p.keysets, &p.policy);
@@ -366,18 +419,23 @@ pub fn run(
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
         let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng)?;
         let mut ok = 0;
+        let mut times = batch_verify::StageTimes::default();
         let kernels = per_item_us(n, || {
             ok = pool.install(|| {
                 refs.chunks(8192)
                     .map(|c| {
-                        batch_verify::verify_chunk(&verifier, &p.keysets, c, now, &mut rng)
-                            .iter()
-                            .filter(|r| r.is_ok())
-                            .count()
+                        let (verdicts, t) = batch_verify::verify_chunk_timed(
+                            &verifier, &p.keysets, c, now, &mut rng,
+                        );
+                        times += t;
+                        verdicts.iter().filter(|r| r.is_ok()).count()
                     })
                     .sum::<usize>()
             })
         });
+        if slot == 0 {
+            stages = StageCosts::per_coin(decode_us, times, n, per.engine_1t_us, kernels);
+        }
         assert_eq!(ok, n);
         let mut good = 0;
         let single = per_item_us(n, || {
@@ -464,6 +522,7 @@ pub fn run(
         coins: opts.coins,
         threads,
         per_coin: per,
+        stages_1t_us: stages,
         ratios,
         primitives_us,
         spentset_probe_insert_per_s: rate,

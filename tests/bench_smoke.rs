@@ -34,6 +34,29 @@ fn bench_reports_every_figure() {
     ] {
         assert!(v["primitives_us"][key].as_f64().unwrap() > 0.0, "{key}");
     }
+    // The per-stage table: every stage of verification was timed, and together they are
+    // the kernel-only run they were measured in (not a separate guess).
+    let stages = &v["stages_1t_us"];
+    let mut verify_sum = 0.0;
+    for key in [
+        "walk",
+        "hash_to_g1",
+        "bls_check",
+        "pallas_prepare",
+        "pallas_check",
+        "replay",
+    ] {
+        let us = stages[key].as_f64().unwrap();
+        assert!(us > 0.0, "{key}");
+        verify_sum += us;
+    }
+    assert!(stages["decode"].as_f64().unwrap() > 0.0);
+    assert!(stages["settle_and_pipeline"].as_f64().unwrap() >= 0.0);
+    let kernels = v["per_coin"]["kernels_1t_us"].as_f64().unwrap();
+    assert!(
+        verify_sum <= kernels * 1.01,
+        "stages {verify_sum} within the run {kernels}"
+    );
     assert!(v["ratios"]["speedup_vs_one_at_a_time_1t"].as_f64().unwrap() > 1.0);
     assert!(v["ratios"]["forged_over_valid"].as_f64().unwrap() > 0.0);
     assert!(v["spentset_probe_insert_per_s"].as_f64().unwrap() > 0.0);

@@ -83,6 +83,37 @@ impl CryptoChecks for Replay<'_> {
     }
 }
 
+/// Where a chunk's verification time went, in seconds of wall time per stage. With one
+/// thread the stages run one after another and add up to the whole; with more, the BLS
+/// and Pallas checks overlap (`rayon::join`) and each figure is that side's own time.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct StageTimes {
+    /// Pass 1: the reference walk recording its questions (decoding checks, hashing of
+    /// links and bindings, policy).
+    pub walk: f64,
+    /// RFC 9380 hash-to-G1 of every serial.
+    pub hash_to_g1: f64,
+    /// The issuer-signature batch: MSMs and pairings, bisection included.
+    pub bls_check: f64,
+    /// RedPallas preparation: point decompression and challenge hashes.
+    pub pallas_prepare: f64,
+    /// The owner-signature batch MSM, bisection included.
+    pub pallas_check: f64,
+    /// Pass 3: collecting verdicts, replaying the walk of records with a "no".
+    pub replay: f64,
+}
+
+impl std::ops::AddAssign for StageTimes {
+    fn add_assign(&mut self, o: StageTimes) {
+        self.walk += o.walk;
+        self.hash_to_g1 += o.hash_to_g1;
+        self.bls_check += o.bls_check;
+        self.pallas_prepare += o.pallas_prepare;
+        self.pallas_check += o.pallas_check;
+        self.replay += o.replay;
+    }
+}
+
 /// Verifies `deposits` (one chunk) at `now`; weights come from `rng`, which the caller seeds
 /// from the OS for every batch.
 pub fn verify_chunk<R: CryptoRng + ?Sized>(
@@ -92,6 +123,19 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
     now: u64,
     rng: &mut R,
 ) -> Vec<Result<VerifiedDeposit, Rejection>> {
+    verify_chunk_timed(verifier, keysets, deposits, now, rng).0
+}
+
+/// [`verify_chunk`], also saying where the time went (for `microcash bench`).
+pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
+    verifier: &Verifier<'_>,
+    keysets: &crate::protocol::keyset::KeysetList,
+    deposits: &[&Deposit],
+    now: u64,
+    rng: &mut R,
+) -> (Vec<Result<VerifiedDeposit, Rejection>>, StageTimes) {
+    let mut times = StageTimes::default();
+    let clock = std::time::Instant::now();
     // Pass 1: record.
     let recorded: Vec<(Recorded, Result<VerifiedDeposit, Rejection>)> = deposits
         .par_iter()
@@ -126,7 +170,10 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
         }
     }
     let serials: Vec<[u8; 32]> = issuer_refs.iter().map(|(_, _, s)| *s).collect();
+    times.walk = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
     let messages = bls::batch::hash_to_g1_many(&serials, tags::H1_DST);
+    times.hash_to_g1 = clock.elapsed().as_secs_f64();
     let bls_items: Vec<BlsItem> = issuer_refs
         .iter()
         .zip(messages)
@@ -148,13 +195,16 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
         ai += rec.issuer.len();
         ao += rec.owner.len();
     }
-    let (issuer_ok, owner_ok) = rayon::join(
+    let ((issuer_ok, bls_s), (owner_ok, pallas_prepare_s, pallas_check_s)) = rayon::join(
         || {
-            judge_by_record(&issuer_groups, &|subset: &[usize]| {
+            let clock = std::time::Instant::now();
+            let ok = judge_by_record(&issuer_groups, &|subset: &[usize]| {
                 bls::batch::verify_subset(&keys, &bls_items, &bls_weights, subset)
-            })
+            });
+            (ok, clock.elapsed().as_secs_f64())
         },
         || {
+            let clock = std::time::Instant::now();
             let prepared: Vec<Option<redpallas::Prepared>> = owner_refs
                 .par_iter()
                 .map(|(key, msg, sig)| {
@@ -179,12 +229,19 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
                     weights.push(pallas_weights_all[i]);
                 }
             }
-            judge_by_record(&owner_groups, &|subset: &[usize]| {
+            let prepare_s = clock.elapsed().as_secs_f64();
+            let clock = std::time::Instant::now();
+            let ok = judge_by_record(&owner_groups, &|subset: &[usize]| {
                 let mapped: Option<Vec<usize>> = subset.iter().map(|&i| position[i]).collect();
                 mapped.is_some_and(|m| redpallas::verify_subset(&items, &weights, &m))
-            })
+            });
+            (ok, prepare_s, clock.elapsed().as_secs_f64())
         },
     );
+    times.bls_check = bls_s;
+    times.pallas_prepare = pallas_prepare_s;
+    times.pallas_check = pallas_check_s;
+    let clock = std::time::Instant::now();
 
     // Pass 3: replay where any answer was "no".
     let starts: Vec<(usize, usize)> = issuer_groups
@@ -192,7 +249,7 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
         .zip(&owner_groups)
         .map(|(i, o)| (i.start, o.start))
         .collect();
-    recorded
+    let verdicts = recorded
         .into_par_iter()
         .zip(starts)
         .zip(deposits.par_iter())
@@ -210,7 +267,9 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
             };
             verifier.verify_deposit_with(&mut replay, d, now)
         })
-        .collect()
+        .collect();
+    times.replay = clock.elapsed().as_secs_f64();
+    (verdicts, times)
 }
 
 /// The answers of a chunk's questions of one kind, grouped by record (`groups[r]` is record
