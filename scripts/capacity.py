@@ -45,6 +45,8 @@ class Record:
     threads: int
     arch: str = "unknown"
     cpu: str = "unknown"
+    # Per-coin µs of each clearing stage on one thread (`stages_1t_us`; older records lack it).
+    stages: dict = field(default_factory=dict)
 
     @staticmethod
     def from_json(doc: dict) -> "Record":
@@ -56,6 +58,7 @@ class Record:
             threads=doc["threads"],
             arch=doc.get("machine", {}).get("arch", "unknown"),
             cpu=doc.get("machine", {}).get("cpu", "unknown"),
+            stages=dict(doc.get("stages_1t_us", {})),
         )
 
 
@@ -154,8 +157,23 @@ def disk_bytes(w: Workload, days: int) -> float:
     return journal + batches + tables
 
 
+def bottleneck(r: Record):
+    """The stage that costs the most per coin, and its µs (None for records without stages)."""
+    if not r.stages:
+        return None
+    name = max(r.stages, key=lambda k: r.stages[k])
+    return name, r.stages[name]
+
+
+def measured_points(r: Record) -> list:
+    """(cores, coins/s) the record measured for one-hop coins: 1 thread and all threads."""
+    one = 1e6 / r.engine_1t_us
+    return [(1, one), (r.threads, one * r.thread_scaling)] if r.threads > 1 else [(1, one)]
+
+
 def plan(r: Record, w: Workload) -> dict:
     cores = cores_needed(r, w)
+    neck = bottleneck(r)
     return {
         "arch": r.arch,
         "cpu": r.cpu,
@@ -166,6 +184,7 @@ def plan(r: Record, w: Workload) -> dict:
         "ram_spent_set_gib": spent_set_ram_bytes(w) / 2**30,
         "disk_per_day_gib": disk_bytes(w, 1) / 2**30,
         "disk_30_days_gib": disk_bytes(w, 30) / 2**30,
+        "bottleneck_stage": f"{neck[0]} ({neck[1]:.1f} µs)" if neck else "n/a",
     }
 
 
@@ -179,8 +198,15 @@ def plots(r: Record, w: Workload, out_dir: str) -> list:
     paths = []
     cores = list(range(1, 65))
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(cores, [throughput(r, w, c) for c in cores], label=f"{r.arch} ({r.cpu})")
+    line = [throughput(r, w, c) for c in cores]
+    ax.plot(cores, line, linestyle=":", label=f"extrapolated, workload mix ({r.arch})")
+    points = measured_points(r)
+    ax.scatter([p[0] for p in points], [p[1] for p in points], color="black", zorder=3,
+               label=f"measured, one-hop coins ({r.cpu})")
     ax.axhline(peak_rate(w), color="red", linestyle="--", label="peak coins/s")
+    # Log scale when the demand line would sit on the axis (or far above the curve).
+    if log_scale(line, peak_rate(w)):
+        ax.set_yscale("log")
     ax.set_xlabel("cores")
     ax.set_ylabel("coins per second")
     ax.set_title("Clearing throughput vs cores")
@@ -200,6 +226,12 @@ def plots(r: Record, w: Workload, out_dir: str) -> list:
     plt.close(fig)
     paths.append(p)
     return paths
+
+
+def log_scale(values: list, demand: float) -> bool:
+    """Whether a linear axis would squash the demand line or the curve against the axis."""
+    top = max(values)
+    return demand > 0 and (demand < top / 50 or demand > top * 50)
 
 
 def main(argv=None) -> int:
@@ -230,7 +262,7 @@ def main(argv=None) -> int:
         if a.plots:
             for p in plots(r, w, os.path.join(a.plots, r.arch)):
                 print(f"wrote {p}", file=sys.stderr)
-    cols = ["arch", "mean_coin_cost_us", "peak_coins_per_s", "cores", "servers", "ram_spent_set_gib", "disk_per_day_gib", "disk_30_days_gib"]
+    cols = ["arch", "mean_coin_cost_us", "peak_coins_per_s", "cores", "servers", "ram_spent_set_gib", "disk_per_day_gib", "disk_30_days_gib", "bottleneck_stage"]
     print(" | ".join(cols))
     for row in rows:
         print(" | ".join(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in cols))

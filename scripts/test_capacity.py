@@ -42,6 +42,22 @@ class HandWorked(unittest.TestCase):
         self.assertAlmostEqual(c.receipt_bytes(w), 162.0)
         self.assertAlmostEqual(c.disk_bytes(w, 1), 162e6 + 900e6 + 2**26 * 40)
 
+    def test_stages_name_the_bottleneck(self):
+        self.assertEqual(c.plan(R, c.Workload(coins_per_day=1e6))["bottleneck_stage"], "n/a")
+        doc = {"per_coin": {"engine_1t_us": 100.0, "kernels_1t_us": 80.0},
+               "primitives_us": {"hash_to_g1": 50.0}, "ratios": {"thread_scaling": 1.8},
+               "threads": 2, "stages_1t_us": {"hash_to_g1": 50.0, "pallas_check": 20.0}}
+        r = c.Record.from_json(doc)
+        self.assertEqual(c.plan(r, c.Workload(coins_per_day=1e6))["bottleneck_stage"],
+                         "hash_to_g1 (50.0 µs)")
+
+    def test_measured_points_are_the_record_and_log_scale_when_demand_is_tiny(self):
+        # 100 µs per coin: 10 000/s on one thread, 18 000/s on the record's 2 threads.
+        self.assertEqual(c.measured_points(R), [(1, 10_000.0), (2, 18_000.0)])
+        line = [c.throughput(R, c.Workload(coins_per_day=1e6), k) for k in range(1, 65)]
+        self.assertTrue(c.log_scale(line, 1.0))
+        self.assertFalse(c.log_scale(line, max(line) / 2))
+
     def test_hops_mix_parsing(self):
         self.assertEqual(c.parse_hops_mix("1:80,2:15,3:5"), {1: 80.0, 2: 15.0, 3: 5.0})
         with self.assertRaises(ValueError):
