@@ -26,6 +26,7 @@ use super::batch_file::{BatchReader, RawRecord};
 use super::settle::{self, BatchMemory};
 use super::verdict::Verdict;
 use super::{batch_verify, Engine, EngineError};
+use crate::protocol::coin::Serial;
 use crate::protocol::deposit::Deposit;
 use crate::protocol::encoding::Decode;
 use crate::protocol::verify::{VerifiedDeposit, Verifier};
@@ -134,13 +135,18 @@ pub struct ClearSummary {
     pub verdicts: Vec<RecordVerdict>,
 }
 
-struct Decoded {
+/// One record on its way from the reader to the commit: its number and offset stay with it,
+/// and `item` is what it is so far — a decoded deposit (or why not), then its verification.
+struct InFlight<T> {
     index: u64,
     offset: u64,
-    deposit: Result<Deposit, Verdict>,
+    item: T,
 }
 
-type VerifiedChunk = Vec<(u64, u64, Option<String>, Result<VerifiedDeposit, Verdict>)>;
+type Decoded = InFlight<Result<Deposit, Verdict>>;
+
+/// A verified record: its serial when it decoded, and the verifier's outcome.
+type Verified = InFlight<(Option<Serial>, Result<VerifiedDeposit, Verdict>)>;
 
 /// Splits a hinted payload into (deposit, hints).
 fn split_hinted(payload: &[u8]) -> Result<(&[u8], &[u8]), String> {
@@ -175,10 +181,31 @@ fn decode(raw: RawRecord) -> Decoded {
         Ok(bytes) => Deposit::from_bytes(&bytes)
             .map_err(|e| malformed(base + e.offset as u64, e.reason.to_string())),
     };
-    Decoded {
+    InFlight {
         index: raw.index,
         offset: raw.offset,
-        deposit,
+        item: deposit,
+    }
+}
+
+impl Decoded {
+    /// This record with its verification outcome.
+    fn verified(
+        self,
+        check: impl FnOnce(&Deposit) -> Result<VerifiedDeposit, Verdict>,
+    ) -> Verified {
+        let item = match self.item {
+            Err(v) => (None, Err(v)),
+            Ok(dep) => {
+                let r = check(&dep);
+                (Some(serial_of(&dep, &r)), r)
+            }
+        };
+        InFlight {
+            index: self.index,
+            offset: self.offset,
+            item,
+        }
     }
 }
 
@@ -187,11 +214,11 @@ fn verify_raw_chunk(
     chunk: Vec<RawRecord>,
     now: u64,
     rng: &mut rand::rngs::StdRng,
-) -> VerifiedChunk {
+) -> Vec<Verified> {
     let decoded: Vec<Decoded> = chunk.into_par_iter().map(decode).collect();
     let deposits: Vec<&Deposit> = decoded
         .iter()
-        .filter_map(|d| d.deposit.as_ref().ok())
+        .filter_map(|d| d.item.as_ref().ok())
         .collect();
     let params = engine.params();
     let verifier = Verifier::new(&params.keysets, &params.policy);
@@ -199,47 +226,37 @@ fn verify_raw_chunk(
         batch_verify::verify_chunk(&verifier, &params.keysets, &deposits, now, rng).into_iter();
     decoded
         .into_iter()
-        .map(|d| match d.deposit {
-            Err(v) => (d.index, d.offset, None, Err(v)),
-            Ok(dep) => {
+        .map(|d| {
+            d.verified(|_| {
                 #[allow(
                     clippy::expect_used,
                     reason = "verify_chunk answers every deposit it is given"
                 )]
-                let r = results
-                    .next()
-                    .expect("one result per decoded deposit")
-                    .map_err(Verdict::from);
-                (d.index, d.offset, Some(serial_of(&dep, &r)), r)
-            }
+                let r = results.next().expect("one result per decoded deposit");
+                r.map_err(Verdict::from)
+            })
         })
         .collect()
 }
 
 /// The serial of a deposit, taken from its verification when that succeeded (no second
 /// hash), else derived.
-fn serial_of(dep: &Deposit, r: &Result<VerifiedDeposit, Verdict>) -> String {
+fn serial_of(dep: &Deposit, r: &Result<VerifiedDeposit, Verdict>) -> Serial {
     match r {
-        Ok(v) => v.serial().to_string(),
-        Err(_) => dep.coin.serial().to_string(),
+        Ok(v) => v.serial(),
+        Err(_) => dep.coin.serial(),
     }
 }
 
 /// The reference twin of [`verify_raw_chunk`]: each deposit checked on its own with direct
 /// checks (deposits spread over threads; no batching).
-fn verify_raw_chunk_reference(engine: &Engine, chunk: Vec<RawRecord>, now: u64) -> VerifiedChunk {
+fn verify_raw_chunk_reference(engine: &Engine, chunk: Vec<RawRecord>, now: u64) -> Vec<Verified> {
     let params = engine.params();
     let verifier = Verifier::new(&params.keysets, &params.policy);
     chunk
         .into_par_iter()
         .map(decode)
-        .map(|d| match d.deposit {
-            Err(v) => (d.index, d.offset, None, Err(v)),
-            Ok(dep) => {
-                let r = verifier.verify_deposit(&dep, now).map_err(Verdict::from);
-                (d.index, d.offset, Some(serial_of(&dep, &r)), r)
-            }
-        })
+        .map(|d| d.verified(|dep| verifier.verify_deposit(dep, now).map_err(Verdict::from)))
         .collect()
 }
 
@@ -247,26 +264,25 @@ fn verify_raw_chunk_reference(engine: &Engine, chunk: Vec<RawRecord>, now: u64) 
 fn settle_chunk(
     engine: &Engine,
     memory: &mut BatchMemory,
-    chunk: VerifiedChunk,
+    chunk: Vec<Verified>,
     now: u64,
 ) -> Result<Vec<RecordVerdict>, EngineError> {
-    let meta: Vec<(u64, u64, Option<String>)> = chunk
-        .iter()
-        .map(|(i, o, s, _)| (*i, *o, s.clone()))
-        .collect();
-    let items: Vec<(u64, Result<VerifiedDeposit, Verdict>)> =
-        chunk.into_iter().map(|(i, _, _, r)| (i, r)).collect();
+    // Settlement takes the outcomes; where each record came from waits beside them.
+    let (origins, items): (Vec<_>, Vec<_>) = chunk
+        .into_iter()
+        .map(|r| ((r.index, r.offset, r.item.0), (r.index, r.item.1)))
+        .unzip();
     let mut spent = engine.spent();
     let plan = settle::plan(&spent, engine.accounts(), memory, items, false, now)?;
     let verdicts = settle::commit(&mut spent, plan)?;
     memory.end_chunk();
-    Ok(meta
+    Ok(origins
         .into_iter()
         .zip(verdicts)
         .map(|((record, offset, serial), verdict)| RecordVerdict {
             record,
             offset,
-            serial,
+            serial: serial.map(|s| s.to_string()),
             code: verdict.code(),
             verdict,
         })
@@ -327,6 +343,85 @@ pub fn batch_content_key(path: &Path) -> Result<[u8; 16], EngineError> {
         key[0] = 1;
     }
     Ok(key)
+}
+
+/// Counts one verdict into the summary (and the rejection metrics).
+fn tally(summary: &mut ClearSummary, rv: &RecordVerdict) {
+    summary.records += 1;
+    match &rv.verdict {
+        Verdict::Accepted {
+            value,
+            account,
+            replayed,
+            ..
+        } => {
+            summary.accepted += 1;
+            if *replayed {
+                summary.replayed += 1;
+            } else {
+                summary.value_credited_this_run += value;
+            }
+            summary.value_credited += value;
+            *summary
+                .credited_by_account
+                .entry(account.clone())
+                .or_default() += value;
+        }
+        other => {
+            let code = other.code();
+            metrics::counter!("microcash_rejections_total", "reason" => code.clone()).increment(1);
+            *summary.rejected.entry(code).or_default() += 1;
+        }
+    }
+}
+
+/// The run's line outputs: the credit journal (accepted records) and the verdict lines.
+struct Outputs<'o> {
+    journal: Option<BufWriter<File>>,
+    verdicts: Option<BufWriter<File>>,
+    options: &'o ClearOptions,
+}
+
+impl<'o> Outputs<'o> {
+    fn create(options: &'o ClearOptions) -> Result<Outputs<'o>, EngineError> {
+        Ok(Outputs {
+            journal: create_output(&options.journal)?,
+            verdicts: create_output(&options.verdicts)?,
+            options,
+        })
+    }
+
+    fn write(&mut self, rv: &RecordVerdict) -> Result<(), EngineError> {
+        if let Verdict::Accepted {
+            receipt,
+            value,
+            account,
+            replayed,
+        } = &rv.verdict
+        {
+            let line = serde_json::json!({
+                "record": rv.record, "receipt": receipt, "serial": rv.serial,
+                "account": account, "value": value, "replayed": replayed,
+            });
+            write_line(&mut self.journal, &self.options.journal, &line)?;
+        }
+        write_line(&mut self.verdicts, &self.options.verdicts, rv)
+    }
+
+    fn flush(&mut self) -> Result<(), EngineError> {
+        for (out, path) in [
+            (&mut self.journal, &self.options.journal),
+            (&mut self.verdicts, &self.options.verdicts),
+        ] {
+            if let (Some(w), Some(p)) = (out.as_mut(), path.as_ref()) {
+                w.flush().map_err(|source| EngineError::Output {
+                    path: p.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn create_output(path: &Option<PathBuf>) -> Result<Option<BufWriter<File>>, EngineError> {
@@ -404,10 +499,9 @@ pub fn clear(
         threads,
         ..ClearSummary::default()
     };
-    let mut journal = create_output(&options.journal)?;
-    let mut verdict_out = create_output(&options.verdicts)?;
+    let mut outputs = Outputs::create(options)?;
     let (raw_tx, raw_rx) = bounded::<Vec<RawRecord>>(QUEUE_DEPTH_MAX);
-    let (ver_tx, ver_rx) = bounded::<VerifiedChunk>(QUEUE_DEPTH_MAX);
+    let (ver_tx, ver_rx) = bounded::<Vec<Verified>>(QUEUE_DEPTH_MAX);
     let now = options.now;
 
     let stop = options.stop.clone();
@@ -464,39 +558,8 @@ pub fn clear(
             let committed = verdicts.len() as u64;
             metrics::histogram!("microcash_commit_seconds").record(t.elapsed().as_secs_f64());
             for rv in verdicts {
-                summary.records += 1;
-                match &rv.verdict {
-                    Verdict::Accepted {
-                        receipt,
-                        value,
-                        account,
-                        replayed,
-                    } => {
-                        summary.accepted += 1;
-                        if *replayed {
-                            summary.replayed += 1;
-                        } else {
-                            summary.value_credited_this_run += value;
-                        }
-                        summary.value_credited += value;
-                        *summary
-                            .credited_by_account
-                            .entry(account.clone())
-                            .or_default() += value;
-                        let line = serde_json::json!({
-                            "record": rv.record, "receipt": receipt, "serial": rv.serial,
-                            "account": account, "value": value, "replayed": replayed,
-                        });
-                        write_line(&mut journal, &options.journal, &line)?;
-                    }
-                    other => {
-                        let code = other.code();
-                        metrics::counter!("microcash_rejections_total", "reason" => code.clone())
-                            .increment(1);
-                        *summary.rejected.entry(code).or_default() += 1;
-                    }
-                }
-                write_line(&mut verdict_out, &options.verdicts, &rv)?;
+                tally(&mut summary, &rv);
+                outputs.write(&rv)?;
                 if options.collect_verdicts {
                     summary.verdicts.push(rv);
                 }
@@ -511,17 +574,7 @@ pub fn clear(
     });
     // On an error the commit loop returned early; dropping its receiver stopped the others.
     summary.skipped_bytes = result?;
-    for (out, path) in [
-        (&mut journal, &options.journal),
-        (&mut verdict_out, &options.verdicts),
-    ] {
-        if let (Some(w), Some(p)) = (out.as_mut(), path.as_ref()) {
-            w.flush().map_err(|source| EngineError::Output {
-                path: p.clone(),
-                source,
-            })?;
-        }
-    }
+    outputs.flush()?;
     engine.spent().checkpoint()?;
     summary.interrupted = stopped.load(std::sync::atomic::Ordering::Relaxed);
     summary.elapsed_s = start.elapsed().as_secs_f64();
