@@ -822,6 +822,10 @@ fn lost_answers_are_recovered_with_one_charge() {
     assert_eq!(a.pending_count(), 1);
     assert_eq!(a.in_flight(e.issuer.keysets()), 8);
     assert_eq!(a.balance(e.issuer.keysets()).unwrap(), 992);
+    // Recovering while answers are still lost keeps the deposit journalled, coins in flight.
+    let report = a.recover(&flaky, NOW).unwrap();
+    assert_eq!(a.pending_count(), 1, "{report:?}");
+    assert_eq!(a.in_flight(e.issuer.keysets()), 8);
     a.recover(&e.issuer, NOW).unwrap();
     assert_eq!(e.issuer.balance("bob").unwrap(), 8, "credited once");
     assert_eq!(a.pending_count(), 0);

@@ -769,12 +769,13 @@ impl Wallet {
         now: u64,
     ) -> Result<Vec<RecoveryItem>, WalletError> {
         let mut report = Vec::new();
-        let ops: Vec<PendingOp> = self.pending.drain(..).collect();
-        let mut left = Vec::new();
-        for op in ops {
-            match self.finish(issuer, op, now)? {
-                Finish::Completed(item) | Finish::Refused(item, _) => report.push(item),
-                Finish::Again(op, cause) => {
+        // Whatever stays unfinished goes back into `self.pending`: by `finish` itself (an
+        // operation it could not apply, the unanswered part of a deposit) or here.
+        let mut ops = std::mem::take(&mut self.pending).into_iter();
+        while let Some(op) = ops.next() {
+            match self.finish(issuer, op, now) {
+                Ok(Finish::Completed(item) | Finish::Refused(item, _)) => report.push(item),
+                Ok(Finish::Again(op, cause)) => {
                     report.push(RecoveryItem {
                         op: op.kind(),
                         outcome: "pending",
@@ -783,11 +784,15 @@ impl Wallet {
                         detail: Some(cause.to_string()),
                         deposits: vec![],
                     });
-                    left.push(op);
+                    self.pending.push(op);
+                }
+                Err(e) => {
+                    self.pending.extend(ops);
+                    self.save()?;
+                    return Err(e);
                 }
             }
         }
-        self.pending = left;
         self.save()?;
         Ok(report)
     }
