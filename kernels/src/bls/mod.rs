@@ -555,6 +555,7 @@ pub mod testing {
 }
 
 pub mod batch;
+pub mod map;
 
 #[cfg(test)]
 mod tests;
