@@ -161,9 +161,9 @@ fn g(p: &Params, x: &Fp) -> Fp {
     x.sqr().add(&p.a).mul(x).add(&p.b)
 }
 
-/// Simplified SWU onto E' (RFC 9380 §6.6.2), returning (x', y').
-fn map_to_curve_sswu(u: &Fp) -> (Fp, Fp) {
-    let p = params();
+/// Z·u² and the first SSWU candidate x₁ = (−B/A)·(1 + 1/(Z²u⁴ + Zu²)), or B/(Z·A) when the
+/// denominator is 0 (RFC 9380 §6.6.2).
+fn sswu_x1(p: &Params, u: &Fp) -> (Fp, Fp) {
     let zu2 = p.z.mul(&u.sqr());
     let tv1 = zu2.sqr().add(&zu2).inv0();
     let x1 = if tv1.is_zero() {
@@ -171,6 +171,13 @@ fn map_to_curve_sswu(u: &Fp) -> (Fp, Fp) {
     } else {
         p.minus_b_over_a.mul(&p.one.add(&tv1))
     };
+    (zu2, x1)
+}
+
+/// Simplified SWU onto E' (RFC 9380 §6.6.2), returning (x', y').
+fn map_to_curve_sswu(u: &Fp) -> (Fp, Fp) {
+    let p = params();
+    let (zu2, x1) = sswu_x1(p, u);
     let gx1 = g(p, &x1);
     let (x, y) = match gx1.sqrt() {
         Some(y1) => (x1, y1),
@@ -192,13 +199,7 @@ fn map_to_curve_sswu(u: &Fp) -> (Fp, Fp) {
 /// cost, never the point.
 fn map_to_curve_sswu_hinted(u: &Fp, h: &Fp) -> Option<(Fp, Fp)> {
     let p = params();
-    let zu2 = p.z.mul(&u.sqr());
-    let tv1 = zu2.sqr().add(&zu2).inv0();
-    let x1 = if tv1.is_zero() {
-        p.b_over_za
-    } else {
-        p.minus_b_over_a.mul(&p.one.add(&tv1))
-    };
+    let (zu2, x1) = sswu_x1(p, u);
     let gx1 = g(p, &x1);
     let h2 = h.sqr().to_be();
     let (x, y) = if h2 == gx1.to_be() {
