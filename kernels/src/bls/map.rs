@@ -422,6 +422,29 @@ mod tests {
         );
     }
 
+    /// The long cross-check: 10⁵ random messages, with hints and without, against blst
+    /// (`cargo test --release -p microcash-kernels -- --ignored map`; ~1 min).
+    #[test]
+    #[ignore = "long: 10^5 messages"]
+    fn the_map_matches_blst_on_100_000_messages() {
+        let dst = b"MICROCASH-V1-ISSUER-SIG-with-BLS12381G1_XMD:SHA-256_SSWU_RO_";
+        let mut x = 0x0bad_cafe_dead_beefu64;
+        for i in 0..100_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let msg = [x.to_le_bytes(), i.to_le_bytes()].concat();
+            let want = blst_h(&msg, dst);
+            assert!(same(
+                &clear_cofactor(&hash_to_curve_uncleared(&msg, dst)),
+                &want
+            ));
+            let hints = sswu_hints(&msg, dst);
+            let hinted = hash_to_curve_uncleared_hinted(&msg, dst, &hints);
+            assert!(same(&clear_cofactor(&hinted), &want), "message {i}");
+        }
+    }
+
     /// Right hints give the same point as no hints; wrong hints (flipped, swapped, the
     /// other root, zero, garbage) are refused by the check and fall back: same point.
     #[test]
