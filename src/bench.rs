@@ -168,18 +168,9 @@ pub struct Ratios {
 pub struct StageCosts {
     /// Reading and decoding records.
     pub decode: f64,
-    /// The reference walk recording its questions.
-    pub walk: f64,
-    /// RFC 9380 hash-to-G1 of the serials.
-    pub hash_to_g1: f64,
-    /// Issuer signatures: MSMs and pairings.
-    pub bls_check: f64,
-    /// RedPallas decompression and challenges.
-    pub pallas_prepare: f64,
-    /// RedPallas batch MSM.
-    pub pallas_check: f64,
-    /// Verdict collection (and replays of failed records).
-    pub replay: f64,
+    /// The verification stages, µs per coin.
+    #[serde(flatten)]
+    pub verify: batch_verify::StageTimes,
     /// End to end minus decode and verification.
     pub settle_and_pipeline: f64,
 }
@@ -192,15 +183,9 @@ impl StageCosts {
         engine_us: f64,
         kernels_us: f64,
     ) -> StageCosts {
-        let us = |s: f64| s * 1e6 / n.max(1) as f64;
         StageCosts {
             decode: decode_us,
-            walk: us(t.walk),
-            hash_to_g1: us(t.hash_to_g1),
-            bls_check: us(t.bls_check),
-            pallas_prepare: us(t.pallas_prepare),
-            pallas_check: us(t.pallas_check),
-            replay: us(t.replay),
+            verify: t.scaled(1e6 / n.max(1) as f64),
             settle_and_pipeline: (engine_us - kernels_us - decode_us).max(0.0),
         }
     }

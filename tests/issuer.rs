@@ -868,3 +868,67 @@ fn a_wallet_is_held_by_one_process_and_old_files_open() {
     let w = Wallet::open(&path).unwrap();
     assert_eq!(w.pending_count(), 0);
 }
+
+/// A damaged journal entry (a flipped hex digit, a zero blinding factor) is refused at open
+/// with an error naming the journal — never a panic, never a silently dropped operation.
+#[test]
+fn a_damaged_wallet_journal_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = env();
+    let path = tmp.path().join("a.json");
+    let mut a = Wallet::create(&path, "a").unwrap();
+    // Leave a withdrawal journalled: its answer is lost.
+    assert!(a
+        .withdraw(&LostAnswers(&e.issuer), "alice", 5, "standard", NOW)
+        .is_err());
+    drop(a);
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let issue = good["pending"][0]["issues"][0].as_str().unwrap().to_owned();
+    let zero_rho = format!("{}{}", &issue[..issue.len() - 64], "0".repeat(64));
+    let mut flipped = issue.clone().into_bytes();
+    flipped[1] = b'7'; // the kind byte: 0x07 is no keyset kind
+    for bad in [zero_rho, String::from_utf8(flipped).unwrap(), "zz".into()] {
+        let mut v = good.clone();
+        v["pending"][0]["issues"][0] = bad.into();
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        match Wallet::open(&path) {
+            Err(microcash::wallet::WalletError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("journal"), "{reason}")
+            }
+            other => panic!("{:?}", other.map(|w| w.pending_count())),
+        }
+    }
+    // Truncated (a torn copy): an error too.
+    let bytes = serde_json::to_vec(&good).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(
+        Wallet::open(&path),
+        Err(microcash::wallet::WalletError::Corrupt { .. })
+    ));
+    // The intact file recovers the withdrawal with one debit.
+    std::fs::write(&path, &bytes).unwrap();
+    let mut a = Wallet::open(&path).unwrap();
+    a.recover(&e.issuer, NOW).unwrap();
+    assert_eq!(a.balance(e.issuer.keysets()).unwrap(), 5);
+    assert_eq!(e.issuer.balance("alice").unwrap(), 100_000 - 5);
+}
+
+/// The wallet file cannot be written when a payment is journalled (a full disk, here a
+/// directory in its place): nothing is paid, no payment file appears, the coins stay.
+#[test]
+fn a_wallet_that_cannot_journal_pays_nothing_and_keeps_its_coins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = env();
+    let path = tmp.path().join("a.json");
+    let mut a = Wallet::create(&path, "a").unwrap();
+    let b = Wallet::create(&tmp.path().join("b.json"), "b").unwrap();
+    a.withdraw(&e.issuer, "alice", 12, "standard", NOW).unwrap(); // 8 + 4
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("blocker"), b"x").unwrap(); // rename over it fails
+    let out = tmp.path().join("p.mcp");
+    assert!(a.pay(&e.issuer, &b.address(), 4, &out, NOW).is_err());
+    assert!(!out.exists());
+    assert_eq!(a.pending_count(), 0);
+    assert_eq!(a.balance(e.issuer.keysets()).unwrap(), 12);
+}

@@ -189,23 +189,23 @@ fn decode(raw: RawRecord) -> Decoded {
 }
 
 impl Decoded {
-    /// This record with its verification outcome.
+    /// This record with its verification outcome (`check` runs for decoded deposits only).
     fn verified(
         self,
-        check: impl FnOnce(&Deposit) -> Result<VerifiedDeposit, Verdict>,
-    ) -> Verified {
+        check: impl FnOnce(&Deposit) -> Result<Result<VerifiedDeposit, Verdict>, EngineError>,
+    ) -> Result<Verified, EngineError> {
         let item = match self.item {
             Err(v) => (None, Err(v)),
             Ok(dep) => {
-                let r = check(&dep);
+                let r = check(&dep)?;
                 (Some(serial_of(&dep, &r)), r)
             }
         };
-        InFlight {
+        Ok(InFlight {
             index: self.index,
             offset: self.offset,
             item,
-        }
+        })
     }
 }
 
@@ -214,7 +214,7 @@ fn verify_raw_chunk(
     chunk: Vec<RawRecord>,
     now: u64,
     rng: &mut rand::rngs::StdRng,
-) -> Vec<Verified> {
+) -> Result<Vec<Verified>, EngineError> {
     let decoded: Vec<Decoded> = chunk.into_par_iter().map(decode).collect();
     let deposits: Vec<&Deposit> = decoded
         .iter()
@@ -224,18 +224,17 @@ fn verify_raw_chunk(
     let verifier = Verifier::new(&params.keysets, &params.policy);
     let mut results =
         batch_verify::verify_chunk(&verifier, &params.keysets, &deposits, now, rng).into_iter();
+    // verify_chunk answers every deposit it is given; if it ever did not, the chunk fails
+    // as a whole rather than a record getting a made-up verdict.
+    let mut next = || {
+        let r = results.next().ok_or_else(|| {
+            EngineError::Pipeline("batch verification answered fewer deposits".into())
+        })?;
+        Ok(r.map_err(Verdict::from))
+    };
     decoded
         .into_iter()
-        .map(|d| {
-            d.verified(|_| {
-                #[allow(
-                    clippy::expect_used,
-                    reason = "verify_chunk answers every deposit it is given"
-                )]
-                let r = results.next().expect("one result per decoded deposit");
-                r.map_err(Verdict::from)
-            })
-        })
+        .map(|d| d.verified(|_| next()))
         .collect()
 }
 
@@ -250,13 +249,17 @@ fn serial_of(dep: &Deposit, r: &Result<VerifiedDeposit, Verdict>) -> Serial {
 
 /// The reference twin of [`verify_raw_chunk`]: each deposit checked on its own with direct
 /// checks (deposits spread over threads; no batching).
-fn verify_raw_chunk_reference(engine: &Engine, chunk: Vec<RawRecord>, now: u64) -> Vec<Verified> {
+fn verify_raw_chunk_reference(
+    engine: &Engine,
+    chunk: Vec<RawRecord>,
+    now: u64,
+) -> Result<Vec<Verified>, EngineError> {
     let params = engine.params();
     let verifier = Verifier::new(&params.keysets, &params.policy);
     chunk
         .into_par_iter()
         .map(decode)
-        .map(|d| d.verified(|dep| verifier.verify_deposit(dep, now).map_err(Verdict::from)))
+        .map(|d| d.verified(|dep| Ok(verifier.verify_deposit(dep, now).map_err(Verdict::from))))
         .collect()
 }
 
@@ -306,7 +309,7 @@ pub fn clear_reference(
         if chunk.is_empty() {
             break;
         }
-        let verified = verify_raw_chunk_reference(engine, chunk, now);
+        let verified = verify_raw_chunk_reference(engine, chunk, now)?;
         out.extend(settle_chunk(engine, &mut memory, verified, now)?);
     }
     engine.spent().checkpoint()?;
@@ -501,7 +504,7 @@ pub fn clear(
     };
     let mut outputs = Outputs::create(options)?;
     let (raw_tx, raw_rx) = bounded::<Vec<RawRecord>>(QUEUE_DEPTH_MAX);
-    let (ver_tx, ver_rx) = bounded::<Vec<Verified>>(QUEUE_DEPTH_MAX);
+    let (ver_tx, ver_rx) = bounded::<Result<Vec<Verified>, EngineError>>(QUEUE_DEPTH_MAX);
     let now = options.now;
 
     let stop = options.stop.clone();
@@ -554,7 +557,7 @@ pub fn clear(
         let mut memory = BatchMemory::new(content_key);
         for chunk in ver_rx.iter() {
             let t = Instant::now();
-            let verdicts = settle_chunk(engine, &mut memory, chunk, now)?;
+            let verdicts = settle_chunk(engine, &mut memory, chunk?, now)?;
             let committed = verdicts.len() as u64;
             metrics::histogram!("microcash_commit_seconds").record(t.elapsed().as_secs_f64());
             for rv in verdicts {

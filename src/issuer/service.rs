@@ -257,13 +257,13 @@ impl Issuer {
         let signed: Vec<([u8; 32], u64)> = keysets.iter().map(|k| (k.id.0, k.value())).collect();
         // A repeat of this request (same account, same blinded outputs) is answered with
         // the same signatures (signing is deterministic) and debited once, for as long as
-        // its keysets issue; afterwards check_outputs refuses it above, before any debit.
+        // its keysets all issue; afterwards check_outputs refuses it above, before any debit.
         let request = WithdrawRequestId {
             id: withdraw_request_id(account, outputs),
             replay_until: keysets
                 .iter()
                 .map(|k| k.windows.withdraw_until)
-                .max()
+                .min()
                 .unwrap_or(now),
         };
         self.engine.accounts().withdraw(

@@ -162,8 +162,8 @@ const PRUNE_PER_WITHDRAWAL: usize = 4;
 pub struct WithdrawRequestId {
     /// `protocol::deposit::withdraw_request_id`.
     pub id: [u8; 32],
-    /// The close of the outputs' withdraw windows: a repeat after it is refused before any
-    /// debit (its keysets no longer issue), so the key can go.
+    /// When the first of the outputs' keysets stops issuing: a repeat after it is refused
+    /// before any debit, so the key can go.
     pub replay_until: u64,
 }
 
@@ -340,7 +340,7 @@ impl Store {
     /// balance (with `credited` from the journal) covers it, and records the issuance and
     /// the withdrawal — one transaction, committed before any signature leaves. Once per
     /// `request.id`: a request answered before (until `request.replay_until`) is answered
-    /// again without a debit; returns whether this call debited.
+    /// again without a debit.
     pub fn withdraw(
         &self,
         account: &str,
@@ -348,7 +348,7 @@ impl Store {
         signed: &[([u8; 32], u64)],
         request: WithdrawRequestId,
         now: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let total = signed
             .iter()
             .try_fold(0u64, |acc, (_, v)| acc.checked_add(*v))
@@ -357,7 +357,7 @@ impl Store {
         {
             let mut answered = txn.open_table(WITHDRAW_REQUESTS)?;
             if answered.get(&request.id[..])?.is_some() {
-                return Ok(false);
+                return Ok(());
             }
             answered.insert(&request.id[..], request.replay_until)?;
             let mut expiry = txn.open_table(WITHDRAW_REQUEST_EXPIRY)?;
@@ -396,7 +396,7 @@ impl Store {
         txn.open_table(WITHDRAWALS)?
             .insert(seq, (account, total, now))?;
         txn.commit()?;
-        Ok(true)
+        Ok(())
     }
 
     /// Registers a wallet address under an identity.
@@ -675,4 +675,59 @@ pub fn tokens_match(presented: &str, expected: &str) -> bool {
 /// The stored form of an account API token.
 fn token_digest(token: &str) -> [u8; 32] {
     crate::protocol::tags::blake2b(b"mc1/api-token", &[token.as_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(byte: u8, replay_until: u64) -> WithdrawRequestId {
+        WithdrawRequestId {
+            id: [byte; 32],
+            replay_until,
+        }
+    }
+
+    fn withdrawn(s: &Store) -> u64 {
+        s.account("a").unwrap().unwrap().withdrawn
+    }
+
+    /// A repeated withdrawal id is not debited again while it is kept; ids whose keysets
+    /// stopped issuing are pruned by later withdrawals (the issuer refuses such repeats
+    /// before the store sees them), so the table does not grow without bound.
+    #[test]
+    fn withdrawal_ids_are_answered_once_and_pruned_after_their_horizon() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Store::create(&tmp.path().join("state.redb")).unwrap();
+        s.create_accounts(&[("a", false)]).unwrap();
+        s.fund("a", 100).unwrap();
+        let one = [([1u8; 32], 10u64)];
+        s.withdraw("a", 0, &one, request(1, 50), 5).unwrap();
+        s.withdraw("a", 0, &one, request(1, 50), 6).unwrap();
+        assert_eq!(withdrawn(&s), 10, "a repeat is not debited");
+        // Past the horizon, another withdrawal prunes id 1 …
+        s.withdraw("a", 0, &one, request(2, 500), 60).unwrap();
+        assert_eq!(withdrawn(&s), 20);
+        let txn = s.db.begin_read().unwrap();
+        assert!(txn
+            .open_table(WITHDRAW_REQUESTS)
+            .unwrap()
+            .get(&[1u8; 32][..])
+            .unwrap()
+            .is_none());
+        let expiry = txn.open_table(WITHDRAW_REQUEST_EXPIRY).unwrap();
+        assert_eq!(expiry.iter().unwrap().count(), 1, "only id 2 is kept");
+        drop(expiry);
+        drop(txn);
+        // … and a refused withdrawal (insufficient funds) records no id.
+        let big = [([1u8; 32], 1000u64)];
+        assert!(s.withdraw("a", 0, &big, request(3, 500), 61).is_err());
+        s.fund("a", 1000).unwrap();
+        s.withdraw("a", 0, &big, request(3, 500), 62).unwrap();
+        assert_eq!(
+            withdrawn(&s),
+            1020,
+            "the earlier refusal left nothing to replay"
+        );
+    }
 }

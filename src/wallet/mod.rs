@@ -112,9 +112,6 @@ pub enum WalletError {
         /// Why.
         cause: CallError,
     },
-    /// Unfinished operations must be recovered first.
-    #[error("{0} unfinished operation(s) in the wallet journal: run `microcash wallet recover`")]
-    PendingFirst(usize),
 }
 
 /// The wallet file. Version 2 added `pending` (the journal); version 1 files open as
@@ -271,6 +268,11 @@ impl Wallet {
     /// Writes the wallet file atomically (temporary file, fsync, rename, fsync of the
     /// directory), mode 0600: the file on disk is always one whole state.
     pub fn save(&self) -> Result<(), WalletError> {
+        self.write(None)
+    }
+
+    /// Writes the wallet file with `begun` journalled after the pending operations.
+    fn write(&self, begun: Option<&PendingOp>) -> Result<(), WalletError> {
         let f = WalletFile {
             version: WALLET_VERSION,
             name: self.name.clone(),
@@ -278,7 +280,12 @@ impl Wallet {
             registered_identity: self.registered_identity.clone(),
             coins: self.coins.iter().map(store_coin).collect(),
             allowance: self.allowance.iter().map(store_token).collect(),
-            pending: self.pending.iter().map(PendingOp::store).collect(),
+            pending: self
+                .pending
+                .iter()
+                .chain(begun)
+                .map(PendingOp::store)
+                .collect(),
         };
         #[allow(
             clippy::expect_used,
@@ -289,13 +296,38 @@ impl Wallet {
         Ok(())
     }
 
-    /// Records `op` durably before anything is asked of the issuer.
-    fn begin(&mut self, op: PendingOp) -> Result<(), WalletError> {
-        let kind = op.kind();
-        self.pending.push(op);
-        self.save()?;
-        crash_point(&format!("{kind}:journalled"));
-        Ok(())
+    /// Records `op` durably before anything is asked of the issuer. If the wallet file
+    /// cannot be written (a full disk), nothing was asked: what the operation had at stake
+    /// comes back and the error is returned.
+    fn begin(&mut self, op: PendingOp) -> Result<PendingOp, WalletError> {
+        if let Err(e) = self.write(Some(&op)) {
+            self.give_back(op);
+            return Err(e);
+        }
+        crash_point(&format!("{}:journalled", op.kind()));
+        Ok(op)
+    }
+
+    /// Puts back what an operation that did not happen had at stake.
+    fn give_back(&mut self, op: PendingOp) {
+        match op {
+            PendingOp::Swap { inputs, tokens, .. }
+            | PendingOp::Pay {
+                coins: inputs,
+                tokens,
+                ..
+            } => {
+                self.coins.extend(inputs);
+                self.allowance.extend(tokens);
+            }
+            PendingOp::Deposit { items } => {
+                for (_, coin, tokens) in items {
+                    self.coins.push(coin);
+                    self.allowance.extend(tokens);
+                }
+            }
+            PendingOp::Withdraw { .. } | PendingOp::Allowance { .. } => {}
+        }
     }
 
     /// Operations begun and not finished (their coins and tokens are in flight).
@@ -805,10 +837,7 @@ impl Wallet {
         now: u64,
     ) -> Result<RecoveryItem, WalletError> {
         let kind = op.kind();
-        self.begin(op)?;
-        let Some(op) = self.pending.pop() else {
-            return Err(WalletError::PendingFirst(0));
-        };
+        let op = self.begin(op)?;
         let finished = self.finish(issuer, op, now);
         let result = match finished {
             Ok(Finish::Completed(item)) => Ok(item),
@@ -868,10 +897,7 @@ impl Wallet {
             Ok(answers) => answers,
             Err(e) if e.is_refusal() => {
                 // Nothing happened: what was at stake comes back.
-                if let PendingOp::Swap { inputs, tokens, .. } = op {
-                    self.coins.extend(inputs);
-                    self.allowance.extend(tokens);
-                }
+                self.give_back(op);
                 let it = item(kind, "refused", 0, 0, Some(e.to_string()));
                 return Ok(Finish::Refused(it, e));
             }
@@ -975,6 +1001,7 @@ impl Wallet {
                             outcomes.push(outcome(None, Some(e.to_string())));
                         }
                         Err(e) if e.is_refusal() => {
+                            // Nothing happened to this coin: it and its tokens come back.
                             self.coins.push(coin);
                             self.allowance.extend(tokens);
                             outcomes.push(outcome(None, Some(e.to_string())));
