@@ -8,7 +8,10 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ff::Field;
 use group::{Curve, Group};
-use microcash_kernels::bls::{self, batch::BlsItem};
+use microcash_kernels::bls::{
+    self,
+    batch::{BlsItem, MessageForm},
+};
 use microcash_kernels::pallas::{msm, redpallas};
 use microcash_kernels::{bloom, weights::random_weights};
 use pasta_curves::pallas;
@@ -58,7 +61,7 @@ fn bls_kernels(c: &mut Criterion) {
             bls::map::clear_cofactor(&bls::map::hash_to_curve_uncleared(&i.to_le_bytes(), DST))
         })
     });
-    let hinted: Vec<(u64, [[u8; 48]; 2])> = (0..4096u64)
+    let hinted: Vec<(u64, bls::map::MapHint)> = (0..4096u64)
         .map(|i| (i, bls::map::sswu_hints(&i.to_le_bytes(), DST)))
         .collect();
     g.bench_function("map_hinted_cleared", |b| {
@@ -81,6 +84,26 @@ fn bls_kernels(c: &mut Criterion) {
             bls::map::hash_to_curve_uncleared_hinted(&i.to_le_bytes(), DST, h)
         })
     });
+    // The batched map: 256 messages a slice, inversions shared (per message figures).
+    let msgs: Vec<[u8; 32]> = hinted
+        .iter()
+        .take(256)
+        .map(|(i, _)| {
+            let mut m = [0u8; 32];
+            m[..8].copy_from_slice(&i.to_le_bytes());
+            m
+        })
+        .collect();
+    let hints: Vec<bls::map::MapHint> = msgs.iter().map(|m| bls::map::sswu_hints(m, DST)).collect();
+    let slots: Vec<Option<&bls::map::MapHint>> = hints.iter().map(Some).collect();
+    g.throughput(Throughput::Elements(msgs.len() as u64));
+    g.bench_function("map_many_unhinted_uncleared", |b| {
+        b.iter(|| bls::map::hash_to_curve_uncleared_many(&msgs, &[], DST))
+    });
+    g.bench_function("map_many_hinted_uncleared", |b| {
+        b.iter(|| bls::map::hash_to_curve_uncleared_many(&msgs, &slots, DST))
+    });
+    g.throughput(Throughput::Elements(1));
     let sig = sk.sign(b"m", DST).to_compressed();
     g.bench_function("g1_decompress", |b| {
         b.iter(|| bls::G1Affine::from_compressed(&sig).unwrap())
@@ -103,7 +126,11 @@ fn bls_kernels(c: &mut Criterion) {
             &n,
             |b, _| {
                 b.iter(|| {
-                    pool.install(|| assert!(bls::batch::verify(&[pk], &items, &w).is_empty()))
+                    pool.install(|| {
+                        assert!(
+                            bls::batch::verify(&[pk], &items, &w, MessageForm::Hashed).is_empty()
+                        )
+                    })
                 })
             },
         );

@@ -29,9 +29,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::dataset::{self, GenOptions};
-use crate::engine::{batch_verify, ClearOptions, Engine};
+use crate::engine::batch_verify::{self, ChunkDeposit};
+use crate::engine::{ClearOptions, Engine};
 use crate::protocol::deposit::Deposit;
-use crate::protocol::encoding::Decode;
+use crate::protocol::hints::HintedDeposit;
 use crate::protocol::keys::RedSig;
 use crate::protocol::tags;
 use crate::protocol::verify::Verifier;
@@ -389,17 +390,18 @@ pub fn run(
         }
     }
     // Decoded deposits for the kernel-only and one-at-a-time runs (timed: the decode stage).
-    let mut deposits: Vec<Deposit> = Vec::new();
+    let mut hinted: Vec<HintedDeposit> = Vec::new();
     let mut reader = crate::engine::batch_file::BatchReader::open(&out)?;
     let decode_us = per_item_us(n, || {
-        deposits = std::iter::from_fn(|| reader.next_record())
+        hinted = std::iter::from_fn(|| reader.next_record())
             .filter_map(|r| r.payload.ok().and_then(|p| hinted_deposit(&p)))
             .collect();
     });
     let engine = fresh("store-k")?;
     let p = engine.params().clone();
     let verifier = Verifier::new(&p.keysets, &p.policy);
-    let refs: Vec<&Deposit> = deposits.iter().collect();
+    let refs: Vec<ChunkDeposit<'_>> = hinted.iter().map(ChunkDeposit::from).collect();
+    let deposits: Vec<Deposit> = hinted.iter().map(|h| h.deposit.clone()).collect();
     for (t, slot) in [(1usize, 0), (threads, 1)] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
         let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng)?;
@@ -447,10 +449,18 @@ pub fn run(
                 d
             })
             .collect();
-        let forged_refs: Vec<&Deposit> = forged.iter().collect();
+        // Forged records keep their serial hints: only the link signature changed.
+        let forged_refs: Vec<ChunkDeposit<'_>> = forged
+            .iter()
+            .zip(&refs)
+            .map(|(deposit, r)| ChunkDeposit {
+                deposit,
+                serial_hints: r.serial_hints,
+            })
+            .collect();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng)?;
-        let mut time = |set: &[&Deposit]| {
+        let mut time = |set: &[ChunkDeposit<'_>]| {
             per_item_us(n, || {
                 pool.install(|| {
                     for c in set.chunks(8192) {
@@ -518,11 +528,12 @@ pub fn run(
     })
 }
 
-/// The deposit of a hinted record (the benchmark batch is written with hints).
-fn hinted_deposit(payload: &[u8]) -> Option<Deposit> {
+/// The deposit of a hinted record with its serial hints (the benchmark batch is written
+/// with hints).
+fn hinted_deposit(payload: &[u8]) -> Option<HintedDeposit> {
     let len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
     let (dep, hints) = payload.get(4..)?.split_at_checked(len)?;
-    Deposit::from_bytes_with_hints(dep, hints).ok()
+    HintedDeposit::decode(dep, hints).ok()
 }
 
 fn one_at_a_time_sigma_only(engine: &Engine, deposits: &[Deposit]) -> usize {

@@ -66,6 +66,118 @@ fn golden_samples_clear_to_their_expected_verdicts() {
     }
 }
 
+/// How a rewritten batch carries its deposits' hints.
+#[derive(Clone, Copy, Debug)]
+enum HintForm {
+    /// Kind 1, no hints.
+    Plain,
+    /// Kind 2 with decompression and right serial hints.
+    Right,
+    /// Kind 2 with every serial hint wrong in one of several ways.
+    Wrong,
+    /// Kind 2 with decompression hints only (records written before serial hints).
+    DecompressionOnly,
+    /// Kind 2 with one serial hint too few (unusable: ignored).
+    Short,
+}
+
+/// Writes `src`'s records to a version-2 file `dst`, one record per record read, each
+/// decodable deposit in hint form `form`; undecodable payloads are copied as kind 1 and
+/// unreadable records (broken checksum, damage) become broken-checksum records, so that
+/// every record keeps its number and its verdict code.
+fn rewrite_with_hints(src: &Path, dst: &Path, form: HintForm) {
+    use microcash::engine::batch_file::{BatchReader, BatchWriter, KIND_DEPOSIT_HINTED};
+    use microcash::protocol::deposit::Deposit;
+    use microcash::protocol::encoding::{Decode, Encode};
+    use microcash::protocol::hints::{HintedDeposit, SerialHints};
+
+    let mut reader = BatchReader::open(src).unwrap();
+    let (id, created) = (reader.header().batch_id, reader.header().created);
+    let mut writer = BatchWriter::create(dst, id, created).unwrap();
+    let mut broken = Vec::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    while let Some(raw) = reader.next_record() {
+        let Ok(payload) = raw.payload else {
+            broken.push(writer.position());
+            writer.append(b"\x01damaged").unwrap();
+            continue;
+        };
+        let deposit = if raw.kind == KIND_DEPOSIT_HINTED {
+            let len = u32::from_le_bytes(payload[..4].try_into().unwrap()) as usize;
+            payload
+                .get(4..4 + len)
+                .and_then(|d| HintedDeposit::decode(d, &payload[4 + len..]).ok())
+                .map(|h| h.deposit)
+        } else {
+            Deposit::from_bytes(&payload).ok()
+        };
+        let Some(deposit) = deposit else {
+            writer.append(&payload).unwrap();
+            continue;
+        };
+        let (bytes, hints) = deposit.to_bytes_with_hints();
+        let mut serial = SerialHints::of(&deposit).to_bytes();
+        match form {
+            HintForm::Plain => {
+                writer.append(&bytes).unwrap();
+                continue;
+            }
+            HintForm::Right | HintForm::DecompressionOnly => {}
+            HintForm::Wrong => {
+                for hint in serial.chunks_exact_mut(96) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    match (x >> 60) % 4 {
+                        0 => hint[47] ^= 1,
+                        1 => hint.rotate_left(48),
+                        2 => hint.fill(0),
+                        _ => hint.iter_mut().for_each(|b| *b ^= 0x5a),
+                    }
+                }
+            }
+            HintForm::Short => {
+                serial.truncate(serial.len() - 96);
+            }
+        }
+        if matches!(form, HintForm::DecompressionOnly) {
+            serial.clear();
+        }
+        writer
+            .append_hinted(&bytes, &[hints, serial].concat())
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    let mut bytes = std::fs::read(dst).unwrap();
+    for o in broken {
+        bytes[o as usize + microcash::engine::batch_file::RECORD_HEADER_BYTES + 3] ^= 0x40;
+    }
+    std::fs::write(dst, &bytes).unwrap();
+}
+
+/// Serial hints change the cost of a record, never its verdict: every golden sample,
+/// rewritten with no hints, right hints, wrong hints of several kinds, decompression hints
+/// only and too few serial hints, clears to its expected verdicts.
+#[test]
+fn golden_samples_clear_alike_with_right_wrong_or_no_serial_hints() {
+    let dir = samples();
+    let tmp = tempfile::tempdir().unwrap();
+    for form in [
+        HintForm::Plain,
+        HintForm::Right,
+        HintForm::Wrong,
+        HintForm::DecompressionOnly,
+        HintForm::Short,
+    ] {
+        let (_s, engine) = fresh_store(&dir.join("mixed.params"));
+        for day in ["mixed-day1", "mixed-day2"] {
+            let batch = tmp.path().join(format!("{day}-{form:?}.mcb"));
+            rewrite_with_hints(&dir.join(format!("{day}.mcb")), &batch, form);
+            let got = clear(&engine, &batch, 512, 2);
+            let want = expected(&dir.join(format!("{day}.expected.jsonl")));
+            assert_eq!(codes(&got), want, "{day} with {form:?} hints");
+        }
+    }
+}
+
 #[test]
 fn re_clearing_a_batch_is_idempotent() {
     let dir = samples();
@@ -128,6 +240,7 @@ fn random_batches_agree_with_the_reference() {
         };
         dataset::generate(&out, &opts).unwrap();
         let (_s, engine) = fresh_store(&dataset::params_dir(&out));
+        let (_t, twin) = fresh_store(&dataset::params_dir(&out));
         for day in 1..=2 {
             let batch = tmp.path().join(format!("r-day{day}.mcb"));
             let options = ClearOptions {
@@ -137,12 +250,17 @@ fn random_batches_agree_with_the_reference() {
                 now: opts.now + (day - 1) * 86_400,
                 ..ClearOptions::default()
             };
+            let want = expected(&tmp.path().join(format!("r-day{day}.expected.jsonl")));
             let got = engine.clear(&batch, &options, &|_, _| {}).unwrap().verdicts;
-            assert_eq!(
-                codes(&got),
-                expected(&tmp.path().join(format!("r-day{day}.expected.jsonl"))),
-                "seed {seed} day {day}"
-            );
+            assert_eq!(codes(&got), want, "seed {seed} day {day}");
+            if hints {
+                // The same records with every serial hint wrong: the same verdicts, on a
+                // second store that has seen the same days.
+                let wrong = tmp.path().join(format!("r-day{day}-wrong.mcb"));
+                rewrite_with_hints(&batch, &wrong, HintForm::Wrong);
+                let got = twin.clear(&wrong, &options, &|_, _| {}).unwrap().verdicts;
+                assert_eq!(codes(&got), want, "seed {seed} day {day}, wrong hints");
+            }
         }
     }
 }

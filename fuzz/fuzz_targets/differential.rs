@@ -3,7 +3,7 @@
 //! every verdict must equal what the reference verifier says of that deposit alone.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use microcash::engine::batch_verify::verify_chunk;
+use microcash::engine::batch_verify::{verify_chunk, ChunkDeposit};
 use microcash::protocol::deposit::Deposit;
 use microcash::protocol::encoding::Decode;
 use microcash::protocol::verify::Verifier;
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let day = microcash_fuzz::sample_day();
     let (a, b) = (data.len() % day.valid.len(), (data.len() + 1) % day.valid.len());
-    let chunk = [&day.valid[a], &mutated, &day.valid[b]];
+    let chunk: [ChunkDeposit<'_>; 3] = [(&day.valid[a]).into(), (&mutated).into(), (&day.valid[b]).into()];
     let verifier = Verifier::new(&day.params.keysets, &day.params.policy);
     let mut rng = rand::rngs::ChaCha20Rng::seed_from_u64(data.len() as u64);
     let batched = verify_chunk(&verifier, &day.params.keysets, &chunk, day.now, &mut rng);

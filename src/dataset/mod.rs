@@ -35,8 +35,9 @@ use serde::{Deserialize, Serialize};
 use crate::engine::batch_file::BatchWriter;
 use crate::engine::{Engine, EngineError};
 use crate::protocol::coin::{AllowanceToken, Coin, PaymentContext, Serial};
-use crate::protocol::deposit::{AccountName, CreditTarget};
+use crate::protocol::deposit::{AccountName, CreditTarget, Deposit};
 use crate::protocol::encoding::Encode;
+use crate::protocol::hints::HintedDeposit;
 use crate::protocol::keys::OwnerSecret;
 use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, Windows};
 use crate::protocol::policy::{Policy, DAY_SECS};
@@ -371,6 +372,17 @@ fn fault_for(i: u64, opts: &GenOptions, r: f64) -> Fault {
     }
 }
 
+/// A deposit's record: its bytes, and with `hints` the kind-2 hints (decompression and
+/// serial hints, `HintedDeposit::encode`).
+fn record_parts(deposit: &Deposit, hints: bool) -> (Vec<u8>, Option<Vec<u8>>) {
+    if hints {
+        let (payload, hints) = HintedDeposit::encode(deposit);
+        (payload, Some(hints))
+    } else {
+        (deposit.to_bytes(), None)
+    }
+}
+
 fn gen_record(
     issuer: &GenIssuer,
     opts: &GenOptions,
@@ -450,10 +462,10 @@ fn gen_record(
         (None, false) => vec![],
     };
     let deposit = coin.deposit(target, now, &tokens, &mut rng);
-    let (payload, hints) = deposit.to_bytes_with_hints();
+    let (payload, hints) = record_parts(&deposit, opts.hints);
     Generated {
         payload,
-        hints: opts.hints.then_some(hints),
+        hints,
         fault,
         coin: Some((coin, opts.allowance && hops >= 1)),
     }
@@ -640,9 +652,7 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
                         &tokens,
                         &mut rng,
                     );
-                    let (p, h) = d.to_bytes_with_hints();
-                    payload = p;
-                    hints = opts.hints.then_some(h);
+                    (payload, hints) = record_parts(&d, opts.hints);
                     code = if pool_today {
                         "duplicate_in_batch".into()
                     } else {

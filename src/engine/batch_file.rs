@@ -14,6 +14,7 @@
 //!                    payload | zero pad to 8
 //! kind 1: a deposit (protocol v1 encoding), at most DEPOSIT_BYTES_MAX bytes
 //! kind 2: deposit length u32 | deposit | hints (the y coordinate of every point, decode order)
+//!         | optional serial hints (two SSWU roots per issuer signature: protocol::hints)
 //! ```
 //!
 //! What the v2 reader promises, and why the header carries what it does:
@@ -45,6 +46,7 @@ use std::path::Path;
 use crate::le::{array_at, u32_at, u64_at};
 use crate::mmap::ReadOnlyMap;
 use crate::protocol::deposit::{DEPOSIT_BYTES_MAX, DEPOSIT_HINTS_BYTES_MAX};
+use crate::protocol::hints::SERIAL_HINTS_BYTES_MAX;
 
 /// File magic (both versions: the version field tells them apart).
 pub const MAGIC: &[u8; 8] = b"MCBATCH1";
@@ -65,13 +67,15 @@ pub const RECORD_HEADER_BYTES: usize = 32;
 pub const RECORD_HEADER_BYTES_V1: usize = 16;
 /// Record kind: a deposit message (protocol v1 encoding).
 pub const KIND_DEPOSIT: u8 = 1;
-/// Record kind: a deposit message with decompression hints:
-/// `deposit length u32 | deposit | hints` (the y coordinate of every point, in decode order).
+/// Record kind: a deposit message with hints: `deposit length u32 | deposit | hints` (the y
+/// coordinate of every point, in decode order, then optionally the serial hints —
+/// `protocol::hints::HintedDeposit`).
 pub const KIND_DEPOSIT_HINTED: u8 = 2;
 /// Largest payload of a kind-1 record: the largest deposit the decoder can accept.
 pub const DEPOSIT_PAYLOAD_MAX: usize = DEPOSIT_BYTES_MAX;
 /// Largest payload of a kind-2 record: length prefix, the largest deposit, and its hints.
-pub const HINTED_PAYLOAD_MAX: usize = 4 + DEPOSIT_BYTES_MAX + DEPOSIT_HINTS_BYTES_MAX;
+pub const HINTED_PAYLOAD_MAX: usize =
+    4 + DEPOSIT_BYTES_MAX + DEPOSIT_HINTS_BYTES_MAX + SERIAL_HINTS_BYTES_MAX;
 /// Largest payload of any known kind.
 pub const RECORD_PAYLOAD_MAX: usize = if HINTED_PAYLOAD_MAX > DEPOSIT_PAYLOAD_MAX {
     HINTED_PAYLOAD_MAX

@@ -8,7 +8,8 @@
 //! 1. **record** — answer every question "yes" and write it down (issuer signatures and
 //!    RedPallas signatures, in walk order, per record), in parallel over records;
 //! 2. **batch** — answer all recorded questions of the chunk at once: one BLS batch
-//!    equation over all σ (per-keyset message MSMs, one multi-pairing) and one RedPallas
+//!    equation over all σ (per-keyset message MSMs over the serials' uncleared hash points
+//!    Q₀ + Q₁, one cofactor clearing per keyset, one multi-pairing) and one RedPallas
 //!    batch equation over all signatures. On failure the bisection runs over *records*,
 //!    and inside a bad record only finds its first bad answer in walk order (a binary
 //!    search over prefixes) — the reference stops there too, so later answers are never
@@ -27,7 +28,12 @@
 
 use std::collections::HashMap;
 
-use microcash_kernels::bls::{self, batch::BlsItem, G1Affine};
+use microcash_kernels::bls::map::MapHint;
+use microcash_kernels::bls::{
+    self,
+    batch::{BlsItem, MessageForm},
+    G1Affine,
+};
 use microcash_kernels::pallas::redpallas;
 use microcash_kernels::weights::random_weights;
 use rand_core::CryptoRng;
@@ -35,6 +41,7 @@ use rayon::prelude::*;
 
 use crate::protocol::coin::Serial;
 use crate::protocol::deposit::Deposit;
+use crate::protocol::hints::{HintedDeposit, SerialHints};
 use crate::protocol::keys::{OwnerKey, RedSig};
 use crate::protocol::keyset::{Keyset, KeysetId};
 use crate::protocol::tags;
@@ -83,6 +90,34 @@ impl CryptoChecks for Replay<'_> {
     }
 }
 
+/// A deposit to verify, with the SSWU hints of its serials when its record carried them
+/// (they change the cost of hashing serials to G1, never a verdict).
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkDeposit<'a> {
+    /// The deposit.
+    pub deposit: &'a Deposit,
+    /// Its serial hints.
+    pub serial_hints: Option<&'a SerialHints>,
+}
+
+impl<'a> From<&'a Deposit> for ChunkDeposit<'a> {
+    fn from(deposit: &'a Deposit) -> ChunkDeposit<'a> {
+        ChunkDeposit {
+            deposit,
+            serial_hints: None,
+        }
+    }
+}
+
+impl<'a> From<&'a HintedDeposit> for ChunkDeposit<'a> {
+    fn from(d: &'a HintedDeposit) -> ChunkDeposit<'a> {
+        ChunkDeposit {
+            deposit: &d.deposit,
+            serial_hints: d.serial_hints.as_ref(),
+        }
+    }
+}
+
 /// Where a chunk's verification time went, in seconds of wall time per stage. With one
 /// thread the stages run one after another and add up to the whole; with more, the BLS
 /// and Pallas checks overlap (`rayon::join`) and each figure is that side's own time.
@@ -91,7 +126,8 @@ pub struct StageTimes {
     /// Pass 1: the reference walk recording its questions (decoding checks, hashing of
     /// links and bindings, policy).
     pub walk: f64,
-    /// RFC 9380 hash-to-G1 of every serial.
+    /// RFC 9380 hash-to-G1 of every serial, up to Q₀ + Q₁ (the cofactor is cleared once
+    /// per key in the BLS check), with the square roots from hints where records have them.
     pub hash_to_g1: f64,
     /// The issuer-signature batch: MSMs and pairings, bisection included.
     pub bls_check: f64,
@@ -133,7 +169,7 @@ impl std::ops::AddAssign for StageTimes {
 pub fn verify_chunk<R: CryptoRng + ?Sized>(
     verifier: &Verifier<'_>,
     keysets: &crate::protocol::keyset::KeysetList,
-    deposits: &[&Deposit],
+    deposits: &[ChunkDeposit<'_>],
     now: u64,
     rng: &mut R,
 ) -> Vec<Result<VerifiedDeposit, Rejection>> {
@@ -144,7 +180,7 @@ pub fn verify_chunk<R: CryptoRng + ?Sized>(
 pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
     verifier: &Verifier<'_>,
     keysets: &crate::protocol::keyset::KeysetList,
-    deposits: &[&Deposit],
+    deposits: &[ChunkDeposit<'_>],
     now: u64,
     rng: &mut R,
 ) -> (Vec<Result<VerifiedDeposit, Rejection>>, StageTimes) {
@@ -155,7 +191,7 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
         .par_iter()
         .map(|d| {
             let mut rec = Recorded::default();
-            let outcome = verifier.verify_deposit_with(&mut rec, d, now);
+            let outcome = verifier.verify_deposit_with(&mut rec, d.deposit, now);
             (rec, outcome)
         })
         .collect();
@@ -164,10 +200,14 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
     let mut key_index: HashMap<KeysetId, u32> = HashMap::new();
     let mut keys: Vec<bls::PublicKey> = Vec::new();
     let mut issuer_refs: Vec<(KeysetId, G1Affine, [u8; 32])> = Vec::new();
+    // The walk asks about issuer signatures in the order their hints are written; were it
+    // ever not so, a misplaced hint would only fail its check and cost its square roots.
+    let mut hint_slots: Vec<Option<&MapHint>> = Vec::new();
     let mut owner_refs: Vec<(&OwnerKey, &[u8], &RedSig)> = Vec::new();
-    for (rec, _) in &recorded {
-        for (id, sigma, serial) in &rec.issuer {
+    for ((rec, _), d) in recorded.iter().zip(deposits) {
+        for (j, (id, sigma, serial)) in rec.issuer.iter().enumerate() {
             issuer_refs.push((*id, *sigma, serial.0));
+            hint_slots.push(d.serial_hints.and_then(|h| h.get(j)));
         }
         for (key, msg, sig) in &rec.owner {
             owner_refs.push((key, msg, sig));
@@ -186,7 +226,7 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
     let serials: Vec<[u8; 32]> = issuer_refs.iter().map(|(_, _, s)| *s).collect();
     times.walk = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
-    let messages = bls::batch::hash_to_g1_many(&serials, tags::H1_DST);
+    let messages = bls::batch::hash_to_curve_uncleared_many(&serials, &hint_slots, tags::H1_DST);
     times.hash_to_g1 = clock.elapsed().as_secs_f64();
     let bls_items: Vec<BlsItem> = issuer_refs
         .iter()
@@ -213,7 +253,13 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
         || {
             let clock = std::time::Instant::now();
             let ok = judge_by_record(&issuer_groups, &|subset: &[usize]| {
-                bls::batch::verify_subset(&keys, &bls_items, &bls_weights, subset)
+                bls::batch::verify_subset(
+                    &keys,
+                    &bls_items,
+                    &bls_weights,
+                    MessageForm::Uncleared,
+                    subset,
+                )
             });
             (ok, clock.elapsed().as_secs_f64())
         },
@@ -279,7 +325,7 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
                 next_issuer: 0,
                 next_owner: 0,
             };
-            verifier.verify_deposit_with(&mut replay, d, now)
+            verifier.verify_deposit_with(&mut replay, d.deposit, now)
         })
         .collect();
     times.replay = clock.elapsed().as_secs_f64();

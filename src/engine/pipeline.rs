@@ -23,12 +23,14 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::batch_file::{BatchReader, RawRecord};
+use super::batch_verify::{self, ChunkDeposit};
 use super::settle::{self, BatchMemory};
 use super::verdict::Verdict;
-use super::{batch_verify, Engine, EngineError};
+use super::{Engine, EngineError};
 use crate::protocol::coin::Serial;
 use crate::protocol::deposit::Deposit;
 use crate::protocol::encoding::Decode;
+use crate::protocol::hints::HintedDeposit;
 use crate::protocol::verify::{VerifiedDeposit, Verifier};
 
 /// Chunks in flight between two stages.
@@ -143,7 +145,7 @@ struct InFlight<T> {
     item: T,
 }
 
-type Decoded = InFlight<Result<Deposit, Verdict>>;
+type Decoded = InFlight<Result<HintedDeposit, Verdict>>;
 
 /// A verified record: its serial when it decoded, and the verifier's outcome.
 type Verified = InFlight<(Option<Serial>, Result<VerifiedDeposit, Verdict>)>;
@@ -170,15 +172,15 @@ fn decode(raw: RawRecord) -> Decoded {
         Ok(bytes) if raw.kind == super::batch_file::KIND_DEPOSIT_HINTED => {
             match split_hinted(&bytes) {
                 Err(reason) => Err(malformed(base, reason)),
-                // Hints are covered by no signature: a relay could change them. A deposit
-                // whose hints do not check out is decoded without them (as wrong R hints
-                // already are), so only the deposit's own bytes decide its verdict.
-                Ok((dep, hints)) => Deposit::from_bytes_with_hints(dep, hints)
-                    .or_else(|_| Deposit::from_bytes(dep))
+                // Hints are covered by no signature: a relay could change them. Hints that
+                // do not check out are dropped, so only the deposit's own bytes decide its
+                // verdict.
+                Ok((dep, hints)) => HintedDeposit::decode(dep, hints)
                     .map_err(|e| malformed(base + 4 + e.offset as u64, e.reason.to_string())),
             }
         }
         Ok(bytes) => Deposit::from_bytes(&bytes)
+            .map(HintedDeposit::from)
             .map_err(|e| malformed(base + e.offset as u64, e.reason.to_string())),
     };
     InFlight {
@@ -197,8 +199,8 @@ impl Decoded {
         let item = match self.item {
             Err(v) => (None, Err(v)),
             Ok(dep) => {
-                let r = check(&dep)?;
-                (Some(serial_of(&dep, &r)), r)
+                let r = check(&dep.deposit)?;
+                (Some(serial_of(&dep.deposit, &r)), r)
             }
         };
         Ok(InFlight {
@@ -216,9 +218,9 @@ fn verify_raw_chunk(
     rng: &mut rand::rngs::StdRng,
 ) -> Result<Vec<Verified>, EngineError> {
     let decoded: Vec<Decoded> = chunk.into_par_iter().map(decode).collect();
-    let deposits: Vec<&Deposit> = decoded
+    let deposits: Vec<ChunkDeposit<'_>> = decoded
         .iter()
-        .filter_map(|d| d.item.as_ref().ok())
+        .filter_map(|d| d.item.as_ref().ok().map(ChunkDeposit::from))
         .collect();
     let params = engine.params();
     let verifier = Verifier::new(&params.keysets, &params.policy);

@@ -330,6 +330,7 @@ mod tests {
     use super::*;
     use crate::protocol::coin::{AllowanceToken, Link, PaymentContext};
     use crate::protocol::encoding::DecodeReason;
+    use crate::protocol::hints::SERIAL_HINTS_BYTES_MAX;
     use crate::protocol::keys::OwnerSecret;
 
     /// A deposit at every limit the decoder enforces: `LINKS_MAX` links, `ALLOWANCES_MAX`
@@ -391,6 +392,10 @@ mod tests {
         assert_eq!(hints.len(), DEPOSIT_HINTS_BYTES_MAX);
         assert_eq!(Deposit::from_bytes(&bytes).unwrap(), max);
         assert_eq!(Deposit::from_bytes_with_hints(&bytes, &hints).unwrap(), max);
+        // One serial hint per issuer signature: the coin's σ and every token's.
+        assert_eq!(SERIAL_HINTS_BYTES_MAX, 199_776, "the figure the docs quote");
+        let serial_hints = crate::protocol::hints::SerialHints::of(&max).to_bytes();
+        assert_eq!(serial_hints.len(), SERIAL_HINTS_BYTES_MAX);
 
         // The decoder's limits are the constants the derivation uses: one more link or
         // spend than they allow is refused (if a limit grew, this would decode).

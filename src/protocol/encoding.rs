@@ -281,12 +281,18 @@ impl<'a> Reader<'a> {
             },
         })
     }
-    /// Checks that the whole buffer (and every hint) was consumed.
-    pub fn finish(&self) -> Result<(), DecodeError> {
+    /// Checks that the whole buffer was consumed; returns how many hint bytes were used.
+    pub fn finish_bytes(&self) -> Result<usize, DecodeError> {
         let left = self.buf.len() - self.pos;
         if left != 0 {
             return Err(self.error(DecodeReason::TrailingBytes(left)));
         }
+        Ok(self.hint_pos)
+    }
+
+    /// Checks that the whole buffer (and every hint) was consumed.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        self.finish_bytes()?;
         if let Some(h) = self.hints {
             if h.len() != self.hint_pos {
                 return Err(self.error(DecodeReason::BadValue {
@@ -353,6 +359,18 @@ pub trait Decode: Sized {
         let v = Self::decode(&mut r)?;
         r.finish()?;
         Ok(v)
+    }
+
+    /// [`Decode::from_bytes_with_hints`] where the decompression hints are a prefix of
+    /// `hints` (more hints may follow): the value and how many hint bytes it used.
+    fn from_bytes_with_hint_prefix(
+        bytes: &[u8],
+        hints: &[u8],
+    ) -> Result<(Self, usize), DecodeError> {
+        let mut r = Reader::with_hints(bytes, hints);
+        let v = Self::decode(&mut r)?;
+        let used = r.finish_bytes()?;
+        Ok((v, used))
     }
 }
 

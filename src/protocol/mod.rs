@@ -7,6 +7,7 @@ pub mod allowance;
 pub mod coin;
 pub mod deposit;
 pub mod encoding;
+pub mod hints;
 pub mod keys;
 pub mod keyset;
 pub mod policy;

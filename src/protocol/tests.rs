@@ -630,3 +630,63 @@ fn decompression_hints_decode_to_the_same_message_and_wrong_hints_are_refused() 
     long.push(0);
     assert!(Deposit::from_bytes_with_hints(&bytes, &long).is_err());
 }
+
+/// A kind-2 record's hints: decompression hints then one serial hint per issuer signature
+/// (the coin's σ, the link's token, the deposit's two tokens), in the verifier's order.
+/// The deposit decodes the same whatever follows; serial hints count only when complete.
+#[test]
+fn serial_hints_follow_the_verifiers_order_and_never_change_the_deposit() {
+    use super::hints::{issuer_serials, HintedDeposit, SerialHints, SERIAL_HINT_LEN};
+    use microcash_kernels::bls::map::sswu_hints;
+
+    let f = Fixture::new();
+    let d = sample_deposit(&f);
+    let serials = issuer_serials(&d);
+    assert_eq!(serials.len(), 4);
+    assert_eq!(serials[0], d.coin.serial());
+    assert_eq!(serials[1], d.coin.links[1].allowances[0].token.serial());
+    assert_eq!(serials[3], d.allowances[1].token.serial());
+    let (bytes, hints) = HintedDeposit::encode(&d);
+    let (_, decompression) = d.to_bytes_with_hints();
+    assert_eq!(hints.len(), decompression.len() + 4 * SERIAL_HINT_LEN);
+    let decoded = HintedDeposit::decode(&bytes, &hints).unwrap();
+    assert_eq!(decoded.deposit, d);
+    let serial_hints = decoded
+        .serial_hints
+        .expect("complete serial hints are kept");
+    assert_eq!(serial_hints, SerialHints::of(&d));
+    for (i, s) in serials.iter().enumerate() {
+        assert_eq!(
+            serial_hints.get(i),
+            Some(&sswu_hints(&s.0, super::tags::H1_DST))
+        );
+    }
+    // Too few, too many, none, or damaged decompression hints: the same deposit, no
+    // serial hints; wrong values are kept (the kernel checks each one where it is used).
+    for cut in [
+        &hints[..hints.len() - 1],
+        &hints[..decompression.len()],
+        &hints[..decompression.len() + SERIAL_HINT_LEN],
+    ] {
+        let h = HintedDeposit::decode(&bytes, cut).unwrap();
+        assert_eq!(h.deposit, d);
+        assert!(h.serial_hints.is_none());
+    }
+    let long = [hints.as_slice(), &[0u8; SERIAL_HINT_LEN]].concat();
+    assert!(HintedDeposit::decode(&bytes, &long)
+        .unwrap()
+        .serial_hints
+        .is_none());
+    let mut damaged = hints.clone();
+    damaged[47] ^= 1; // σ's y: the decompression hints no longer check out
+    let h = HintedDeposit::decode(&bytes, &damaged).unwrap();
+    assert_eq!((h.deposit, h.serial_hints), (d.clone(), None));
+    let mut wrong = hints.clone();
+    let n = wrong.len();
+    wrong[n - 1] ^= 1;
+    let h = HintedDeposit::decode(&bytes, &wrong).unwrap();
+    assert_eq!(h.deposit, d);
+    assert!(h.serial_hints.is_some_and(|s| s != SerialHints::of(&d)));
+    // An undecodable deposit is an error whatever the hints.
+    assert!(HintedDeposit::decode(&bytes[..bytes.len() - 1], &hints).is_err());
+}

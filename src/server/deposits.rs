@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::engine::batch_verify::{self, ChunkDeposit};
 use crate::engine::settle::{self, BatchMemory};
-use crate::engine::{batch_verify, Verdict};
+use crate::engine::Verdict;
 use crate::issuer::Issuer;
 use crate::protocol::deposit::{CreditTarget, Deposit};
 use crate::protocol::verify::{VerifiedDeposit, Verifier};
@@ -58,7 +59,7 @@ pub fn start(
 fn settle_group(issuer: &Issuer, group: Vec<Job>, now: u64, rng: &mut rand::rngs::StdRng) {
     let keys = issuer.keys();
     let verifier = Verifier::new(&keys.keysets, &keys.policy);
-    let deposits: Vec<&Deposit> = group.iter().map(|j| &j.deposit).collect();
+    let deposits: Vec<ChunkDeposit<'_>> = group.iter().map(|j| (&j.deposit).into()).collect();
     let verified = batch_verify::verify_chunk(&verifier, &keys.keysets, &deposits, now, rng);
     let items: Vec<(u64, Result<VerifiedDeposit, Verdict>)> = verified
         .into_iter()

@@ -29,21 +29,33 @@ use blst::{
 };
 use rayon::prelude::*;
 
+use super::map::MapHint;
 use super::{G1Affine, PublicKey};
 pub use crate::weights::{random_weights, Weight, WEIGHT_BITS};
 
 /// Below this many points a chunk is not worth a thread of its own.
 const MSM_CHUNK_MIN: usize = 512;
 
-/// One signature to check: which key, σ, and the message point M = H1(m).
+/// One signature to check: which key, σ, and the message point.
 #[derive(Clone, Copy, Debug)]
 pub struct BlsItem {
     /// Index into the key slice passed to [`verify`].
     pub key: u32,
     /// The signature.
     pub signature: G1Affine,
-    /// The hashed message.
+    /// The hashed message, in the batch's [`MessageForm`].
     pub message: G1Affine,
+}
+
+/// What the message points of a batch are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageForm {
+    /// M = H1(m), in G1 (RFC 9380 hash_to_curve, cofactor cleared).
+    Hashed,
+    /// M = Q₀ + Q₁ of RFC 9380 before cofactor clearing ([`hash_to_curve_uncleared_many`]):
+    /// a point of E, in general outside G1. The check clears once per key after the MSM,
+    /// h_eff·Σ rᵢ·Mᵢ = Σ rᵢ·H1(mᵢ), instead of once per message.
+    Uncleared,
 }
 
 fn add(a: &blst_p1, b: &blst_p1) -> blst_p1 {
@@ -54,6 +66,11 @@ fn add(a: &blst_p1, b: &blst_p1) -> blst_p1 {
 }
 
 /// Σ wᵢ·Pᵢ on one thread through blst's Pippenger.
+///
+/// Correct for any points of E, not only G1 (message points may be uncleared): blst's
+/// Pippenger only adds and doubles (no endomorphism), and below 4 points `blst_p1_mult`
+/// with 128-bit weights takes its window method (its GLV path, which assumes G1, starts at
+/// 176 bits). `an_msm_is_right_outside_g1` fails if either changes.
 fn msm_serial(points: &[blst_p1_affine], weights: &[Weight]) -> blst_p1 {
     debug_assert_eq!(points.len(), weights.len());
     let n = points.len();
@@ -121,11 +138,12 @@ fn to_affine(p: &blst_p1) -> blst_p1_affine {
 }
 
 /// Checks the batch equation for the items at `subset` (positions into `items`), with the
-/// matching entries of `weights`. An empty subset passes.
+/// matching entries of `weights`; message points are in `form`. An empty subset passes.
 pub fn verify_subset(
     keys: &[PublicKey],
     items: &[BlsItem],
     weights: &[Weight],
+    form: MessageForm,
     subset: &[usize],
 ) -> bool {
     if subset.is_empty() {
@@ -145,7 +163,14 @@ pub fn verify_subset(
         .par_iter()
         .enumerate()
         .filter(|(_, (p, _))| !p.is_empty())
-        .map(|(k, (p, w))| (k, to_affine(&vartime_msm(p, w))))
+        .map(|(k, (p, w))| {
+            let sum = vartime_msm(p, w);
+            let h = match form {
+                MessageForm::Hashed => sum,
+                MessageForm::Uncleared => super::map::clear_cofactor(&sum),
+            };
+            (k, to_affine(&h))
+        })
         .collect();
     let mut ps: Vec<&blst_p1_affine> = vec![&s];
     let mut qs = vec![super::neg_g2()];
@@ -158,14 +183,19 @@ pub fn verify_subset(
 
 /// Verifies all items; on failure, bisects. Returns the positions of invalid items (empty
 /// when all are valid).
-pub fn verify(keys: &[PublicKey], items: &[BlsItem], weights: &[Weight]) -> Vec<usize> {
+pub fn verify(
+    keys: &[PublicKey],
+    items: &[BlsItem],
+    weights: &[Weight],
+    form: MessageForm,
+) -> Vec<usize> {
     assert_eq!(items.len(), weights.len(), "one weight per item");
     assert!(
         items.iter().all(|i| (i.key as usize) < keys.len()),
         "item key out of range"
     );
     crate::bisect::verify_or_bisect(items.len(), &|subset: &[usize]| {
-        verify_subset(keys, items, weights, subset)
+        verify_subset(keys, items, weights, form, subset)
     })
 }
 
@@ -214,4 +244,37 @@ pub fn hash_to_g1_many(messages: &[[u8; 32]], dst: &[u8]) -> Vec<G1Affine> {
         })
         .collect();
     chunks.into_iter().flatten().collect()
+}
+
+/// Q₀ + Q₁ (uncleared, [`MessageForm::Uncleared`]) of many messages in parallel, each with
+/// its SSWU hint if it has one (`hints` empty or one slot per message). Inversions are
+/// batched per chunk ([`super::map::hash_to_curve_uncleared_many`]).
+pub fn hash_to_curve_uncleared_many(
+    messages: &[[u8; 32]],
+    hints: &[Option<&MapHint>],
+    dst: &[u8],
+) -> Vec<G1Affine> {
+    const CHUNK: usize = 256;
+    assert!(
+        hints.is_empty() || hints.len() == messages.len(),
+        "one hint slot per message"
+    );
+    let hint_chunks: Vec<&[Option<&MapHint>]> = if hints.is_empty() {
+        vec![&[]; messages.len().div_ceil(CHUNK)]
+    } else {
+        hints.chunks(CHUNK).collect()
+    };
+    messages
+        .par_chunks(CHUNK)
+        .zip(hint_chunks)
+        .flat_map_iter(|(m, h)| super::map::hash_to_curve_uncleared_many(m, h, dst))
+        .map(|a| {
+            // Q₀ = −Q₁ for a hash has probability ≈ 2⁻³⁸⁰: that would be a bug.
+            assert!(
+                a != blst_p1_affine::default(),
+                "hash_to_curve produced the identity"
+            );
+            G1Affine(a)
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ use blst::{
     blst_bendian_from_fp, blst_expand_message_xmd, blst_fp, blst_fp_add, blst_fp_cneg,
     blst_fp_from_be_bytes, blst_fp_from_hexascii, blst_fp_inverse, blst_fp_mul, blst_fp_sqr,
     blst_fp_sqrt, blst_p1, blst_p1_add_or_double, blst_p1_affine, blst_p1_from_affine,
-    blst_p1_mult,
+    blst_p1_mult, blst_p1_to_affine,
 };
 
 /// An element of the base field p, in blst's (Montgomery) representation.
@@ -161,86 +161,100 @@ fn g(p: &Params, x: &Fp) -> Fp {
     x.sqr().add(&p.a).mul(x).add(&p.b)
 }
 
-/// Z·u² and the first SSWU candidate x₁ = (−B/A)·(1 + 1/(Z²u⁴ + Zu²)), or B/(Z·A) when the
-/// denominator is 0 (RFC 9380 §6.6.2).
-fn sswu_x1(p: &Params, u: &Fp) -> (Fp, Fp) {
-    let zu2 = p.z.mul(&u.sqr());
-    let tv1 = zu2.sqr().add(&zu2).inv0();
-    let x1 = if tv1.is_zero() {
+/// The first SSWU candidate x₁ = (−B/A)·(1 + tv1), where tv1 = 1/(Z²u⁴ + Zu²) is
+/// given (inverted by the caller, batched); x₁ = B/(Z·A) when the denominator is 0
+/// (RFC 9380 §6.6.2).
+fn sswu_x1(p: &Params, tv1: &Fp) -> Fp {
+    if tv1.is_zero() {
         p.b_over_za
     } else {
-        p.minus_b_over_a.mul(&p.one.add(&tv1))
-    };
-    (zu2, x1)
+        p.minus_b_over_a.mul(&p.one.add(tv1))
+    }
 }
 
-/// Simplified SWU onto E' (RFC 9380 §6.6.2), returning (x', y').
-fn map_to_curve_sswu(u: &Fp) -> (Fp, Fp) {
-    let p = params();
-    let (zu2, x1) = sswu_x1(p, u);
-    let gx1 = g(p, &x1);
-    let (x, y) = match gx1.sqrt() {
-        Some(y1) => (x1, y1),
-        None => {
-            let x2 = zu2.mul(&x1);
-            let gx2 = g(p, &x2);
-            // g(x2) = Z³u⁶·g(x1) is a square whenever g(x1) is not.
-            (x2, gx2.sqrt().unwrap_or(gx2))
-        }
-    };
+/// Z·u² and the SSWU denominator Z²u⁴ + Zu² (to be inverted).
+fn sswu_den(p: &Params, u: &Fp) -> (Fp, Fp) {
+    let zu2 = p.z.mul(&u.sqr());
+    (zu2, zu2.sqr().add(&zu2))
+}
+
+/// A hinted square root, checked by one squaring: `h` is accepted if h² = g(x₁) (then
+/// x = x₁) or h² = g(x₂) = Z³u⁶·g(x₁) with g(x₁) ≠ 0 — Z is not a square, so the second
+/// proves g(x₁) is not one, which is exactly when the map takes x₂. Anything else is `None`
+/// and the caller computes the root itself: a hint changes the cost, never the point.
+fn hinted_root(p: &Params, zu2: &Fp, x1: &Fp, gx1: &Fp, h: &Fp) -> Option<(Fp, Fp)> {
+    let h2 = h.sqr().to_be();
+    if h2 == gx1.to_be() {
+        return Some((*x1, *h));
+    }
+    let x2 = zu2.mul(x1);
+    (!gx1.is_zero() && h2 == g(p, &x2).to_be()).then_some((x2, *h))
+}
+
+/// The rest of simplified SWU once x₁ is known: the root (from the hint when it checks out),
+/// then y's sign from u's. Returns (x', y') on E'.
+fn sswu_point(p: &Params, u: &Fp, zu2: &Fp, x1: &Fp, hint: Option<&Fp>) -> (Fp, Fp) {
+    let gx1 = g(p, x1);
+    let (x, y) = hint
+        .and_then(|h| hinted_root(p, zu2, x1, &gx1, h))
+        .unwrap_or_else(|| match gx1.sqrt() {
+            Some(y1) => (*x1, y1),
+            None => {
+                let x2 = zu2.mul(x1);
+                let gx2 = g(p, &x2);
+                // g(x2) = Z³u⁶·g(x1) is a square whenever g(x1) is not.
+                (x2, gx2.sqrt().unwrap_or(gx2))
+            }
+        });
     let y = if u.sgn0() != y.sgn0() { y.neg() } else { y };
     (x, y)
 }
 
-/// SSWU with its square root given as a hint: one squaring checks it. The hint `h` must
-/// satisfy h² = g(x1) (then x = x1) or h² = g(x2) = Z³u⁶·g(x1) with g(x1) ≠ 0 — Z is not a
-/// square, so the second proves g(x1) is not one, which is exactly when the map takes x2.
-/// Any other hint gives `None` (the caller computes the roots itself): a hint changes the
-/// cost, never the point.
-fn map_to_curve_sswu_hinted(u: &Fp, h: &Fp) -> Option<(Fp, Fp)> {
-    let p = params();
-    let (zu2, x1) = sswu_x1(p, u);
-    let gx1 = g(p, &x1);
-    let h2 = h.sqr().to_be();
-    let (x, y) = if h2 == gx1.to_be() {
-        (x1, *h)
-    } else {
-        let x2 = zu2.mul(&x1);
-        if gx1.is_zero() || h2 != g(p, &x2).to_be() {
-            return None;
+/// Montgomery's trick: every non-zero element of `xs` becomes its inverse for the price of
+/// one field inversion and three multiplications each; zeros stay zero (RFC 9380's inv0).
+fn batch_inv0(xs: &mut [Fp]) {
+    let mut before = Vec::with_capacity(xs.len());
+    let mut acc = params().one;
+    for x in xs.iter() {
+        before.push(acc);
+        if !x.is_zero() {
+            acc = acc.mul(x);
         }
-        (x2, *h)
+    }
+    let mut inv = acc.inv0();
+    for (x, b) in xs.iter_mut().zip(before).rev() {
+        if !x.is_zero() {
+            let xi = inv.mul(&b);
+            inv = inv.mul(x);
+            *x = xi;
+        }
+    }
+}
+
+/// One SSWU hint: the square roots for u₀ and u₁, 48 bytes big-endian each.
+pub type MapHint = [[u8; 48]; 2];
+
+/// The two SSWU square roots of `msg`: the hint a wallet or generator attaches so that the
+/// verifier's map needs no exponentiation.
+pub fn sswu_hints(msg: &[u8], dst: &[u8]) -> MapHint {
+    let p = params();
+    let root = |u: &Fp| {
+        let (zu2, den) = sswu_den(p, u);
+        let x1 = sswu_x1(p, &den.inv0());
+        sswu_point(p, u, &zu2, &x1, None).1.to_be()
     };
-    let y = if u.sgn0() != y.sgn0() { y.neg() } else { y };
-    Some((x, y))
-}
-
-/// The two SSWU square roots of `msg` (48 bytes each, big-endian): the hints a wallet or
-/// generator attaches so the verifier's map needs no exponentiation.
-pub fn sswu_hints(msg: &[u8], dst: &[u8]) -> [[u8; 48]; 2] {
-    let hint = |u: &Fp| map_to_curve_sswu(u).1.to_be();
     let [u0, u1] = hash_to_field(msg, dst);
-    [hint(&u0), hint(&u1)]
+    [root(&u0), root(&u1)]
 }
 
-/// [`hash_to_curve_uncleared`] with the square roots as hints; a wrong hint falls back to
-/// computing the root, so the result is the same point whatever the hints.
-pub fn hash_to_curve_uncleared_hinted(msg: &[u8], dst: &[u8], hints: &[[u8; 48]; 2]) -> blst_p1 {
-    let [u0, u1] = hash_to_field(msg, dst);
-    let root = |u: &Fp, h: &[u8; 48]| {
-        map_to_curve_sswu_hinted(u, &Fp::from_be(h)).unwrap_or_else(|| map_to_curve_sswu(u))
-    };
-    sum_on_e(root(&u0, &hints[0]), root(&u1, &hints[1]))
-}
-
-/// iso_map(p₀) + iso_map(p₁) on E.
-fn sum_on_e((x0, y0): (Fp, Fp), (x1, y1): (Fp, Fp)) -> blst_p1 {
-    let q0 = jacobian(&iso_map(&x0, &y0));
-    let q1 = jacobian(&iso_map(&x1, &y1));
-    let mut sum = blst_p1::default();
-    // SAFETY: valid points in, a valid out-pointer.
-    unsafe { blst_p1_add_or_double(&mut sum, &q0, &q1) };
-    sum
+/// The 11-isogeny's four polynomials at x: (x_num, x_den, y_num, y_den) (RFC 9380 E.2).
+fn iso_parts(p: &Params, x: &Fp) -> [Fp; 4] {
+    [
+        horner(&p.x_num, x),
+        horner(&p.x_den, x),
+        horner(&p.y_num, x),
+        horner(&p.y_den, x),
+    ]
 }
 
 /// Horner evaluation of a polynomial with coefficients in ascending order.
@@ -253,17 +267,6 @@ fn horner(coeffs: &[Fp], x: &Fp) -> Fp {
     acc
 }
 
-/// The 11-isogeny E' → E (RFC 9380 Appendix E.2) as an affine point of E.
-fn iso_map(x: &Fp, y: &Fp) -> blst_p1_affine {
-    let p = params();
-    let x_out = horner(&p.x_num, x).mul(&horner(&p.x_den, x).inv0());
-    let y_out = y.mul(&horner(&p.y_num, x)).mul(&horner(&p.y_den, x).inv0());
-    blst_p1_affine {
-        x: x_out.0,
-        y: y_out.0,
-    }
-}
-
 fn jacobian(a: &blst_p1_affine) -> blst_p1 {
     let mut out = blst_p1::default();
     // SAFETY: a valid affine point in, a valid out-pointer.
@@ -271,13 +274,135 @@ fn jacobian(a: &blst_p1_affine) -> blst_p1 {
     out
 }
 
-/// Q₀ + Q₁ for `msg`: a point of E, not necessarily in G1 (the cofactor is not cleared).
-pub fn hash_to_curve_uncleared(msg: &[u8], dst: &[u8]) -> blst_p1 {
-    let [u0, u1] = hash_to_field(msg, dst);
-    sum_on_e(map_to_curve_sswu(&u0), map_to_curve_sswu(&u1))
+fn affine(p: &blst_p1) -> blst_p1_affine {
+    let mut out = blst_p1_affine::default();
+    // SAFETY: a valid point in, a valid out-pointer.
+    unsafe { blst_p1_to_affine(&mut out, p) };
+    out
 }
 
-/// h_eff·P (RFC 9380 §8.8.1: h_eff = 0xd201000000010001 for G1).
+/// Q₀ + Q₁ for each message (a point of E, not necessarily in G1: the cofactor is not
+/// cleared), as affine points; the identity is blst's all-zero affine point. `hints[i]` is
+/// message i's SSWU hint, if it has one (`hints` is empty or one per message); a wrong hint
+/// costs the square roots it meant to save and gives the same point.
+///
+/// Every inversion of the map is batched over the slice (Montgomery's trick): the SSWU
+/// denominators, the isogeny's denominators, and the slopes of the final additions — three
+/// field inversions for the whole slice instead of seven per message.
+pub fn hash_to_curve_uncleared_many<M: AsRef<[u8]>>(
+    msgs: &[M],
+    hints: &[Option<&MapHint>],
+    dst: &[u8],
+) -> Vec<blst_p1_affine> {
+    assert!(
+        hints.is_empty() || hints.len() == msgs.len(),
+        "one hint slot per message"
+    );
+    let p = params();
+    // u₀, u₁ of message i at 2i, 2i + 1.
+    let us: Vec<Fp> = msgs
+        .iter()
+        .flat_map(|m| hash_to_field(m.as_ref(), dst))
+        .collect();
+    let (zu2, mut tv1): (Vec<Fp>, Vec<Fp>) = us.iter().map(|u| sswu_den(p, u)).unzip();
+    batch_inv0(&mut tv1);
+    let on_e_prime: Vec<(Fp, Fp)> = us
+        .iter()
+        .zip(zu2.iter().zip(&tv1))
+        .enumerate()
+        .map(|(k, (u, (zu2, tv1)))| {
+            let hint = hints
+                .get(k / 2)
+                .copied()
+                .flatten()
+                .and_then(|h| h.get(k % 2))
+                .map(|h| Fp::from_be(h));
+            sswu_point(p, u, zu2, &sswu_x1(p, tv1), hint.as_ref())
+        })
+        .collect();
+    // The isogeny: x = x_num/x_den, y = y'·y_num/y_den; both denominators inverted at once.
+    let parts: Vec<[Fp; 4]> = on_e_prime.iter().map(|(x, _)| iso_parts(p, x)).collect();
+    let mut dens: Vec<Fp> = parts.iter().flat_map(|[_, xd, _, yd]| [*xd, *yd]).collect();
+    batch_inv0(&mut dens);
+    let on_e: Vec<blst_p1_affine> = parts
+        .iter()
+        .zip(&on_e_prime)
+        .zip(dens.chunks_exact(2))
+        .map(|(([xn, _, yn, _], (_, y)), inv)| match inv {
+            [xd_inv, yd_inv] if !xd_inv.is_zero() && !yd_inv.is_zero() => blst_p1_affine {
+                x: xn.mul(xd_inv).0,
+                y: y.mul(yn).mul(yd_inv).0,
+            },
+            // A kernel point of the isogeny maps to the identity (RFC 9380 §6.6.3).
+            _ => blst_p1_affine::default(),
+        })
+        .collect();
+    add_pairs(&on_e)
+}
+
+/// The sums of consecutive pairs of affine points, (P₀ + P₁, P₂ + P₃, …), with the slopes'
+/// inversions batched. Pairs the chord formula does not cover (an identity, equal or
+/// opposite points: never seen for hashes, but defined) go through blst's complete addition.
+fn add_pairs(points: &[blst_p1_affine]) -> Vec<blst_p1_affine> {
+    let infinity = blst_p1_affine::default();
+    let pairs: Vec<(&blst_p1_affine, &blst_p1_affine)> = points
+        .chunks_exact(2)
+        .filter_map(|pair| match pair {
+            [a, b] => Some((a, b)),
+            _ => None,
+        })
+        .collect();
+    let generic = |a: &blst_p1_affine, b: &blst_p1_affine| {
+        *a != infinity && *b != infinity && Fp(a.x).to_be() != Fp(b.x).to_be()
+    };
+    let mut dx: Vec<Fp> = pairs
+        .iter()
+        .map(|(a, b)| {
+            if generic(a, b) {
+                Fp(b.x).add(&Fp(a.x).neg())
+            } else {
+                Fp(blst_fp::default())
+            }
+        })
+        .collect();
+    batch_inv0(&mut dx);
+    pairs
+        .iter()
+        .zip(&dx)
+        .map(|((a, b), dx_inv)| {
+            if !generic(a, b) {
+                let mut sum = blst_p1::default();
+                // SAFETY: valid points in, a valid out-pointer.
+                unsafe { blst_p1_add_or_double(&mut sum, &jacobian(a), &jacobian(b)) };
+                return affine(&sum);
+            }
+            let (ax, ay, bx, by) = (Fp(a.x), Fp(a.y), Fp(b.x), Fp(b.y));
+            let lambda = by.add(&ay.neg()).mul(dx_inv);
+            let x = lambda.sqr().add(&ax.neg()).add(&bx.neg());
+            let y = lambda.mul(&ax.add(&x.neg())).add(&ay.neg());
+            blst_p1_affine { x: x.0, y: y.0 }
+        })
+        .collect()
+}
+
+/// Q₀ + Q₁ for `msg`: a point of E, not necessarily in G1 (the cofactor is not cleared).
+pub fn hash_to_curve_uncleared(msg: &[u8], dst: &[u8]) -> blst_p1 {
+    one(hash_to_curve_uncleared_many(&[msg], &[], dst))
+}
+
+/// [`hash_to_curve_uncleared`] with the square roots as a hint; a wrong hint falls back to
+/// computing the roots, so the result is the same point whatever the hint.
+pub fn hash_to_curve_uncleared_hinted(msg: &[u8], dst: &[u8], hint: &MapHint) -> blst_p1 {
+    one(hash_to_curve_uncleared_many(&[msg], &[Some(hint)], dst))
+}
+
+fn one(points: Vec<blst_p1_affine>) -> blst_p1 {
+    jacobian(points.first().unwrap_or(&blst_p1_affine::default()))
+}
+
+/// h_eff·P (RFC 9380 §8.8.1: h_eff = 0xd201000000010001 for G1). 64 bits: blst multiplies
+/// by the plain window method below 176 bits (its GLV endomorphism path, wrong outside G1,
+/// starts above), so this is right for any point of E.
 pub fn clear_cofactor(p: &blst_p1) -> blst_p1 {
     let h_eff = 0xd201_0000_0001_0001u64.to_le_bytes();
     let mut out = blst_p1::default();
@@ -437,9 +562,14 @@ mod tests {
             let msg = i.to_le_bytes();
             let plain = hash_to_curve_uncleared(&msg, dst);
             let hints = sswu_hints(&msg, dst);
-            let [u0, _] = hash_to_field(&msg, dst);
-            // The right hint passes the check (no fallback was needed).
-            assert!(map_to_curve_sswu_hinted(&u0, &Fp::from_be(&hints[0])).is_some());
+            // The right hints pass the check (no fallback was needed).
+            let p = params();
+            for (u, h) in hash_to_field(&msg, dst).iter().zip(&hints) {
+                let (zu2, den) = sswu_den(p, u);
+                let x1 = sswu_x1(p, &den.inv0());
+                let gx1 = g(p, &x1);
+                assert!(hinted_root(p, &zu2, &x1, &gx1, &Fp::from_be(h)).is_some());
+            }
             assert!(same(
                 &hash_to_curve_uncleared_hinted(&msg, dst, &hints),
                 &plain
@@ -460,6 +590,90 @@ mod tests {
                     "{i}"
                 );
             }
+        }
+    }
+
+    /// Montgomery's trick gives each element's own inverse, and keeps zeros zero.
+    #[test]
+    fn batched_inversion_matches_one_at_a_time() {
+        let mut x = 7u64;
+        let mut xs: Vec<Fp> = (0..50)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                if i % 7 == 3 {
+                    Fp(blst_fp::default())
+                } else {
+                    Fp::from_be(&x.to_be_bytes())
+                }
+            })
+            .collect();
+        let want: Vec<[u8; 48]> = xs.iter().map(|v| v.inv0().to_be()).collect();
+        batch_inv0(&mut xs);
+        let got: Vec<[u8; 48]> = xs.iter().map(|v| v.to_be()).collect();
+        assert_eq!(got, want);
+        batch_inv0(&mut []);
+    }
+
+    /// The pairwise sums equal blst's complete addition, the chord formula's exceptions
+    /// (identity, doubling, opposite points) included.
+    #[test]
+    fn pairwise_sums_match_blst_addition_in_every_case() {
+        let dst = b"pairs";
+        let q: Vec<blst_p1_affine> = (0u8..4)
+            .map(|i| affine(&hash_to_curve_uncleared(&[i], dst)))
+            .collect();
+        let mut neg = jacobian(&q[1]);
+        // SAFETY: a valid point.
+        unsafe { blst::blst_p1_cneg(&mut neg, true) };
+        let o = blst_p1_affine::default();
+        let cases = [
+            (q[0], q[1]),
+            (q[2], q[3]),
+            (q[0], q[0]),
+            (q[1], affine(&neg)),
+            (o, q[2]),
+            (q[3], o),
+            (o, o),
+        ];
+        let flat: Vec<blst_p1_affine> = cases.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        for ((a, b), got) in cases.iter().zip(add_pairs(&flat)) {
+            let mut want = blst_p1::default();
+            // SAFETY: valid points.
+            unsafe { blst_p1_add_or_double(&mut want, &jacobian(a), &jacobian(b)) };
+            assert!(same(&jacobian(&got), &want));
+        }
+    }
+
+    /// A slice mixing right, wrong and absent hints maps every message to blst's point.
+    #[test]
+    fn the_batched_map_with_mixed_hints_matches_blst() {
+        let dst = b"MICROCASH-V1-ISSUER-SIG-with-BLS12381G1_XMD:SHA-256_SSWU_RO_";
+        let msgs: Vec<[u8; 32]> = (0u32..200)
+            .map(|i| {
+                let mut m = [0u8; 32];
+                m[..4].copy_from_slice(&i.to_le_bytes());
+                m
+            })
+            .collect();
+        let mut hints: Vec<MapHint> = msgs.iter().map(|m| sswu_hints(m, dst)).collect();
+        for (i, h) in hints.iter_mut().enumerate() {
+            match i % 4 {
+                1 => h[0][47] ^= 1,
+                2 => h.swap(0, 1),
+                _ => {}
+            }
+        }
+        let slots: Vec<Option<&MapHint>> = hints
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i % 4 != 3).then_some(h))
+            .collect();
+        let many = hash_to_curve_uncleared_many(&msgs, &slots, dst);
+        let plain = hash_to_curve_uncleared_many(&msgs, &[], dst);
+        assert_eq!(many.len(), msgs.len());
+        for ((m, a), b) in msgs.iter().zip(&many).zip(&plain) {
+            assert!(cleared_is_blst(&jacobian(a), m, dst));
+            assert_eq!(a, b);
         }
     }
 }

@@ -174,7 +174,9 @@ fn secret_key_round_trips_and_hides_in_debug() {
 }
 
 mod batch_tests {
-    use super::super::batch::{random_weights, verify, BlsItem};
+    use super::super::batch::{
+        hash_to_curve_uncleared_many, random_weights, vartime_msm, verify, BlsItem, MessageForm,
+    };
     use super::*;
 
     const DST: &[u8] = b"TEST-with-BLS12381G1_XMD:SHA-256_SSWU_RO_";
@@ -201,7 +203,10 @@ mod batch_tests {
         for n in [1usize, 2, 5, 40, 700] {
             let mut its = items(n, &sks);
             let w = random_weights(&mut rng, n);
-            assert!(verify(&pks, &its, &w).is_empty(), "valid batch of {n}");
+            assert!(
+                verify(&pks, &its, &w, MessageForm::Hashed).is_empty(),
+                "valid batch of {n}"
+            );
             // Forge a few: wrong key, wrong message, swapped signatures.
             let mut bad = vec![];
             if n >= 2 {
@@ -212,7 +217,7 @@ mod batch_tests {
                 its[last].message = hash_to_g1(b"other", DST);
                 bad.push(last);
             }
-            let found = verify(&pks, &its, &w);
+            let found = verify(&pks, &its, &w, MessageForm::Hashed);
             let mut found_sorted = found.clone();
             found_sorted.sort();
             assert_eq!(found_sorted, bad);
@@ -234,7 +239,95 @@ mod batch_tests {
         its[3].signature = its[3].signature.add(&t).unwrap();
         assert!(pairing_check(&pks[0], &its[3].signature, &its[3].message));
         let w = random_weights(&mut rng, its.len());
-        assert!(verify(&pks, &its, &w).is_empty());
+        assert!(verify(&pks, &its, &w, MessageForm::Hashed).is_empty());
+    }
+
+    /// Items whose message points are uncleared (Q₀ + Q₁): valid ones pass when the check
+    /// clears per key, a bad one is named, and the same points taken as hashed fail — the
+    /// clearing is what makes them right.
+    #[test]
+    fn uncleared_messages_are_cleared_once_per_key() {
+        let mut rng = os();
+        let sks: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate(&mut rng)).collect();
+        let pks: Vec<PublicKey> = sks.iter().map(|s| s.public_key()).collect();
+        let msgs: Vec<[u8; 32]> = (0..40u8).map(|i| [i; 32]).collect();
+        let hints: Vec<map::MapHint> = msgs.iter().map(|m| map::sswu_hints(m, DST)).collect();
+        let slots: Vec<Option<&map::MapHint>> = hints
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i % 2 == 0).then_some(h))
+            .collect();
+        let points = hash_to_curve_uncleared_many(&msgs, &slots, DST);
+        assert!(points.iter().any(|p| !p.in_subgroup()));
+        let mut its: Vec<BlsItem> = msgs
+            .iter()
+            .zip(&points)
+            .enumerate()
+            .map(|(i, (m, q))| BlsItem {
+                key: (i % 3) as u32,
+                signature: sks[i % 3].sign(m, DST),
+                message: *q,
+            })
+            .collect();
+        let w = random_weights(&mut rng, its.len());
+        assert!(verify(&pks, &its, &w, MessageForm::Uncleared).is_empty());
+        assert!(!verify(&pks, &its, &w, MessageForm::Hashed).is_empty());
+        its[17].signature = sks[0].sign(b"other", DST);
+        assert_eq!(verify(&pks, &its, &w, MessageForm::Uncleared), vec![17]);
+    }
+
+    /// Σ wᵢ·Pᵢ over points outside G1 equals plain double-and-add, for the small-batch
+    /// path and Pippenger alike: neither may use G1's endomorphism on these inputs.
+    #[test]
+    fn an_msm_is_right_outside_g1() {
+        let mut rng = os();
+        for n in [1usize, 2, 3, 5, 600] {
+            let points: Vec<G1Affine> = (0..n as u32)
+                .map(|i| {
+                    let q = map::hash_to_curve_uncleared(&i.to_le_bytes(), DST);
+                    to_affine_checked(&q).unwrap()
+                })
+                .collect();
+            assert!(points.iter().any(|p| !p.in_subgroup()));
+            let w = random_weights(&mut rng, n);
+            let mut want = blst_p1::default();
+            for (p, w) in points.iter().zip(&w) {
+                let mut base = blst_p1::default();
+                let mut acc = blst_p1::default();
+                // SAFETY: valid points and out-pointers throughout.
+                unsafe {
+                    blst::blst_p1_from_affine(&mut base, &p.0);
+                    for bit in (0..128).rev() {
+                        blst::blst_p1_double(&mut acc, &acc);
+                        if (w[bit / 8] >> (bit % 8)) & 1 == 1 {
+                            blst_p1_add_or_double(&mut acc, &acc, &base);
+                        }
+                    }
+                    blst_p1_add_or_double(&mut want, &want, &acc);
+                }
+            }
+            let got = vartime_msm(&points, &w);
+            // SAFETY: valid points.
+            assert!(unsafe { blst::blst_p1_is_equal(&got, &want) }, "n = {n}");
+        }
+    }
+}
+
+/// The map written on blst's field operations gives RFC 9380's points once cleared.
+#[test]
+fn the_map_gives_rfc_9380_vectors() {
+    for (msg, expected) in RFC_9380_G1_RO {
+        let q = map::hash_to_curve_uncleared(msg.as_bytes(), RFC_DST);
+        let p = to_affine_checked(&map::clear_cofactor(&q)).unwrap();
+        assert_eq!(hex::encode(p.to_uncompressed()), *expected, "msg {msg:?}");
+        let hint = map::sswu_hints(msg.as_bytes(), RFC_DST);
+        let q = map::hash_to_curve_uncleared_hinted(msg.as_bytes(), RFC_DST, &hint);
+        let p = to_affine_checked(&map::clear_cofactor(&q)).unwrap();
+        assert_eq!(
+            hex::encode(p.to_uncompressed()),
+            *expected,
+            "hinted msg {msg:?}"
+        );
     }
 }
 
