@@ -15,7 +15,7 @@ use blst::{
     blst_bendian_from_fp, blst_expand_message_xmd, blst_fp, blst_fp_add, blst_fp_cneg,
     blst_fp_from_be_bytes, blst_fp_from_hexascii, blst_fp_inverse, blst_fp_mul, blst_fp_sqr,
     blst_fp_sqrt, blst_p1, blst_p1_add_or_double, blst_p1_affine, blst_p1_from_affine,
-    blst_p1_mult, blst_p1_to_affine,
+    blst_p1_mult, blst_p1_to_affine, blst_uint64_from_fp,
 };
 
 /// An element of the base field p, in blst's (Montgomery) representation.
@@ -82,12 +82,22 @@ impl Fp {
         unsafe { blst_bendian_from_fp(out.as_mut_ptr(), &self.0) };
         out
     }
+    // blst keeps every element fully reduced (below p) in Montgomery form — its
+    // multiplications end with a conditional subtraction, its negation keeps 0 at 0 — so a
+    // value has one representation, and equality (zero included) is equality of limbs:
+    // no conversion out of Montgomery form (which cost a fifth of the map).
     fn is_zero(&self) -> bool {
-        self.to_be() == [0u8; 48]
+        self.0.l == [0; 6]
+    }
+    fn same(&self, o: &Fp) -> bool {
+        self.0.l == o.0.l
     }
     /// RFC 9380 sgn0 for m = 1: the parity of the canonical value.
     fn sgn0(&self) -> bool {
-        self.to_be()[47] & 1 == 1
+        let mut limbs = [0u64; 6];
+        // SAFETY: `limbs` is 6 writable words; a valid field element in.
+        unsafe { blst_uint64_from_fp(limbs.as_mut_ptr(), &self.0) };
+        limbs[0] & 1 == 1
     }
 }
 
@@ -183,12 +193,12 @@ fn sswu_den(p: &Params, u: &Fp) -> (Fp, Fp) {
 /// proves g(x₁) is not one, which is exactly when the map takes x₂. Anything else is `None`
 /// and the caller computes the root itself: a hint changes the cost, never the point.
 fn hinted_root(p: &Params, zu2: &Fp, x1: &Fp, gx1: &Fp, h: &Fp) -> Option<(Fp, Fp)> {
-    let h2 = h.sqr().to_be();
-    if h2 == gx1.to_be() {
+    let h2 = h.sqr();
+    if h2.same(gx1) {
         return Some((*x1, *h));
     }
     let x2 = zu2.mul(x1);
-    (!gx1.is_zero() && h2 == g(p, &x2).to_be()).then_some((x2, *h))
+    (!gx1.is_zero() && h2.same(&g(p, &x2))).then_some((x2, *h))
 }
 
 /// The rest of simplified SWU once x₁ is known: the root (from the hint when it checks out),
@@ -353,7 +363,7 @@ fn add_pairs(points: &[blst_p1_affine]) -> Vec<blst_p1_affine> {
         })
         .collect();
     let generic = |a: &blst_p1_affine, b: &blst_p1_affine| {
-        *a != infinity && *b != infinity && Fp(a.x).to_be() != Fp(b.x).to_be()
+        *a != infinity && *b != infinity && !Fp(a.x).same(&Fp(b.x))
     };
     let mut dx: Vec<Fp> = pairs
         .iter()
