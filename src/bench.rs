@@ -89,6 +89,9 @@ pub struct BenchReport {
     /// Journal entries per second replayed on open when the maps are sealed (after a clean
     /// close: checksums verified, credits summed), one thread.
     pub recovery_sealed_open_entries_per_s: f64,
+    /// Dataset generation (`dataset gen`, one-hop coins, hints on, verdicts confirmed by
+    /// the engine): coins per second per thread, over all threads.
+    pub dataset_gen_coins_per_s_per_core: f64,
     /// Bloom backend in use.
     pub bloom_backend: &'static str,
     /// Cashu's mint check on the same number of items, one thread (feature `peer-baselines`).
@@ -362,7 +365,10 @@ pub fn run(
         now,
         ..GenOptions::default()
     };
+    let gen_clock = Instant::now();
+    let gen_threads = rayon::current_num_threads().max(1) as f64;
     dataset::generate(&out, &gen)?;
+    let gen_rate = opts.coins as f64 / gen_clock.elapsed().as_secs_f64() / gen_threads;
     let params = dataset::params_dir(&out);
     let fresh = |name: &str| -> Result<Engine, Box<dyn std::error::Error + Send + Sync>> {
         let store = work.join(name);
@@ -521,6 +527,7 @@ pub fn run(
         ratios,
         primitives_us,
         spentset_probe_insert_per_s: rate,
+        dataset_gen_coins_per_s_per_core: gen_rate,
         recovery_rebuild_entries_per_s: rebuild,
         recovery_sealed_open_entries_per_s: sealed,
         bloom_backend: microcash_kernels::bloom::backend(),

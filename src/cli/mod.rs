@@ -152,9 +152,13 @@ enum DatasetCmd {
         /// Days (one batch file per day; later days re-deposit earlier coins).
         #[arg(long, default_value_t = 1)]
         days: u32,
-        /// Write plain deposit records (kind 1) without decompression hints.
+        /// Write plain deposit records (kind 1) without hints.
         #[arg(long)]
         no_hints: bool,
+        /// Which clearing path confirms the expected verdicts: the batched engine, or the
+        /// one-at-a-time reference (~30x slower; for golden samples).
+        #[arg(long, value_enum, default_value_t = crate::dataset::GenCheck::Engine)]
+        check: crate::dataset::GenCheck,
     },
 }
 
@@ -508,6 +512,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             accounts,
             days,
             no_hints,
+            check,
         }) => {
             let opts = crate::dataset::GenOptions {
                 coins,
@@ -520,6 +525,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 days,
                 now,
                 hints: !no_hints,
+                check,
             };
             let report = crate::dataset::generate(&out, &opts)?;
             print_json(&report);
