@@ -19,7 +19,9 @@ use microcash::spentset::ReceiptEntry;
 use rand::SeedableRng;
 
 fn corpus(target: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     std::fs::create_dir_all(&dir).expect("corpus dir");
     dir
 }
@@ -98,23 +100,71 @@ fn main() {
         };
         put("swap", &format!("swap-{i}"), &swap.to_bytes());
         let wallet = OwnerSecret::generate(&mut rng);
-        let request = AllowanceRequest::sign(&wallet, 22_000 + i as u64, outputs_of(pair), &mut rng);
-        put("allowance_request", &format!("request-{i}"), &request.to_bytes());
+        let request =
+            AllowanceRequest::sign(&wallet, 22_000 + i as u64, outputs_of(pair), &mut rng);
+        put(
+            "allowance_request",
+            &format!("request-{i}"),
+            &request.to_bytes(),
+        );
 
-        put("json_bodies", &format!("deposit-{i}"), &json_body(0, serde_json::json!({ "deposit": hex::encode(pair[0].to_bytes()) })));
-        put("json_bodies", &format!("withdraw-{i}"), &json_body(1, serde_json::json!({
-            "account": "merchant-0000",
-            "outputs": outputs_of(pair).iter().map(|o| hex::encode(o.to_bytes())).collect::<Vec<_>>(),
-        })));
-        put("json_bodies", &format!("swap-{i}"), &json_body(2, serde_json::json!({ "request": hex::encode(swap.to_bytes()) })));
-        put("json_bodies", &format!("allowance-{i}"), &json_body(3, serde_json::json!({ "request": hex::encode(request.to_bytes()) })));
-        put("json_bodies", &format!("wallet-{i}"), &json_body(4, serde_json::json!({
-            "address": Address(wallet.public()).to_string(),
-            "identity": format!("person-{i}"),
-        })));
+        put(
+            "json_bodies",
+            &format!("deposit-{i}"),
+            &json_body(
+                0,
+                serde_json::json!({ "deposit": hex::encode(pair[0].to_bytes()) }),
+            ),
+        );
+        put(
+            "json_bodies",
+            &format!("withdraw-{i}"),
+            &json_body(
+                1,
+                serde_json::json!({
+                    "account": "merchant-0000",
+                    "outputs": outputs_of(pair).iter().map(|o| hex::encode(o.to_bytes())).collect::<Vec<_>>(),
+                }),
+            ),
+        );
+        put(
+            "json_bodies",
+            &format!("swap-{i}"),
+            &json_body(
+                2,
+                serde_json::json!({ "request": hex::encode(swap.to_bytes()) }),
+            ),
+        );
+        put(
+            "json_bodies",
+            &format!("allowance-{i}"),
+            &json_body(
+                3,
+                serde_json::json!({ "request": hex::encode(request.to_bytes()) }),
+            ),
+        );
+        put(
+            "json_bodies",
+            &format!("wallet-{i}"),
+            &json_body(
+                4,
+                serde_json::json!({
+                    "address": Address(wallet.public()).to_string(),
+                    "identity": format!("person-{i}"),
+                }),
+            ),
+        );
     }
-    put("json_bodies", "batch-id", b"\x050123456789abcdef0123456789abcdef");
-    put("json_bodies", "verdicts-id", b"\x060123456789abcdef0123456789abcdef");
+    put(
+        "json_bodies",
+        "batch-id",
+        b"\x050123456789abcdef0123456789abcdef",
+    );
+    put(
+        "json_bodies",
+        "verdicts-id",
+        b"\x060123456789abcdef0123456789abcdef",
+    );
 
     let entries: Vec<ReceiptEntry> = valid
         .iter()
@@ -132,7 +182,11 @@ fn main() {
                 record: i as u64,
                 target: microcash::store::state::target_label(v.target()),
                 owner_keys: v.owner_keys().iter().map(|k| k.to_bytes()).collect(),
-                allowances: v.allowance_serials().iter().map(|(s, e)| (s.0, *e)).collect(),
+                allowances: v
+                    .allowance_serials()
+                    .iter()
+                    .map(|(s, e)| (s.0, *e))
+                    .collect(),
                 chain_digests: v.chain_digests().to_vec(),
             }
         })
@@ -146,12 +200,22 @@ fn main() {
     for (name, n, v1) in [("v2-3", 3, false), ("v2-1", 1, false), ("v1-2", 2, true)] {
         let path = tmp.path().join(name);
         batch_file(&path, &valid[..n], v1);
-        put("batch_file", name, &std::fs::read(&path).expect("read batch"));
+        put(
+            "batch_file",
+            name,
+            &std::fs::read(&path).expect("read batch"),
+        );
     }
 
     let policy = std::fs::read(microcash_fuzz::samples().join("mixed.params/policy.toml"))
         .expect("sample policy");
     put("policy_toml", "sample", &policy);
-    put("policy_toml", "written", toml::to_string(&day.params.policy).expect("toml").as_bytes());
+    put(
+        "policy_toml",
+        "written",
+        toml::to_string(&day.params.policy)
+            .expect("toml")
+            .as_bytes(),
+    );
     println!("seed corpora written under {}", corpus("").display());
 }

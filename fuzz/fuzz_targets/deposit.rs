@@ -9,7 +9,9 @@ use microcash::protocol::hints::{issuer_signature_count, HintedDeposit};
 use microcash_fuzz::decodes_canonically;
 
 fuzz_target!(|data: &[u8]| {
-    let Some(len) = data.get(..4).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
+    let Some(len) = data
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
     else {
         return;
     };
@@ -28,12 +30,19 @@ fuzz_target!(|data: &[u8]| {
     // dropped), and keeps serial hints only at one per issuer signature.
     match HintedDeposit::decode(deposit, hints) {
         Ok(h) => {
-            assert_eq!(Some(&h.deposit), plain.as_ref(), "hints changed what decodes");
+            assert_eq!(
+                Some(&h.deposit),
+                plain.as_ref(),
+                "hints changed what decodes"
+            );
             if let Some(s) = &h.serial_hints {
                 let n = issuer_signature_count(&h.deposit);
                 assert!(s.get(n - 1).is_some() && s.get(n).is_none());
             }
         }
-        Err(_) => assert!(plain.is_none(), "a decodable deposit was refused with hints"),
+        Err(_) => assert!(
+            plain.is_none(),
+            "a decodable deposit was refused with hints"
+        ),
     }
 });

@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let day = microcash_fuzz::sample_day();
-    let (a, b) = (data.len() % day.valid.len(), (data.len() + 1) % day.valid.len());
+    let (a, b) = (
+        data.len() % day.valid.len(),
+        (data.len() + 1) % day.valid.len(),
+    );
     // The mutated deposit carries serial hints, right or (for even lengths) with one bit
     // flipped: hints change the cost, never the verdict.
     let mut hint_bytes = SerialHints::of(&mutated).to_bytes();

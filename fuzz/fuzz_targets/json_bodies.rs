@@ -81,7 +81,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(t) = token {
         request = request.header("authorization", format!("Bearer {t}"));
     }
-    let body = if route % 7 >= 5 { Vec::new() } else { rest.to_vec() };
+    let body = if route % 7 >= 5 {
+        Vec::new()
+    } else {
+        rest.to_vec()
+    };
     let Ok(request) = request
         .header("content-type", "application/json")
         .body(Body::from(body))

@@ -14,7 +14,11 @@ use microcash::protocol::verify::VerifiedDeposit;
 /// one value, so no malleable digests or idempotency keys). Returns the value.
 pub fn decodes_canonically<T: Decode + Encode>(data: &[u8]) -> Option<T> {
     let value = T::from_bytes(data).ok()?;
-    assert_eq!(value.to_bytes(), data, "a decodable input re-encodes differently");
+    assert_eq!(
+        value.to_bytes(),
+        data,
+        "a decodable input re-encodes differently"
+    );
     Some(value)
 }
 
@@ -44,11 +48,13 @@ pub fn sample_day() -> &'static SampleDay {
         let mut reader =
             BatchReader::open(&samples().join("mixed-day1.mcb")).expect("sample batch");
         let now = reader.header().created;
-        let verifier =
-            microcash::protocol::verify::Verifier::new(&params.keysets, &params.policy);
+        let verifier = microcash::protocol::verify::Verifier::new(&params.keysets, &params.policy);
         let (mut valid, mut accepted) = (Vec::new(), Vec::new());
         while let Some(record) = reader.next_record() {
-            let Some(deposit) = record.payload.ok().and_then(|p| deposit_of(record.kind, &p))
+            let Some(deposit) = record
+                .payload
+                .ok()
+                .and_then(|p| deposit_of(record.kind, &p))
             else {
                 continue;
             };
