@@ -10,8 +10,7 @@
 
 use microcash_kernels::bls::map::{sswu_hints, MapHint};
 
-use super::coin::Serial;
-use super::coin::{ALLOWANCES_MAX, LINKS_MAX};
+use super::coin::{Serial, ALLOWANCES_MAX, LINKS_MAX};
 use super::deposit::Deposit;
 use super::encoding::{Decode, DecodeError, Encode};
 use super::tags;

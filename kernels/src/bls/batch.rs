@@ -199,53 +199,6 @@ pub fn verify(
     })
 }
 
-/// H1 of many messages in parallel (RFC 9380 hash_to_curve, `dst`). Affine conversion is
-/// batched per chunk (one field inversion per chunk instead of one per point).
-pub fn hash_to_g1_many(messages: &[[u8; 32]], dst: &[u8]) -> Vec<G1Affine> {
-    const CHUNK: usize = 256;
-    let chunks: Vec<Vec<G1Affine>> = messages
-        .par_chunks(CHUNK)
-        .map(|chunk| {
-            let projective: Vec<blst_p1> = chunk
-                .iter()
-                .map(|m| {
-                    let mut p = blst_p1::default();
-                    // SAFETY: pointer/length pairs describe readable slices; empty `aug`.
-                    unsafe {
-                        blst::blst_hash_to_g1(
-                            &mut p,
-                            m.as_ptr(),
-                            m.len(),
-                            dst.as_ptr(),
-                            dst.len(),
-                            core::ptr::null(),
-                            0,
-                        )
-                    };
-                    p
-                })
-                .collect();
-            let mut affine = vec![blst_p1_affine::default(); chunk.len()];
-            let ptrs: [*const blst_p1; 2] = [projective.as_ptr(), core::ptr::null()];
-            // SAFETY: `projective` holds chunk.len() points (contiguous, signalled by the null
-            // second pointer) and `affine` has room for as many.
-            unsafe { blst::blst_p1s_to_affine(affine.as_mut_ptr(), ptrs.as_ptr(), chunk.len()) };
-            // A hash landing on the identity has probability ≈ 2⁻²⁵⁵: that would be a bug.
-            affine
-                .into_iter()
-                .map(|a| {
-                    assert!(
-                        a != blst_p1_affine::default(),
-                        "hash_to_g1 produced the identity"
-                    );
-                    G1Affine(a)
-                })
-                .collect()
-        })
-        .collect();
-    chunks.into_iter().flatten().collect()
-}
-
 /// Q₀ + Q₁ (uncleared, [`MessageForm::Uncleared`]) of many messages in parallel, each with
 /// its SSWU hint if it has one (`hints` empty or one slot per message). Inversions are
 /// batched per chunk ([`super::map::hash_to_curve_uncleared_many`]).

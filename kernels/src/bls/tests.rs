@@ -331,22 +331,6 @@ fn the_map_gives_rfc_9380_vectors() {
     }
 }
 
-#[test]
-fn batched_hash_to_g1_matches_one_at_a_time() {
-    let msgs: Vec<[u8; 32]> = (0..600u32)
-        .map(|i| {
-            let mut m = [0u8; 32];
-            m[..4].copy_from_slice(&i.to_le_bytes());
-            m
-        })
-        .collect();
-    let many = super::batch::hash_to_g1_many(&msgs, RFC_DST);
-    assert_eq!(many.len(), msgs.len());
-    for (m, p) in msgs.iter().zip(&many) {
-        assert_eq!(*p, hash_to_g1(m, RFC_DST));
-    }
-}
-
 /// A blinding factor survives a wallet file: canonical big-endian bytes round-trip; zero,
 /// the group order r and anything above are refused.
 #[test]
