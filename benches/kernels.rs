@@ -237,6 +237,31 @@ fn pallas_msm(c: &mut Criterion) {
     g.finish();
 }
 
+/// Keys and signatures: `reddsa` (generic constant-time multiplication) beside the
+/// fixed-base table (`kernels::pallas::signing`, byte-for-byte the same output).
+fn pallas_signing(c: &mut Criterion) {
+    use microcash_kernels::pallas::signing;
+    let mut g = c.benchmark_group("pallas");
+    g.sample_size(20);
+    let mut rng = rng();
+    let sk = ff::PrimeField::to_repr(&pallas::Scalar::random(&mut rng));
+    g.bench_function("keygen_reddsa", |b| {
+        b.iter(|| reddsa::SigningKey::<SpendAuth>::from_bytes(&sk).unwrap())
+    });
+    g.bench_function("keygen_fixed_base", |b| {
+        b.iter(|| signing::SigningKey::from_bytes(&sk).unwrap())
+    });
+    let theirs = reddsa::SigningKey::<SpendAuth>::from_bytes(&sk).unwrap();
+    let ours = signing::SigningKey::from_bytes(&sk).unwrap();
+    g.bench_function("sign_reddsa", |b| {
+        b.iter(|| theirs.sign(&mut rng, b"message"))
+    });
+    g.bench_function("sign_fixed_base", |b| {
+        b.iter(|| ours.sign(&mut rng, b"message"))
+    });
+    g.finish();
+}
+
 fn bloom_kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("bloom");
     let n = 1 << 20;
@@ -269,6 +294,7 @@ criterion_group!(
     bls_kernels,
     redpallas_vs_reddsa,
     pallas_msm,
+    pallas_signing,
     bloom_kernels
 );
 criterion_main!(benches);

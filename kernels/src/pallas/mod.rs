@@ -1,5 +1,7 @@
 //! Pallas: a Pippenger multi-scalar multiplication over `pasta_curves` (which has none) and
-//! batched RedPallas (Orchard SpendAuth) verification on top of it.
+//! batched RedPallas (Orchard SpendAuth) verification on top of it; fixed-base keys and
+//! signing.
 
 pub mod msm;
 pub mod redpallas;
+pub mod signing;

@@ -48,19 +48,24 @@ pub struct Prepared {
     c: pallas::Scalar,
 }
 
-/// RedPallas' challenge c = H*(R ‖ A ‖ m).
-pub fn challenge(r: &[u8; 32], a: &[u8; 32], msg: &[u8]) -> pallas::Scalar {
-    let h = blake2b_simd::Params::new()
+/// RedPallas' H*: BLAKE2b-512 of the concatenated parts, personalisation
+/// `Zcash_RedPallasH`, reduced mod q.
+pub(crate) fn h_star(parts: &[&[u8]]) -> pallas::Scalar {
+    let mut state = blake2b_simd::Params::new()
         .hash_length(64)
         .personal(H_STAR_PERSONAL)
-        .to_state()
-        .update(r)
-        .update(a)
-        .update(msg)
-        .finalize();
+        .to_state();
+    for part in parts {
+        state.update(part);
+    }
     let mut wide = [0u8; 64];
-    wide.copy_from_slice(h.as_bytes());
+    wide.copy_from_slice(state.finalize().as_bytes());
     pallas::Scalar::from_uniform_bytes(&wide)
+}
+
+/// RedPallas' challenge c = H*(R ‖ A ‖ m).
+pub fn challenge(r: &[u8; 32], a: &[u8; 32], msg: &[u8]) -> pallas::Scalar {
+    h_star(&[r, a, msg])
 }
 
 impl Prepared {
