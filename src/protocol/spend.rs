@@ -7,8 +7,8 @@ use super::coin::{
     PaymentContext,
 };
 use super::deposit::{CreditTarget, Deposit};
-use super::keys::OwnerSecret;
-use super::stealth::{one_time_key, Address};
+use super::keys::{OwnerKey, OwnerSecret};
+use super::stealth::{one_time_key, one_time_key_for_own_wallet, Address};
 
 /// Binding kind for allowance spends on a link.
 pub(crate) const BIND_LINK: u8 = 1;
@@ -61,6 +61,36 @@ impl OwnedCoin {
         rng: &mut R,
     ) -> Coin {
         let (ephemeral, one_time_key) = one_time_key(to, rng);
+        self.link_to(ephemeral, one_time_key, context, allowances, rng)
+    }
+
+    /// [`OwnedCoin::pay`] to the wallet of `wallet_secret`, for simulations that play payer
+    /// and payee (the dataset generator): the same coin `pay` makes from the same `rng`, and
+    /// the payee's secret of it, without the stealth key exchange's two variable-base
+    /// multiplications.
+    pub fn pay_own_wallet<R: CryptoRng + ?Sized>(
+        &self,
+        wallet_secret: &OwnerSecret,
+        context: PaymentContext,
+        allowances: &[OwnedAllowance],
+        rng: &mut R,
+    ) -> OwnedCoin {
+        let (ephemeral, secret) = one_time_key_for_own_wallet(wallet_secret, rng);
+        OwnedCoin {
+            coin: self.link_to(ephemeral, secret.public(), context, allowances, rng),
+            secret,
+        }
+    }
+
+    /// This coin with a link to `one_time_key`, signed by its owner.
+    fn link_to<R: CryptoRng + ?Sized>(
+        &self,
+        ephemeral: OwnerKey,
+        one_time_key: OwnerKey,
+        context: PaymentContext,
+        allowances: &[OwnedAllowance],
+        rng: &mut R,
+    ) -> Coin {
         let digests = self.coin.chain_digests();
         #[allow(clippy::expect_used, reason = "chain_digests always holds d₀")]
         let prev = digests.last().expect("d₀ always exists");
