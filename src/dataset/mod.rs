@@ -861,6 +861,32 @@ mod tests {
             assert_eq!(codes, ["accepted", "accepted"], "run {run}");
         }
         assert_eq!(engine.credited("shop"), 1 + 8);
+
+        // The same deposits as kind-2 records with every hint (289 serial hints on the
+        // heavy one), then with every serial hint flipped: each on a fresh store, the same
+        // verdicts and credits.
+        let (bytes, hints) = HintedDeposit::encode(&heavy);
+        let serial_start = heavy.to_bytes_with_hints().1.len();
+        assert_eq!(hints.len() - serial_start, 289 * 96);
+        let mut flipped = hints.clone();
+        for hint in flipped[serial_start..].chunks_exact_mut(96) {
+            hint[47] ^= 1;
+        }
+        for (name, heavy_hints) in [("right", &hints), ("flipped", &flipped)] {
+            let batch = tmp.path().join(format!("hinted-{name}.mcb"));
+            let mut w = BatchWriter::create(&batch, [2; 16], now).unwrap();
+            w.append_hinted(&bytes, heavy_hints).unwrap();
+            let (p, h) = HintedDeposit::encode(&plain);
+            w.append_hinted(&p, &h).unwrap();
+            w.finish().unwrap();
+            let store = tmp.path().join(format!("store-{name}"));
+            init_store_from_params(&params, &store).unwrap();
+            let engine = Engine::open(&store, SpentSetConfig::default()).unwrap();
+            let s = engine.clear(&batch, &options, &|_, _| {}).unwrap();
+            let codes: Vec<String> = s.verdicts.iter().map(|v| v.verdict.code()).collect();
+            assert_eq!(codes, ["accepted", "accepted"], "{name} hints");
+            assert_eq!(engine.credited("shop"), 1 + 8, "{name} hints");
+        }
     }
 
     /// A payer who reuses its ephemeral secret pays the same coin twice to one payee: both

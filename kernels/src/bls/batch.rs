@@ -29,7 +29,7 @@ use blst::{
 };
 use rayon::prelude::*;
 
-use super::map::MapHint;
+use super::map::{affine, MapHint};
 use super::{G1Affine, PublicKey};
 pub use crate::weights::{random_weights, Weight, WEIGHT_BITS};
 
@@ -130,13 +130,6 @@ pub fn vartime_msm(points: &[G1Affine], weights: &[Weight]) -> blst_p1 {
         .reduce(blst_p1::default, |a, b| add(&a, &b))
 }
 
-fn to_affine(p: &blst_p1) -> blst_p1_affine {
-    let mut a = blst_p1_affine::default();
-    // SAFETY: valid in/out pointers.
-    unsafe { blst::blst_p1_to_affine(&mut a, p) };
-    a
-}
-
 /// Checks the batch equation for the items at `subset` (positions into `items`), with the
 /// matching entries of `weights`; message points are in `form`. An empty subset passes.
 pub fn verify_subset(
@@ -158,7 +151,7 @@ pub fn verify_subset(
         by_key[k].0.push(items[i].message);
         by_key[k].1.push(weights[i]);
     }
-    let s = to_affine(&vartime_msm(&sigs, &ws));
+    let s = affine(&vartime_msm(&sigs, &ws));
     let h: Vec<(usize, blst_p1_affine)> = by_key
         .par_iter()
         .enumerate()
@@ -169,7 +162,7 @@ pub fn verify_subset(
                 MessageForm::Hashed => sum,
                 MessageForm::Uncleared => super::map::clear_cofactor(&sum),
             };
-            (k, to_affine(&h))
+            (k, affine(&h))
         })
         .collect();
     let mut ps: Vec<&blst_p1_affine> = vec![&s];

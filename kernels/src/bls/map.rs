@@ -284,7 +284,8 @@ fn jacobian(a: &blst_p1_affine) -> blst_p1 {
     out
 }
 
-fn affine(p: &blst_p1) -> blst_p1_affine {
+/// A point in affine form (the identity as blst's all-zero point).
+pub(super) fn affine(p: &blst_p1) -> blst_p1_affine {
     let mut out = blst_p1_affine::default();
     // SAFETY: a valid point in, a valid out-pointer.
     unsafe { blst_p1_to_affine(&mut out, p) };
