@@ -5,6 +5,7 @@
 
 pub mod allowance;
 pub mod coin;
+pub mod credential;
 pub mod deposit;
 pub mod encoding;
 pub mod hints;

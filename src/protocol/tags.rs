@@ -37,6 +37,15 @@ pub const ALLOWANCE_REQUEST: &[u8] = b"mc1/allow-req";
 pub const ALLOWANCE_REQUEST_ID: &[u8] = b"mc1/allow-req-id";
 /// Identity of a withdrawal: account and blinded outputs (idempotency key).
 pub const WITHDRAW_REQUEST_ID: &[u8] = b"mc1/withdraw-id";
+/// Allowance v2: a class's credential secret derived from a stored issuer secret.
+pub const CREDENTIAL_KEY_DERIVE: &[u8] = b"mc2/cred-derive";
+/// Allowance v2: the id of a credential key (epoch, class, public parameters).
+pub const CREDENTIAL_KEY_ID: &[u8] = b"mc2/cred-key";
+/// Allowance v2: the issuer's per-(wallet, day) credential scalar u (U = u·G).
+pub const CREDENTIAL_U: &[u8] = b"mc2/cred-u";
+/// Allowance v2: the blinding t of the payer's stealth commitment C_s = s·G + t·H, from the
+/// same shared secret as the stealth scalar.
+pub const STEALTH_COMMITMENT: &[u8] = b"mc2/stealth-cmt";
 
 /// Prefix of the message the current owner signs to append a payment link.
 pub const MSG_LINK: &[u8] = b"microcash/v1/link\0";
@@ -61,6 +70,10 @@ pub const ALL_PERSONALISATIONS: &[&[u8]] = &[
     ALLOWANCE_REQUEST,
     ALLOWANCE_REQUEST_ID,
     WITHDRAW_REQUEST_ID,
+    CREDENTIAL_KEY_DERIVE,
+    CREDENTIAL_KEY_ID,
+    CREDENTIAL_U,
+    STEALTH_COMMITMENT,
 ];
 
 /// All signed-message prefixes.

@@ -2,6 +2,7 @@
 //! batched RedPallas (Orchard SpendAuth) verification on top of it; fixed-base keys and
 //! signing.
 
+pub mod lincomb;
 pub mod msm;
 pub mod redpallas;
 pub mod signing;
