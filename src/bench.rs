@@ -92,6 +92,15 @@ pub struct BenchReport {
     /// Dataset generation (`dataset gen`, one-hop coins, hints on, verdicts confirmed by
     /// the engine): coins per second per thread, over all threads.
     pub dataset_gen_coins_per_s_per_core: f64,
+    /// Allowance v2: one presentation (one slot) verified in a batch, µs, one thread:
+    /// decoding, challenge, and its share of the batch's multi-scalar multiplication.
+    pub allowance_v2_presentation_us: f64,
+    /// Allowance v2: one presentation verified alone (the reference verifier), µs.
+    pub allowance_v2_presentation_single_us: f64,
+    /// Allowance v1, for comparison: one token in the engine's batch kernels, µs — its σ
+    /// (hash to G1 + BLS batch check) and its RedPallas signature (prepare + batch check),
+    /// from this run's per-coin stages.
+    pub allowance_v1_token_us: f64,
     /// Bloom backend in use.
     pub bloom_backend: &'static str,
     /// Cashu's mint check on the same number of items, one thread (feature `peer-baselines`).
@@ -507,6 +516,13 @@ pub fn run(
         (opts.coins * 64).clamp(20_000, 1_000_000),
     )
     .unwrap_or_default();
+    let v1_token = stages.verify.hash_to_g1
+        + stages.verify.bls_check
+        + (stages.verify.pallas_prepare + stages.verify.pallas_check) / 2.0;
+    let (v2_batched, v2_single) = {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        pool.install(|| allowance_v2_costs(n.clamp(64, 2048)))
+    };
     #[cfg(feature = "peer-baselines")]
     let cashu_report = {
         let (plain, p2pk) = cashu_baseline(n);
@@ -530,9 +546,88 @@ pub fn run(
         dataset_gen_coins_per_s_per_core: gen_rate,
         recovery_rebuild_entries_per_s: rebuild,
         recovery_sealed_open_entries_per_s: sealed,
+        allowance_v2_presentation_us: v2_batched,
+        allowance_v2_presentation_single_us: v2_single,
+        allowance_v1_token_us: v1_token,
         bloom_backend: microcash_kernels::bloom::backend(),
         cashu: cashu_report,
     })
+}
+
+/// Allowance v2 presentations (one slot each, for coins received by 16 wallets): µs per
+/// presentation verified as one batch, and verified one at a time (on 200 of them).
+fn allowance_v2_costs(n: usize) -> (f64, f64) {
+    use crate::protocol::credential::presentation::{
+        stealth_commitment, verify_batch, StealthOpening,
+    };
+    use crate::protocol::credential::{
+        CredentialKey, CredentialSecret, Presentation, PresentationContext,
+    };
+    use crate::protocol::keys::{OwnerKey, OwnerSecret};
+    let mut rng = crate::os_rng();
+    let secret = CredentialSecret::generate(&mut rng);
+    let key = CredentialKey::of(&secret, 1, "standard").expect("a fresh key is valid");
+    let day = 20_000;
+    let wallets: Vec<_> = (0..16)
+        .map(|_| {
+            let k = OwnerSecret::generate(&mut rng);
+            let cred = secret
+                .issue(&key, &k.public(), day, &mut rng)
+                .open(&key, &k, day)
+                .expect("the issuer's own credential opens");
+            (k, cred)
+        })
+        .collect();
+    let binding = [1u8; 32];
+    let coins: Vec<(OwnerKey, [u8; 32], StealthOpening)> = (0..n)
+        .map(|i| {
+            let opening = StealthOpening {
+                s: crate::protocol::credential::sigma::random_scalar(&mut rng),
+                t: crate::protocol::credential::sigma::random_scalar(&mut rng),
+            };
+            let p = wallets[i % 16].0.public().randomize(&opening.s);
+            (p, stealth_commitment(&opening), opening)
+        })
+        .collect();
+    let ctx = |i: usize| PresentationContext {
+        day,
+        receiving_key: &coins[i].0,
+        stealth_commitment: &coins[i].1,
+        binding: &binding,
+    };
+    let presentations: Vec<Presentation> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let (k, cred) = &wallets[i % 16];
+            Presentation::create(
+                &key,
+                cred,
+                k,
+                &coins[i].2,
+                &ctx(i),
+                &[(i / 16) as u16],
+                &mut crate::os_rng(),
+            )
+            .expect("an honest presentation")
+        })
+        .collect();
+    let items: Vec<(&Presentation, PresentationContext<'_>)> = presentations
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p, ctx(i)))
+        .collect();
+    let mut refused = Vec::new();
+    let batched = per_item_us(n, || {
+        refused = verify_batch(&key, &secret, &items, &mut rng)
+    });
+    assert!(refused.is_empty(), "benchmark presentations must verify");
+    let m = n.min(200);
+    let single = per_item_us(m, || {
+        for (p, c) in &items[..m] {
+            assert!(p.verify(&key, &secret, c).is_ok());
+        }
+    });
+    (batched, single)
 }
 
 /// The deposit of a hinted record with its serial hints (the benchmark batch is written

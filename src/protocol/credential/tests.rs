@@ -4,11 +4,10 @@
 
 use ff::Field;
 use group::{Curve, GroupEncoding};
-use microcash_kernels::pallas::lincomb;
 use pasta_curves::pallas;
 
 use super::issuance::CredentialError;
-use super::presentation::{presentation_len, Prepared, SharedBases, StealthOpening};
+use super::presentation::{presentation_len, StealthOpening};
 use super::*;
 use crate::protocol::encoding::{Decode, Encode};
 use crate::protocol::keys::OwnerSecret;
@@ -89,33 +88,12 @@ fn present(issuer: &Issuer, w: &Wallet, r: &Received, slots: &[u16]) -> Presenta
 
 /// Batch verdicts: the positions the batched check refuses (prepare failures included).
 fn batch_refuses(issuer: &Issuer, items: &[(Presentation, PresentationContext<'_>)]) -> Vec<usize> {
-    let mut rng = crate::os_rng();
-    let mut shared = SharedBases::default();
-    let mut combos = Vec::new();
-    let mut positions = Vec::new();
-    let mut refused = Vec::new();
-    for (i, (p, c)) in items.iter().enumerate() {
-        let prepared: Result<Prepared, _> = p.prepare(&issuer.key, c);
-        match prepared {
-            Ok(prep) => {
-                let weights: Vec<pallas::Scalar> = (0..4 + p.slots.len())
-                    .map(|_| sigma::random_scalar(&mut rng))
-                    .collect();
-                let h_d = tag_base(&issuer.key.id, c.day);
-                combos.push(
-                    prep.combination(&issuer.key, &issuer.secret, h_d, &weights, &mut shared)
-                        .unwrap(),
-                );
-                positions.push(i);
-            }
-            Err(_) => refused.push(i),
-        }
-    }
-    for bad in lincomb::verify(&combos, shared.points()) {
-        refused.push(positions[bad]);
-    }
-    refused.sort_unstable();
-    refused
+    let refs: Vec<(&Presentation, PresentationContext<'_>)> =
+        items.iter().map(|(p, c)| (p, *c)).collect();
+    presentation::verify_batch(&issuer.key, &issuer.secret, &refs, &mut crate::os_rng())
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[test]
