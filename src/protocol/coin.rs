@@ -3,6 +3,7 @@
 
 use microcash_kernels::bls::{self, G1Affine};
 
+use super::credential::Presentation;
 use super::encoding::{expect_version, Decode, DecodeError, DecodeReason, Encode, Reader, Writer};
 use super::keys::{OwnerKey, RedSig};
 use super::keyset::{KeysetId, KeysetKind};
@@ -155,16 +156,125 @@ impl Decode for AllowanceSpend {
     }
 }
 
-pub(crate) fn encode_spends(w: &mut Writer, spends: &[AllowanceSpend]) {
-    w.count_u8(spends.len());
-    for s in spends {
-        s.encode(w);
+/// The byte that opens an allowance v2 section where a v1 spend count would be (a count is
+/// at most `ALLOWANCES_MAX` = 32, so the two never meet).
+pub const ALLOWANCE_V2_MARKER: u8 = 0x80;
+
+/// Allowance v2 data of a link: the payer's commitment to the stealth tweak of the link's
+/// one-time key, and the signer's presentation for its own receipt of the coin (from the
+/// second link on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkV2 {
+    /// C_s = s·G + t·H for P = W + s·G (compressed Pallas point).
+    pub stealth_commitment: [u8; 32],
+    /// The signer's presentation for the previous link's receipt.
+    pub presentation: Option<Box<Presentation>>,
+}
+
+/// The v2 part of a link or deposit, for encoding its allowance section.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum V2Section<'a> {
+    /// A v1 section (token spends, possibly none).
+    None,
+    /// A link's v2 data.
+    Link(&'a LinkV2),
+    /// A deposit's presentation.
+    Deposit(&'a Presentation),
+}
+
+/// Writes an allowance section: the v1 spend list, or the v2 marker and v2 data.
+pub(crate) fn encode_section(w: &mut Writer, spends: &[AllowanceSpend], v2: V2Section<'_>) {
+    match v2 {
+        V2Section::None => {
+            w.count_u8(spends.len());
+            for s in spends {
+                s.encode(w);
+            }
+        }
+        V2Section::Link(v) => {
+            w.u8(ALLOWANCE_V2_MARKER).bytes(&v.stealth_commitment);
+            match &v.presentation {
+                None => {
+                    w.u8(0);
+                }
+                Some(p) => {
+                    w.u8(1);
+                    p.encode(w);
+                }
+            }
+        }
+        V2Section::Deposit(p) => {
+            w.u8(ALLOWANCE_V2_MARKER);
+            p.encode(w);
+        }
     }
 }
 
-pub(crate) fn decode_spends(r: &mut Reader<'_>) -> Result<Vec<AllowanceSpend>, DecodeError> {
-    let n = r.count_u8("allowance spends", ALLOWANCES_MAX)?;
-    (0..n).map(|_| AllowanceSpend::decode(r)).collect()
+/// Reads an allowance section's first byte: `None` for the v2 marker, else the v1 spends.
+fn decode_v1_or_marker(r: &mut Reader<'_>) -> Result<Option<Vec<AllowanceSpend>>, DecodeError> {
+    let at = r.offset();
+    let first = r.u8("allowance spends")?;
+    if first == ALLOWANCE_V2_MARKER {
+        return Ok(None);
+    }
+    let n = first as usize;
+    if n > ALLOWANCES_MAX {
+        return Err(DecodeError {
+            offset: at,
+            reason: DecodeReason::TooMany {
+                what: "allowance spends",
+                count: n,
+                max: ALLOWANCES_MAX,
+            },
+        });
+    }
+    (0..n)
+        .map(|_| AllowanceSpend::decode(r))
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// Reads a link's allowance section.
+pub(crate) fn decode_link_section(
+    r: &mut Reader<'_>,
+) -> Result<(Vec<AllowanceSpend>, Option<LinkV2>), DecodeError> {
+    match decode_v1_or_marker(r)? {
+        Some(spends) => Ok((spends, None)),
+        None => {
+            let stealth_commitment = r.array("stealth commitment")?;
+            let at = r.offset();
+            let presentation = match r.u8("presentation flag")? {
+                0 => None,
+                1 => Some(Box::new(Presentation::decode(r)?)),
+                other => {
+                    return Err(DecodeError {
+                        offset: at,
+                        reason: DecodeReason::BadValue {
+                            what: "presentation flag",
+                            detail: format!("{other} is neither 0 nor 1"),
+                        },
+                    })
+                }
+            };
+            Ok((
+                Vec::new(),
+                Some(LinkV2 {
+                    stealth_commitment,
+                    presentation,
+                }),
+            ))
+        }
+    }
+}
+
+/// Reads a deposit's allowance section.
+pub(crate) fn decode_deposit_section(
+    r: &mut Reader<'_>,
+) -> Result<(Vec<AllowanceSpend>, Option<Box<Presentation>>), DecodeError> {
+    match decode_v1_or_marker(r)? {
+        Some(spends) => Ok((spends, None)),
+        None => Ok((Vec::new(), Some(Box::new(Presentation::decode(r)?)))),
+    }
 }
 
 /// The message an allowance token's key signs: the token serial and the binding.
@@ -172,10 +282,11 @@ pub(crate) fn allowance_spend_message(serial: &Serial, binding: &[u8; 32]) -> Ve
     [tags::MSG_ALLOWANCE_SPEND, &serial.0, binding].concat()
 }
 
-/// Digest of an allowance-spend list (what the owner's signature commits to).
-pub(crate) fn allowance_list_digest(spends: &[AllowanceSpend]) -> [u8; 32] {
+/// Digest of an allowance section (what the owner's signature commits to): for v1 the
+/// spend list, for v2 the marker and the v2 data.
+pub(crate) fn allowance_list_digest(spends: &[AllowanceSpend], v2: V2Section<'_>) -> [u8; 32] {
     let mut w = Writer::new();
-    encode_spends(&mut w, spends);
+    encode_section(&mut w, spends, v2);
     tags::blake2b(tags::ALLOWANCE_LIST, &[w.as_slice()])
 }
 
@@ -197,6 +308,9 @@ pub struct Link {
     pub context: PaymentContext,
     /// Allowance spends covering the coin's value (required from the second link on).
     pub allowances: Vec<AllowanceSpend>,
+    /// Allowance v2 data (classes with `allowance_scheme = "v2"`); then `allowances` is
+    /// empty.
+    pub v2: Option<LinkV2>,
     /// Signature by the previous owner.
     pub signature: RedSig,
 }
@@ -219,8 +333,23 @@ impl Link {
     }
 
     /// The full message the previous owner signs.
-    pub(crate) fn signed_message(body: &[u8], spends: &[AllowanceSpend]) -> Vec<u8> {
-        [tags::MSG_LINK, body, &allowance_list_digest(spends)].concat()
+    pub(crate) fn signed_message(
+        body: &[u8],
+        spends: &[AllowanceSpend],
+        v2: Option<&LinkV2>,
+    ) -> Vec<u8> {
+        let section = v2.map_or(V2Section::None, V2Section::Link);
+        [
+            tags::MSG_LINK,
+            body,
+            &allowance_list_digest(spends, section),
+        ]
+        .concat()
+    }
+
+    /// The v2 section view of this link.
+    pub(crate) fn section(&self) -> V2Section<'_> {
+        self.v2.as_ref().map_or(V2Section::None, V2Section::Link)
     }
 }
 
@@ -229,18 +358,23 @@ impl Encode for Link {
         self.ephemeral.encode(w);
         self.one_time_key.encode(w);
         self.context.encode(w);
-        encode_spends(w, &self.allowances);
+        encode_section(w, &self.allowances, self.section());
         self.signature.encode(w);
     }
 }
 
 impl Decode for Link {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let ephemeral = OwnerKey::decode(r, "ephemeral key E")?;
+        let one_time_key = OwnerKey::decode(r, "one-time key P")?;
+        let context = PaymentContext::decode(r)?;
+        let (allowances, v2) = decode_link_section(r)?;
         Ok(Link {
-            ephemeral: OwnerKey::decode(r, "ephemeral key E")?,
-            one_time_key: OwnerKey::decode(r, "one-time key P")?,
-            context: PaymentContext::decode(r)?,
-            allowances: decode_spends(r)?,
+            ephemeral,
+            one_time_key,
+            context,
+            allowances,
+            v2,
             signature: RedSig::decode(r, "link signature")?,
         })
     }

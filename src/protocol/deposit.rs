@@ -4,9 +4,10 @@
 use microcash_kernels::bls::{G1Affine, G1_COMPRESSED_LEN};
 
 use super::coin::{
-    allowance_list_digest, decode_spends, encode_spends, AllowanceSpend, Coin, Serial,
-    ALLOWANCES_MAX, COIN_VERSION, LINKS_MAX,
+    allowance_list_digest, decode_deposit_section, encode_section, AllowanceSpend, Coin, Serial,
+    V2Section, ALLOWANCES_MAX, COIN_VERSION, LINKS_MAX,
 };
+use super::credential::Presentation;
 use super::encoding::{expect_version, Decode, DecodeError, DecodeReason, Encode, Reader, Writer};
 use super::keys::{RedSig, POINT_LEN, SIGNATURE_LEN};
 use super::keyset::KeysetId;
@@ -162,6 +163,9 @@ pub struct Deposit {
     pub time: u64,
     /// Allowance spends (required if the coin carries links and its class requires them).
     pub allowances: Vec<AllowanceSpend>,
+    /// Allowance v2: the depositor's presentation for its receipt of the coin (classes
+    /// with `allowance_scheme = "v2"`, coins with links); then `allowances` is empty.
+    pub presentation: Option<Box<Presentation>>,
     /// Signature by the coin's current owner.
     pub signature: RedSig,
 }
@@ -184,8 +188,18 @@ impl Deposit {
     }
 
     /// The full message the owner signs.
-    pub(crate) fn signed_message(body: &[u8], spends: &[AllowanceSpend]) -> Vec<u8> {
-        [tags::MSG_DEPOSIT, body, &allowance_list_digest(spends)].concat()
+    pub(crate) fn signed_message(
+        body: &[u8],
+        spends: &[AllowanceSpend],
+        presentation: Option<&Presentation>,
+    ) -> Vec<u8> {
+        let section = presentation.map_or(V2Section::None, V2Section::Deposit);
+        [
+            tags::MSG_DEPOSIT,
+            body,
+            &allowance_list_digest(spends, section),
+        ]
+        .concat()
     }
 
     /// Digest of the whole deposit message: the idempotency key of its receipt.
@@ -200,7 +214,11 @@ impl Encode for Deposit {
         self.coin.encode(w);
         self.target.encode(w);
         w.bytes(&self.deposit_id).u64(self.time);
-        encode_spends(w, &self.allowances);
+        let section = self
+            .presentation
+            .as_deref()
+            .map_or(V2Section::None, V2Section::Deposit);
+        encode_section(w, &self.allowances, section);
         self.signature.encode(w);
     }
 }
@@ -208,12 +226,18 @@ impl Encode for Deposit {
 impl Decode for Deposit {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         expect_version(r, "deposit", COIN_VERSION)?;
+        let coin = Coin::decode(r)?;
+        let target = CreditTarget::decode(r)?;
+        let deposit_id = r.array("deposit id")?;
+        let time = r.u64("time")?;
+        let (allowances, presentation) = decode_deposit_section(r)?;
         Ok(Deposit {
-            coin: Coin::decode(r)?,
-            target: CreditTarget::decode(r)?,
-            deposit_id: r.array("deposit id")?,
-            time: r.u64("time")?,
-            allowances: decode_spends(r)?,
+            coin,
+            target,
+            deposit_id,
+            time,
+            allowances,
+            presentation,
             signature: RedSig::decode(r, "deposit signature")?,
         })
     }
@@ -359,6 +383,7 @@ mod tests {
                 time: u64::MAX,
             },
             allowances: vec![spend; spends],
+            v2: None,
             signature: sig,
         };
         Deposit {
@@ -374,8 +399,64 @@ mod tests {
             deposit_id: [4; 16],
             time: u64::MAX,
             allowances: vec![spend; spends],
+            presentation: None,
             signature: sig,
         }
+    }
+
+    /// Allowance v2 at its maximum (every link with a commitment and an 8-slot
+    /// presentation, and one on the deposit) decodes, and is smaller than the v1 maximum
+    /// the limits are derived from.
+    #[test]
+    fn a_maximal_v2_deposit_decodes_within_deposit_bytes_max() {
+        use crate::protocol::coin::LinkV2;
+        use crate::protocol::credential::presentation::SLOTS_PER_PRESENTATION_MAX;
+        use crate::protocol::credential::{Presentation, SlotTag};
+        let presentation = Presentation {
+            key_id: [1; 32],
+            u: [2; 32],
+            c_k: [3; 32],
+            c_v: [4; 32],
+            commitments: [[5; 32]; 4],
+            slots: (0..SLOTS_PER_PRESENTATION_MAX as u16)
+                .map(|slot| SlotTag {
+                    slot,
+                    tag: [6; 32],
+                    commitment: [7; 32],
+                })
+                .collect(),
+            responses: [[8; 32]; 5],
+        };
+        let mut d = maximal_deposit(LINKS_MAX, 0);
+        for l in &mut d.coin.links {
+            l.v2 = Some(LinkV2 {
+                stealth_commitment: [9; 32],
+                presentation: Some(Box::new(presentation.clone())),
+            });
+        }
+        d.presentation = Some(Box::new(presentation));
+        let bytes = d.to_bytes();
+        assert!(bytes.len() < DEPOSIT_BYTES_MAX, "{}", bytes.len());
+        assert_eq!(Deposit::from_bytes(&bytes).unwrap(), d);
+        // A presentation flag other than 0 or 1 is refused.
+        let mut one = maximal_deposit(1, 0);
+        one.coin.links[0].v2 = Some(LinkV2 {
+            stealth_commitment: [9; 32],
+            presentation: None,
+        });
+        let mut bytes = one.to_bytes();
+        let flag = bytes.len()
+            - 64
+            - one.allowances.len()
+            - 1
+            - 8
+            - 16
+            - (1 + 1 + ACCOUNT_NAME_LEN_MAX)
+            - 64
+            - 1;
+        assert_eq!(bytes[flag], 0);
+        bytes[flag] = 2;
+        assert!(Deposit::from_bytes(&bytes).is_err());
     }
 
     #[test]

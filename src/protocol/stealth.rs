@@ -9,6 +9,7 @@ use group::GroupEncoding;
 use microcash_kernels::pallas::signing;
 use rand_core::CryptoRng;
 
+use super::credential::presentation::{stealth_commitment, StealthOpening};
 use super::keys::{hash_to_scalar, KeyError, OwnerKey, OwnerSecret};
 use super::tags;
 
@@ -55,13 +56,52 @@ fn stealth_scalar(
     hash_to_scalar(tags::STEALTH, &[&shared.to_bytes(), &ephemeral.to_bytes()])
 }
 
+/// Allowance v2: the blinding t of the payer's commitment C_s = s·G + t·H, from the same
+/// shared secret as s (so the payee can recompute it, and nobody else can).
+fn commitment_blinding(
+    shared: &pasta_curves::pallas::Point,
+    ephemeral: &OwnerKey,
+) -> pasta_curves::pallas::Scalar {
+    hash_to_scalar(
+        tags::STEALTH_COMMITMENT,
+        &[&shared.to_bytes(), &ephemeral.to_bytes()],
+    )
+}
+
 /// Payer side: a fresh (E, P) for `address`.
 pub fn one_time_key<R: CryptoRng + ?Sized>(address: &Address, rng: &mut R) -> (OwnerKey, OwnerKey) {
+    let (e, p, _) = one_time_key_committed(address, rng);
+    (e, p)
+}
+
+/// Payer side for allowance v2 classes: a fresh (E, P) for `address` and the commitment
+/// C_s = s·G + t·H to P's stealth tweak, which goes into the signed link.
+pub fn one_time_key_committed<R: CryptoRng + ?Sized>(
+    address: &Address,
+    rng: &mut R,
+) -> (OwnerKey, OwnerKey, [u8; 32]) {
     let e = OwnerSecret::generate(rng);
     let ephemeral = e.public();
     let shared = address.0.point() * e.scalar();
-    let s = stealth_scalar(&shared, &ephemeral);
-    (ephemeral, address.0.randomize(&s))
+    let opening = StealthOpening {
+        s: stealth_scalar(&shared, &ephemeral),
+        t: commitment_blinding(&shared, &ephemeral),
+    };
+    (
+        ephemeral,
+        address.0.randomize(&opening.s),
+        stealth_commitment(&opening),
+    )
+}
+
+/// Payee side, allowance v2: the opening (s, t) of a payment to `wallet_secret`'s address
+/// with ephemeral key `ephemeral` (what its presentation proves knowledge of).
+pub fn stealth_opening(wallet_secret: &OwnerSecret, ephemeral: &OwnerKey) -> StealthOpening {
+    let shared = ephemeral.point() * wallet_secret.scalar();
+    StealthOpening {
+        s: stealth_scalar(&shared, ephemeral),
+        t: commitment_blinding(&shared, ephemeral),
+    }
 }
 
 /// Payer and payee at once, for simulations that play both (the dataset generator): the
@@ -72,11 +112,27 @@ pub fn one_time_key_for_own_wallet<R: CryptoRng + ?Sized>(
     wallet_secret: &OwnerSecret,
     rng: &mut R,
 ) -> (OwnerKey, OwnerSecret) {
+    let (e, p, _) = one_time_key_committed_for_own_wallet(wallet_secret, rng);
+    (e, p)
+}
+
+/// [`one_time_key_for_own_wallet`] with the allowance v2 commitment C_s and its opening.
+pub fn one_time_key_committed_for_own_wallet<R: CryptoRng + ?Sized>(
+    wallet_secret: &OwnerSecret,
+    rng: &mut R,
+) -> (OwnerKey, OwnerSecret, [u8; 32]) {
     let e = OwnerSecret::generate(rng);
     let ephemeral = e.public();
     let shared = signing::basepoint_mul(&(e.scalar() * wallet_secret.scalar()));
-    let s = stealth_scalar(&shared, &ephemeral);
-    (ephemeral, wallet_secret.randomize(&s))
+    let opening = StealthOpening {
+        s: stealth_scalar(&shared, &ephemeral),
+        t: commitment_blinding(&shared, &ephemeral),
+    };
+    (
+        ephemeral,
+        wallet_secret.randomize(&opening.s),
+        stealth_commitment(&opening),
+    )
 }
 
 /// Payee side: if (E, P) was made for the holder of `wallet_secret`, the secret of P.
@@ -125,6 +181,26 @@ mod tests {
             let found = recognise(&w, &e, &p).expect("the payee's payment");
             assert_eq!(found.to_bytes(), secret.to_bytes());
         }
+    }
+
+    /// The payer's commitment opens to what the payee computes, and to nothing another
+    /// wallet computes.
+    #[test]
+    fn the_payee_opens_the_payers_stealth_commitment() {
+        let mut rng = crate::os_rng();
+        let w = OwnerSecret::generate(&mut rng);
+        let (e, p, c_s) = one_time_key_committed(&Address(w.public()), &mut rng);
+        let opening = stealth_opening(&w, &e);
+        assert_eq!(stealth_commitment(&opening), c_s);
+        assert_eq!(w.public().randomize(&opening.s), p);
+        let other = stealth_opening(&OwnerSecret::generate(&mut rng), &e);
+        assert_ne!(stealth_commitment(&other), c_s);
+        let (e2, secret, c2) = one_time_key_committed_for_own_wallet(&w, &mut rng);
+        let o2 = stealth_opening(&w, &e2);
+        assert_eq!(
+            (stealth_commitment(&o2), w.randomize(&o2.s).public()),
+            (c2, secret.public())
+        );
     }
 
     #[test]

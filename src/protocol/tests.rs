@@ -690,3 +690,359 @@ fn serial_hints_follow_the_verifiers_order_and_never_change_the_deposit() {
     // An undecodable deposit is an error whatever the hints.
     assert!(HintedDeposit::decode(&bytes[..bytes.len() - 1], &hints).is_err());
 }
+
+/// Allowance v2 classes through the reference verifier: chains within the cap, and every
+/// refusal the v2 rules add.
+mod allowance_v2 {
+    use super::*;
+    use crate::protocol::coin::LinkV2;
+    use crate::protocol::credential::{
+        Credential, CredentialKey, CredentialKeys, CredentialSecret, PresentationError,
+    };
+    use crate::protocol::policy::AllowanceScheme;
+    use crate::protocol::spend::{Presenter, V2SpendError};
+
+    const DAY: u64 = NOW / DAY_SECS;
+
+    struct V2 {
+        f: Fixture,
+        /// With the issuer's secrets (the issuer's verifier).
+        issuer_keys: CredentialKeys,
+        /// Public keys only (a payee's verifier).
+        public_keys: CredentialKeys,
+        key: CredentialKey,
+        secret: CredentialSecret,
+        schedule: Vec<u64>,
+    }
+
+    fn v2_policy() -> Policy {
+        let mut p = Policy::default();
+        p.class.get_mut("standard").unwrap().allowance_scheme = AllowanceScheme::V2;
+        p
+    }
+
+    fn setup() -> V2 {
+        let f = Fixture::with_policy(v2_policy());
+        let seed = [5u8; 32];
+        let key = CredentialKey::of(
+            &CredentialSecret::derive(&seed, 1, "standard"),
+            1,
+            "standard",
+        )
+        .unwrap();
+        let mut issuer_keys = CredentialKeys::default();
+        issuer_keys.insert_secret(key.clone(), CredentialSecret::derive(&seed, 1, "standard"));
+        let mut public_keys = CredentialKeys::default();
+        public_keys.insert_public(key.clone());
+        let schedule = f.policy.slot_schedule();
+        V2 {
+            f,
+            issuer_keys,
+            public_keys,
+            key,
+            secret: CredentialSecret::derive(&seed, 1, "standard"),
+            schedule,
+        }
+    }
+
+    struct Member {
+        w: OwnerSecret,
+        credential: Credential,
+    }
+
+    impl V2 {
+        fn issuer(&self) -> Verifier<'_> {
+            self.f
+                .verifier()
+                .with_credentials(&self.issuer_keys, &self.schedule)
+        }
+        fn payee(&self) -> Verifier<'_> {
+            self.f
+                .verifier()
+                .with_credentials(&self.public_keys, &self.schedule)
+        }
+        fn member(&self) -> Member {
+            let w = OwnerSecret::generate(&mut crate::os_rng());
+            let credential = self
+                .secret
+                .issue(&self.key, &w.public(), DAY, &mut crate::os_rng())
+                .open(&self.key, &w, DAY)
+                .unwrap();
+            Member { w, credential }
+        }
+        /// A slot worth exactly `value` (the schedule has every power of two up to 64).
+        fn slot(&self, value: u64, nth: usize) -> u16 {
+            self.schedule
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v == value)
+                .nth(nth)
+                .unwrap()
+                .0 as u16
+        }
+    }
+
+    fn presenter<'a>(v: &'a V2, m: &'a Member, slots: &'a [u16]) -> Presenter<'a> {
+        Presenter {
+            key: &v.key,
+            credential: &m.credential,
+            wallet: &m.w,
+            slots,
+        }
+    }
+
+    /// Pays `coin` to `to` (with `p`'s presentation for the payer's own receipt).
+    fn pay(coin: &OwnedCoin, to: &Member, p: Option<&Presenter<'_>>) -> OwnedCoin {
+        coin.pay_own_wallet_v2(&to.w, ctx(4), p, &mut crate::os_rng())
+            .unwrap()
+    }
+
+    fn deposit(coin: &OwnedCoin, p: Option<&Presenter<'_>>) -> Deposit {
+        coin.deposit_v2(
+            CreditTarget::Account(AccountName::new("shop").unwrap()),
+            NOW,
+            p,
+            &mut crate::os_rng(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_v2_chain_within_the_cap_verifies_for_the_issuer_and_the_payee() {
+        let v = setup();
+        let (a, b, c) = (v.member(), v.member(), v.member());
+        let coin = v.f.coin(2);
+        let at_a = pay(&coin, &a, None);
+        let slot_a = [v.slot(4, 0)];
+        let at_b = pay(&at_a, &b, Some(&presenter(&v, &a, &slot_a)));
+        let slots_b = [v.slot(2, 3), v.slot(1, 7), v.slot(1, 8)];
+        let d = deposit(&at_b, Some(&presenter(&v, &b, &slots_b)));
+        assert_eq!(Deposit::from_bytes(&d.to_bytes()).unwrap(), d);
+        let verified = v.issuer().verify_deposit(&d, NOW).unwrap();
+        // One tag per slot, in the credential key's epoch partition.
+        assert_eq!(verified.allowance_serials().len(), 4);
+        assert!(verified.allowance_serials().iter().all(|(_, e)| *e == 1));
+        // The payee checks everything but the MAC.
+        v.payee().verify_coin(&at_b.coin, NOW).unwrap();
+        // A wallet's receipts of one day reuse tags only for the same slot: A's slot on
+        // another coin gives the same tag (the spent set refuses the second).
+        let other = pay(
+            &pay(&v.f.coin(2), &a, None),
+            &c,
+            Some(&presenter(&v, &a, &slot_a)),
+        );
+        let tag = |coin: &Coin| {
+            coin.links[1]
+                .v2
+                .as_ref()
+                .unwrap()
+                .presentation
+                .as_ref()
+                .unwrap()
+                .slots[0]
+                .tag
+        };
+        assert_eq!(tag(&other.coin), tag(&at_b.coin));
+        // An unspent withdrawn coin deposits without presentation.
+        v.issuer()
+            .verify_deposit(&deposit(&v.f.coin(2), None), NOW)
+            .unwrap();
+    }
+
+    #[test]
+    fn missing_short_unknown_or_reused_allowance_is_refused() {
+        let v = setup();
+        let (a, b) = (v.member(), v.member());
+        let at_a = pay(&v.f.coin(2), &a, None);
+        // No presentation.
+        let d = deposit(&at_a, None);
+        assert_eq!(
+            v.issuer().verify_deposit(&d, NOW).unwrap_err(),
+            Rejection::AllowanceMissing {
+                site: SpendSite::Deposit,
+                need: 4
+            }
+        );
+        // Worth less than the coin.
+        let short = [v.slot(2, 0)];
+        let d = deposit(&at_a, Some(&presenter(&v, &a, &short)));
+        assert_eq!(
+            v.issuer().verify_deposit(&d, NOW).unwrap_err(),
+            Rejection::AllowanceShort {
+                site: SpendSite::Deposit,
+                need: 4,
+                have: 2
+            }
+        );
+        // A slot outside the schedule.
+        let outside = [v.schedule.len() as u16];
+        let d = deposit(&at_a, Some(&presenter(&v, &a, &outside)));
+        assert!(matches!(
+            v.issuer().verify_deposit(&d, NOW).unwrap_err(),
+            Rejection::BadAllowance {
+                reason: AllowanceFault::Slot(_),
+                ..
+            }
+        ));
+        // A verifier without the credential keys refuses the key as unknown.
+        let ok = [v.slot(4, 0)];
+        let d = deposit(&at_a, Some(&presenter(&v, &a, &ok)));
+        assert!(matches!(
+            v.f.verifier().verify_deposit(&d, NOW).unwrap_err(),
+            Rejection::BadAllowance {
+                reason: AllowanceFault::CredentialKey("unknown"),
+                ..
+            }
+        ));
+        // The same wallet using one slot twice in one coin: A → B → A → deposit.
+        let at_b = pay(&at_a, &b, Some(&presenter(&v, &a, &ok)));
+        let slot_b = [v.slot(4, 1)];
+        let back = pay(&at_b, &a, Some(&presenter(&v, &b, &slot_b)));
+        let d = deposit(&back, Some(&presenter(&v, &a, &ok)));
+        assert!(matches!(
+            v.issuer().verify_deposit(&d, NOW).unwrap_err(),
+            Rejection::AllowanceReused { .. }
+        ));
+        // With another slot it is fine.
+        let other = [v.slot(4, 2)];
+        v.issuer()
+            .verify_deposit(&deposit(&back, Some(&presenter(&v, &a, &other))), NOW)
+            .unwrap();
+    }
+
+    /// A credential lent to another wallet (without its secret) makes presentations that
+    /// the payee cannot tell apart, and the issuer refuses; a coin received outside v2
+    /// (no commitment) cannot be presented for at all.
+    #[test]
+    fn a_lent_credential_is_refused_by_the_issuer() {
+        let v = setup();
+        let (a, b) = (v.member(), v.member());
+        let at_b = pay(&v.f.coin(2), &b, None);
+        let lent = Member {
+            w: b.w.clone(),
+            credential: a.credential.clone(),
+        };
+        let ok = [v.slot(4, 0)];
+        let d = deposit(&at_b, Some(&presenter(&v, &lent, &ok)));
+        assert_eq!(
+            v.issuer().verify_deposit(&d, NOW).unwrap_err(),
+            Rejection::BadAllowance {
+                site: SpendSite::Deposit,
+                reason: AllowanceFault::Presentation(PresentationError::BadProof)
+            }
+        );
+        // The payee's public check cannot see the MAC (docs/protocol.md §8.5).
+        let onward = pay(&at_b, &a, Some(&presenter(&v, &lent, &ok)));
+        v.payee().verify_coin(&onward.coin, NOW).unwrap();
+        assert!(v.issuer().verify_coin(&onward.coin, NOW).is_err());
+        // The wallet's own credential presenting for a coin paid to another wallet: the
+        // prover cannot even make it.
+        let not_mine = Member {
+            w: a.w.clone(),
+            credential: a.credential.clone(),
+        };
+        assert!(matches!(
+            at_b.deposit_v2(
+                CreditTarget::Account(AccountName::new("shop").unwrap()),
+                NOW,
+                Some(&presenter(&v, &not_mine, &ok)),
+                &mut crate::os_rng()
+            ),
+            Err(V2SpendError::Presentation(
+                PresentationError::CannotPresent(_)
+            ))
+        ));
+    }
+
+    #[test]
+    fn the_scheme_and_the_receipt_days_are_the_classes() {
+        let v = setup();
+        let a = v.member();
+        // A v1 link (no commitment) on a v2 class.
+        let (w, addr) = wallet();
+        let v1_link = v.f.coin(2).pay(&addr, ctx(4), &[], &mut crate::os_rng());
+        assert!(matches!(
+            v.issuer().verify_coin(&v1_link, NOW).unwrap_err(),
+            Rejection::BadAllowance {
+                reason: AllowanceFault::Scheme(_),
+                ..
+            }
+        ));
+        // v1 tokens on a v2 class deposit.
+        let at_a = pay(&v.f.coin(2), &a, None);
+        let with_tokens = at_a.deposit(
+            CreditTarget::Account(AccountName::new("shop").unwrap()),
+            NOW,
+            &[v.f.allowance(2)],
+            &mut crate::os_rng(),
+        );
+        assert!(matches!(
+            v.issuer().verify_deposit(&with_tokens, NOW).unwrap_err(),
+            Rejection::BadAllowance {
+                reason: AllowanceFault::Scheme(_),
+                ..
+            }
+        ));
+        // v2 data on a v1 class: the same coin under the default (v1) policy.
+        let v1 = Fixture {
+            keysets: v.f.keysets.clone(),
+            secrets: vec![],
+            policy: Policy::default(),
+        };
+        assert!(matches!(
+            v1.verifier().verify_coin(&at_a.coin, NOW).unwrap_err(),
+            Rejection::BadAllowance {
+                reason: AllowanceFault::Scheme(_),
+                ..
+            }
+        ));
+        let _ = w;
+        // A link dated after the verifier's day, or before the link that paid its signer.
+        let future = PaymentContext {
+            time: NOW + DAY_SECS,
+            ..ctx(4)
+        };
+        let c =
+            v.f.coin(2)
+                .pay_own_wallet_v2(&a.w, future, None, &mut crate::os_rng())
+                .unwrap();
+        assert!(matches!(
+            v.issuer().verify_coin(&c.coin, NOW).unwrap_err(),
+            Rejection::PolicyViolation {
+                rule: PolicyRule::ReceiptDay,
+                ..
+            }
+        ));
+        let earlier = PaymentContext {
+            time: NOW - DAY_SECS,
+            ..ctx(4)
+        };
+        let ok = [v.slot(4, 0)];
+        let (b, _) = (v.member(), ());
+        let back = at_a
+            .pay_own_wallet_v2(
+                &b.w,
+                earlier,
+                Some(&presenter(&v, &a, &ok)),
+                &mut crate::os_rng(),
+            )
+            .unwrap();
+        assert!(matches!(
+            v.issuer().verify_coin(&back.coin, NOW).unwrap_err(),
+            Rejection::PolicyViolation {
+                rule: PolicyRule::ReceiptDay,
+                ..
+            }
+        ));
+        // A link whose commitment was stripped breaks the payer's signature.
+        let mut stripped = at_a.coin.clone();
+        stripped.links[0].v2 = Some(LinkV2 {
+            stealth_commitment: [0; 32],
+            presentation: None,
+        });
+        assert_eq!(
+            v.issuer().verify_coin(&stripped, NOW).unwrap_err(),
+            Rejection::BadLinkSignature { index: 0 }
+        );
+    }
+}

@@ -25,10 +25,14 @@ use std::collections::HashSet;
 use microcash_kernels::bls::{self, G1Affine};
 
 use super::coin::{allowance_binding, allowance_spend_message, AllowanceSpend, Coin, Link, Serial};
+use super::credential::{
+    CredentialKey, CredentialKeys, CredentialSecret, Presentation, PresentationContext,
+    PresentationError,
+};
 use super::deposit::{CreditTarget, Deposit};
 use super::keys::{OwnerKey, RedSig};
 use super::keyset::{Keyset, KeysetId, KeysetKind, KeysetList, KeysetPhase};
-use super::policy::{ClassPolicy, Policy, PolicyRule, DAY_SECS};
+use super::policy::{AllowanceScheme, ClassPolicy, Policy, PolicyRule, DAY_SECS};
 use super::spend::{BIND_DEPOSIT, BIND_LINK};
 use super::tags;
 
@@ -62,6 +66,21 @@ pub enum AllowanceFault {
     /// The token key's signature on this spend does not verify.
     #[error("token key signature invalid")]
     TokenKeySignature,
+    /// Allowance of the other scheme than the class's (v1 tokens on a v2 class, v2 data on
+    /// a v1 class), or v2 data where the scheme has none (a presentation without a receipt,
+    /// a link without the payer's commitment).
+    #[error("{0}")]
+    Scheme(&'static str),
+    /// A v2 presentation under an unknown credential key, a key of another class, or a key
+    /// whose epoch does not cover the receipt day or is not valid now.
+    #[error("credential key: {0}")]
+    CredentialKey(&'static str),
+    /// A v2 slot outside the day's schedule.
+    #[error("slot {0} is not in the day's schedule")]
+    Slot(u16),
+    /// A v2 presentation that does not verify (or a point in it that is not one).
+    #[error("presentation: {0}")]
+    Presentation(#[from] crate::protocol::credential::PresentationError),
 }
 
 /// Why a coin or deposit is refused by the protocol rules.
@@ -223,11 +242,15 @@ pub struct VerifiedCoin<'a> {
     pub chain_digests: Vec<[u8; 32]>,
 }
 
-/// The reference verifier over a published keyset list and policy.
+/// The reference verifier over a published keyset list and policy (and, for allowance v2
+/// classes, the credential keys).
 #[derive(Clone, Copy, Debug)]
 pub struct Verifier<'a> {
     keysets: &'a KeysetList,
     policy: &'a Policy,
+    credentials: Option<&'a CredentialKeys>,
+    /// The v2 slot schedule (slot → value), from the policy.
+    slots: Option<&'a [u64]>,
 }
 
 /// The two cryptographic questions the verifier asks. The reference answers them one at a
@@ -239,6 +262,21 @@ pub trait CryptoChecks {
     fn issuer_signature(&mut self, keyset: &Keyset, sigma: &G1Affine, serial: &Serial) -> bool;
     /// Is `sig` a valid RedPallas signature by `key` over `msg`?
     fn owner_signature(&mut self, key: &OwnerKey, msg: &[u8], sig: &RedSig) -> bool;
+    /// Does the allowance v2 presentation verify — fully with the issuer's `secret`, or
+    /// only its public equations without it (a payee)? Answered one at a time unless a
+    /// batch overrides it.
+    fn presentation(
+        &mut self,
+        key: &CredentialKey,
+        secret: Option<&CredentialSecret>,
+        presentation: &Presentation,
+        ctx: &PresentationContext<'_>,
+    ) -> Result<(), PresentationError> {
+        match secret {
+            Some(secret) => presentation.verify(key, secret, ctx),
+            None => presentation.verify_public(key, ctx),
+        }
+    }
 }
 
 /// One-at-a-time answers: blst pairing check, `reddsa` verification.
@@ -261,7 +299,117 @@ impl CryptoChecks for DirectChecks {
 impl<'a> Verifier<'a> {
     /// A verifier over `keysets` and `policy`.
     pub fn new(keysets: &'a KeysetList, policy: &'a Policy) -> Verifier<'a> {
-        Verifier { keysets, policy }
+        Verifier {
+            keysets,
+            policy,
+            credentials: None,
+            slots: None,
+        }
+    }
+
+    /// This verifier with the credential keys and slot schedule that allowance v2 classes
+    /// need (without them, every v2 presentation is refused as under an unknown key).
+    pub fn with_credentials(
+        mut self,
+        credentials: &'a CredentialKeys,
+        slot_schedule: &'a [u64],
+    ) -> Verifier<'a> {
+        self.credentials = Some(credentials);
+        self.slots = Some(slot_schedule);
+        self
+    }
+
+    /// Checks an allowance v2 site: a presentation for the receipt `receipt` (the link that
+    /// paid the signer), attached where `binding` says; records its tags in `seen`.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one check with all its context, called per site"
+    )]
+    fn check_presentation(
+        &self,
+        checks: &mut dyn CryptoChecks,
+        site: SpendSite,
+        class_name: &str,
+        presentation: Option<&Presentation>,
+        receipt: Option<&Link>,
+        binding: &[u8; 32],
+        need: u64,
+        now: u64,
+        seen: &mut Vec<(Serial, u32)>,
+    ) -> Result<(), Rejection> {
+        let bad = |reason: AllowanceFault| Rejection::BadAllowance { site, reason };
+        let Some(p) = presentation else {
+            return if need > 0 {
+                Err(Rejection::AllowanceMissing { site, need })
+            } else {
+                Ok(())
+            };
+        };
+        let Some(receipt) = receipt else {
+            return Err(bad(AllowanceFault::Scheme(
+                "a presentation without a receipt",
+            )));
+        };
+        let Some(v2) = receipt.v2.as_ref() else {
+            return Err(bad(AllowanceFault::Scheme(
+                "the receiving link carries no stealth commitment",
+            )));
+        };
+        let (key, secret) = self
+            .credentials
+            .and_then(|c| c.get(&p.key_id))
+            .ok_or_else(|| bad(AllowanceFault::CredentialKey("unknown")))?;
+        if key.class != class_name {
+            return Err(bad(AllowanceFault::CredentialKey("of another class")));
+        }
+        let day = receipt.context.time / DAY_SECS;
+        let epoch = self
+            .keysets
+            .iter()
+            .find(|k| k.kind == KeysetKind::Allowance && k.epoch == key.epoch)
+            .ok_or_else(|| bad(AllowanceFault::CredentialKey("its epoch has no keysets")))?;
+        match epoch.windows.phase(now) {
+            KeysetPhase::Active | KeysetPhase::DepositOnly => {}
+            KeysetPhase::NotYetValid | KeysetPhase::Expired => {
+                return Err(bad(AllowanceFault::CredentialKey("not valid now")))
+            }
+        }
+        let day_start = day.saturating_mul(DAY_SECS);
+        if day_start < epoch.windows.withdraw_from - epoch.windows.withdraw_from % DAY_SECS
+            || day_start >= epoch.windows.withdraw_until
+        {
+            return Err(bad(AllowanceFault::CredentialKey(
+                "its epoch does not issue for the receipt day",
+            )));
+        }
+        let schedule = self.slots.unwrap_or_default();
+        let mut have = 0u64;
+        for s in &p.slots {
+            let value = schedule
+                .get(usize::from(s.slot))
+                .ok_or_else(|| bad(AllowanceFault::Slot(s.slot)))?;
+            have = have.saturating_add(*value);
+        }
+        let ctx = PresentationContext {
+            day,
+            receiving_key: &receipt.one_time_key,
+            stealth_commitment: &v2.stealth_commitment,
+            binding,
+        };
+        checks
+            .presentation(key, secret, p, &ctx)
+            .map_err(|e| bad(AllowanceFault::Presentation(e)))?;
+        for tag in p.tags() {
+            let serial = Serial(*tag);
+            if seen.iter().any(|(s, _)| *s == serial) {
+                return Err(Rejection::AllowanceReused { serial });
+            }
+            seen.push((serial, key.epoch));
+        }
+        if have < need {
+            return Err(Rejection::AllowanceShort { site, need, have });
+        }
+        Ok(())
     }
 
     fn keyset(&self, id: &KeysetId, kind: KeysetKind, now: u64) -> Result<&'a Keyset, Rejection> {
@@ -365,7 +513,7 @@ impl<'a> Verifier<'a> {
             );
             if !checks.owner_signature(
                 owner,
-                &Link::signed_message(&body, &link.allowances),
+                &Link::signed_message(&body, &link.allowances, link.v2.as_ref()),
                 &link.signature,
             ) {
                 return Err(Rejection::BadLinkSignature { index: i });
@@ -376,15 +524,41 @@ impl<'a> Verifier<'a> {
                 0
             };
             let binding = allowance_binding(BIND_LINK, &body);
-            self.check_allowances(
-                checks,
-                SpendSite::Link(i),
-                &link.allowances,
-                &binding,
-                need,
-                now,
-                &mut seen,
-            )?;
+            let site = SpendSite::Link(i);
+            match class.allowance_scheme {
+                AllowanceScheme::V1 => {
+                    if link.v2.is_some() {
+                        return Err(scheme_fault(site, "allowance v2 data on a v1 class"));
+                    }
+                    self.check_allowances(
+                        checks,
+                        site,
+                        &link.allowances,
+                        &binding,
+                        need,
+                        now,
+                        &mut seen,
+                    )?;
+                }
+                AllowanceScheme::V2 => {
+                    let Some(v2) = link.v2.as_ref() else {
+                        return Err(scheme_fault(site, "a v2 class link without v2 data"));
+                    };
+                    let receipt = i.checked_sub(1).and_then(|j| coin.links.get(j));
+                    check_receipt_days(link, receipt, now)?;
+                    self.check_presentation(
+                        checks,
+                        site,
+                        &keyset.policy_class,
+                        v2.presentation.as_deref(),
+                        receipt,
+                        &binding,
+                        need,
+                        now,
+                        &mut seen,
+                    )?;
+                }
+            }
             check_payment(class, keyset.value(), &link.context.amount)?;
             owner = &link.one_time_key;
         }
@@ -434,7 +608,7 @@ impl<'a> Verifier<'a> {
         );
         if !checks.owner_signature(
             coin.owner_key(),
-            &Deposit::signed_message(&body, &deposit.allowances),
+            &Deposit::signed_message(&body, &deposit.allowances, deposit.presentation.as_deref()),
             &deposit.signature,
         ) {
             return Err(Rejection::BadDepositSignature);
@@ -445,15 +619,41 @@ impl<'a> Verifier<'a> {
             0
         };
         let binding = allowance_binding(BIND_DEPOSIT, &body);
-        self.check_allowances(
-            checks,
-            SpendSite::Deposit,
-            &deposit.allowances,
-            &binding,
-            need,
-            now,
-            &mut seen,
-        )?;
+        match class.allowance_scheme {
+            AllowanceScheme::V1 => {
+                if deposit.presentation.is_some() {
+                    return Err(scheme_fault(
+                        SpendSite::Deposit,
+                        "allowance v2 data on a v1 class",
+                    ));
+                }
+                self.check_allowances(
+                    checks,
+                    SpendSite::Deposit,
+                    &deposit.allowances,
+                    &binding,
+                    need,
+                    now,
+                    &mut seen,
+                )?;
+            }
+            AllowanceScheme::V2 => {
+                if !deposit.allowances.is_empty() {
+                    return Err(scheme_fault(SpendSite::Deposit, "v1 tokens on a v2 class"));
+                }
+                self.check_presentation(
+                    checks,
+                    SpendSite::Deposit,
+                    &keyset.policy_class,
+                    deposit.presentation.as_deref(),
+                    coin.links.last(),
+                    &binding,
+                    need,
+                    now,
+                    &mut seen,
+                )?;
+            }
+        }
         let deadline = keyset
             .windows
             .withdraw_until
@@ -484,6 +684,36 @@ impl<'a> Verifier<'a> {
             digest: deposit.digest(),
         })
     }
+}
+
+fn scheme_fault(site: SpendSite, what: &'static str) -> Rejection {
+    Rejection::BadAllowance {
+        site,
+        reason: AllowanceFault::Scheme(what),
+    }
+}
+
+/// Allowance v2: a link's day (its payer's clock) is not before the day of the link that
+/// paid its signer — a receipt cannot move to an earlier day's slots — and not after the
+/// verifier's day.
+fn check_receipt_days(link: &Link, receipt: Option<&Link>, now: u64) -> Result<(), Rejection> {
+    let day = link.context.time / DAY_SECS;
+    if day > now / DAY_SECS {
+        return Err(Rejection::PolicyViolation {
+            rule: PolicyRule::ReceiptDay,
+            detail: format!("link dated day {day}, after today {}", now / DAY_SECS),
+        });
+    }
+    if let Some(prev) = receipt {
+        let prev_day = prev.context.time / DAY_SECS;
+        if day < prev_day {
+            return Err(Rejection::PolicyViolation {
+                rule: PolicyRule::ReceiptDay,
+                detail: format!("link dated day {day}, before its receipt on day {prev_day}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_payment(class: &ClassPolicy, coin_value: u64, amount: &u64) -> Result<(), Rejection> {

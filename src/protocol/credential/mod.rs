@@ -26,7 +26,9 @@ use pasta_curves::arithmetic::CurveExt;
 use pasta_curves::pallas;
 
 pub use issuance::{Credential, CredentialIssue, CredentialKey, CredentialSecret};
-pub use presentation::{Presentation, PresentationContext, PresentationError, SlotTag};
+pub use presentation::{
+    Presentation, PresentationContext, PresentationError, SlotTag, StealthOpening,
+};
 
 /// Domain of the v2 generators (pasta's `hash_to_curve` prefix).
 const GENERATOR_DOMAIN: &str = "microcash-v2:allowance";
@@ -49,6 +51,53 @@ pub fn generator_h() -> pallas::Affine {
 pub fn tag_base(key_id: &[u8; 32], day: u64) -> pallas::Affine {
     let msg = [b"tag".as_slice(), key_id, &day.to_le_bytes()].concat();
     pallas::Point::hash_to_curve(GENERATOR_DOMAIN)(&msg).to_affine()
+}
+
+/// The credential keys a verifier knows, by id: public keys (a wallet, a payee) and, at
+/// the issuer, their secrets (only the issuer can check a presentation's MAC).
+#[derive(Default)]
+pub struct CredentialKeys {
+    keys: std::collections::HashMap<[u8; 32], (CredentialKey, Option<CredentialSecret>)>,
+}
+
+impl core::fmt::Debug for CredentialKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "CredentialKeys({} keys, secrets elided)",
+            self.keys.len()
+        )
+    }
+}
+
+impl CredentialKeys {
+    /// Adds a public key.
+    pub fn insert_public(&mut self, key: CredentialKey) {
+        self.keys.insert(key.id, (key, None));
+    }
+
+    /// Adds a key with its secret.
+    pub fn insert_secret(&mut self, key: CredentialKey, secret: CredentialSecret) {
+        self.keys.insert(key.id, (key, Some(secret)));
+    }
+
+    /// The key with this id, and its secret where known.
+    pub fn get(&self, id: &[u8; 32]) -> Option<(&CredentialKey, Option<&CredentialSecret>)> {
+        self.keys.get(id).map(|(k, s)| (k, s.as_ref()))
+    }
+
+    /// The key of `class` for `epoch`.
+    pub fn for_class(&self, epoch: u32, class: &str) -> Option<&CredentialKey> {
+        self.keys
+            .values()
+            .map(|(k, _)| k)
+            .find(|k| k.epoch == epoch && k.class == class)
+    }
+
+    /// Every key.
+    pub fn iter(&self) -> impl Iterator<Item = &CredentialKey> {
+        self.keys.values().map(|(k, _)| k)
+    }
 }
 
 /// A canonical, non-identity point from 32 bytes.

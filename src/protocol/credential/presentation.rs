@@ -155,6 +155,10 @@ fn transcript(
 }
 
 /// Witness order: k, z, r, s, t.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the statement's public points, each used once"
+)]
 fn equations(
     x1: pallas::Point,
     z_point: pallas::Point,
