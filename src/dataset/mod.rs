@@ -302,6 +302,7 @@ impl GenIssuer {
         let doc = PublicKeysets {
             version: 1,
             keysets: self.keysets.to_json(),
+            credential_keys: Vec::new(),
         };
         write_atomic(
             &keysets_path(dir),

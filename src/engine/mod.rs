@@ -23,8 +23,10 @@ use std::sync::{Mutex, MutexGuard};
 pub use pipeline::{ClearOptions, ClearSummary, RecordVerdict};
 pub use verdict::{Evidence, Verdict};
 
+use crate::protocol::credential::CredentialKeys;
 use crate::protocol::keyset::KeysetList;
 use crate::protocol::policy::Policy;
+use crate::protocol::verify::Verifier;
 use crate::spentset::{SpentSet, SpentSetConfig, SpentSetError};
 use crate::store::files::{self, FilesError};
 use crate::store::state::{Store, StoreError};
@@ -79,6 +81,11 @@ pub struct PublicParams {
     pub keysets: KeysetList,
     /// Policy.
     pub policy: Policy,
+    /// Allowance v2 credential keys (with their secrets where the store has them: only
+    /// the issuer can check a presentation's MAC).
+    pub credentials: std::sync::Arc<CredentialKeys>,
+    /// Allowance v2 slot schedule (slot → value), from the policy.
+    pub slot_schedule: Vec<u64>,
 }
 
 impl PublicParams {
@@ -94,7 +101,20 @@ impl PublicParams {
             path: ppath,
             reason: e.to_string(),
         })?;
-        Ok(PublicParams { keysets, policy })
+        let credentials = std::sync::Arc::new(files::load_credential_keys(dir)?);
+        let slot_schedule = policy.slot_schedule();
+        Ok(PublicParams {
+            keysets,
+            policy,
+            credentials,
+            slot_schedule,
+        })
+    }
+
+    /// The reference verifier over these parameters (credential keys included).
+    pub fn verifier(&self) -> Verifier<'_> {
+        Verifier::new(&self.keysets, &self.policy)
+            .with_credentials(&self.credentials, &self.slot_schedule)
     }
 }
 

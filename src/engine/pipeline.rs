@@ -31,7 +31,7 @@ use crate::protocol::coin::Serial;
 use crate::protocol::deposit::Deposit;
 use crate::protocol::encoding::Decode;
 use crate::protocol::hints::HintedDeposit;
-use crate::protocol::verify::{VerifiedDeposit, Verifier};
+use crate::protocol::verify::VerifiedDeposit;
 
 /// Chunks in flight between two stages.
 pub const QUEUE_DEPTH_MAX: usize = 2;
@@ -223,7 +223,7 @@ fn verify_raw_chunk(
         .filter_map(|d| d.item.as_ref().ok().map(ChunkDeposit::from))
         .collect();
     let params = engine.params();
-    let verifier = Verifier::new(&params.keysets, &params.policy);
+    let verifier = params.verifier();
     let mut results =
         batch_verify::verify_chunk(&verifier, &params.keysets, &deposits, now, rng).into_iter();
     // verify_chunk answers every deposit it is given; if it ever did not, the chunk fails
@@ -257,7 +257,7 @@ fn verify_raw_chunk_reference(
     now: u64,
 ) -> Result<Vec<Verified>, EngineError> {
     let params = engine.params();
-    let verifier = Verifier::new(&params.keysets, &params.policy);
+    let verifier = params.verifier();
     chunk
         .into_par_iter()
         .map(decode)

@@ -16,7 +16,7 @@ use crate::protocol::deposit::{
 use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, KeysetPhase};
 use crate::protocol::policy::{Policy, DAY_SECS};
 use crate::protocol::stealth::Address;
-use crate::protocol::verify::{VerifiedDeposit, Verifier};
+use crate::protocol::verify::VerifiedDeposit;
 use crate::protocol::withdraw::{sign_blinded, BlindSignError};
 use crate::spentset::SpentSetConfig;
 use crate::store::files::IssuerKeys;
@@ -79,10 +79,7 @@ impl Issuer {
     /// Key rotation: adds the next epoch from `now`.
     pub fn rotate(&mut self, now: u64) -> Result<u32, IssuerError> {
         let epoch = self.keys.add_epoch(&self.dir, now)?;
-        self.engine.set_params(PublicParams {
-            keysets: self.keys.keysets.clone(),
-            policy: self.keys.policy.clone(),
-        });
+        self.engine.set_params(PublicParams::load(&self.dir)?);
         Ok(epoch)
     }
 
@@ -334,7 +331,7 @@ impl Issuer {
     /// See [`IssuerApi::deposit`].
     pub fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, IssuerError> {
         let verified =
-            Verifier::new(&self.keys.keysets, &self.keys.policy).verify_deposit(deposit, now)?;
+            self.engine.params().verifier().verify_deposit(deposit, now)?;
         if !matches!(verified.target(), CreditTarget::Account(_)) {
             return Err(Misuse::NotAnAccountDeposit.into());
         }
@@ -369,7 +366,8 @@ impl Issuer {
             .into());
         }
         let digest = request.outputs_digest();
-        let verifier = Verifier::new(&self.keys.keysets, &self.keys.policy);
+        let params = self.engine.params();
+        let verifier = params.verifier();
         let mut verified = Vec::with_capacity(request.inputs.len());
         let mut inputs_value = 0u64;
         for (index, input) in request.inputs.iter().enumerate() {

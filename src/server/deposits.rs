@@ -12,7 +12,7 @@ use crate::engine::settle::{self, BatchMemory};
 use crate::engine::Verdict;
 use crate::issuer::Issuer;
 use crate::protocol::deposit::{CreditTarget, Deposit};
-use crate::protocol::verify::{VerifiedDeposit, Verifier};
+use crate::protocol::verify::VerifiedDeposit;
 
 /// Deposits waiting to be coalesced, at most (the default and the ceiling).
 pub const DEPOSIT_QUEUE_MAX: usize = 1024;
@@ -57,10 +57,10 @@ pub fn start(
 }
 
 fn settle_group(issuer: &Issuer, group: Vec<Job>, now: u64, rng: &mut rand::rngs::StdRng) {
-    let keys = issuer.keys();
-    let verifier = Verifier::new(&keys.keysets, &keys.policy);
+    let params = issuer.engine().params();
+    let verifier = params.verifier();
     let deposits: Vec<ChunkDeposit<'_>> = group.iter().map(|j| (&j.deposit).into()).collect();
-    let verified = batch_verify::verify_chunk(&verifier, &keys.keysets, &deposits, now, rng);
+    let verified = batch_verify::verify_chunk(&verifier, &params.keysets, &deposits, now, rng);
     let items: Vec<(u64, Result<VerifiedDeposit, Verdict>)> = verified
         .into_iter()
         .enumerate()

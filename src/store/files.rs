@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use microcash_kernels::bls;
 
+use crate::protocol::credential::{CredentialKey, CredentialKeys, CredentialSecret};
 use crate::protocol::keyset::{Keyset, KeysetId, KeysetJson, KeysetKind, KeysetList, Windows};
-use crate::protocol::policy::{Policy, DAY_SECS};
+use crate::protocol::policy::{AllowanceScheme, Policy, DAY_SECS};
 
 /// Policy class of allowance keysets (they follow the `[allowance]` section, not a class).
 pub const ALLOWANCE_CLASS: &str = "allowance";
@@ -125,6 +126,8 @@ pub struct IssuerKeys {
     /// The published keysets.
     pub keysets: KeysetList,
     secrets: HashMap<KeysetId, bls::SecretKey>,
+    /// Allowance v2 credential keys of every epoch, with their secrets.
+    pub credentials: CredentialKeys,
 }
 
 impl core::fmt::Debug for IssuerKeys {
@@ -175,6 +178,7 @@ impl IssuerKeys {
             policy,
             keysets: KeysetList::default(),
             secrets: HashMap::new(),
+            credentials: CredentialKeys::default(),
         };
         keys.add_epoch(dir, now)?;
         Ok(keys)
@@ -233,6 +237,38 @@ impl IssuerKeys {
             .map_err(io_err(&secret_file))?;
         f.write_all(&text).map_err(io_err(&secret_file))?;
         f.sync_all().map_err(io_err(&secret_file))?;
+        // Allowance v2: one credential key per v2 class, in its own secrets file (a
+        // clearing store gets this file and not the signing keys).
+        let mut new_credentials = Vec::new();
+        let mut credential_secrets = BTreeMap::new();
+        for (name, class) in &self.policy.class {
+            if class.allowance_scheme == AllowanceScheme::V2 {
+                let secret = CredentialSecret::generate(&mut rng);
+                let key = CredentialKey::of(&secret, epoch, name)
+                    .map_err(|e| invalid(&policy_path(dir), e))?;
+                credential_secrets.insert(name.clone(), hex::encode(secret.to_bytes()));
+                new_credentials.push((key, secret));
+            }
+        }
+        if !credential_secrets.is_empty() {
+            let path = credential_secrets_path(dir, epoch);
+            if path.exists() {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+            #[allow(clippy::expect_used, reason = "a map of strings always serialises")]
+            let text = serde_json::to_vec_pretty(&credential_secrets).expect("map serialises");
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            f.write_all(&text).map_err(io_err(&path))?;
+            f.sync_all().map_err(io_err(&path))?;
+        }
+        for (key, secret) in new_credentials {
+            self.credentials.insert_secret(key, secret);
+        }
         for (ks, sk) in new_keysets {
             self.secrets.insert(ks.id, sk);
             self.keysets
@@ -244,9 +280,13 @@ impl IssuerKeys {
     }
 
     fn write_public(&self, dir: &Path) -> Result<(), FilesError> {
+        let mut credential_keys: Vec<CredentialKeyJson> =
+            self.credentials.iter().map(CredentialKeyJson::from).collect();
+        credential_keys.sort_by(|a, b| (a.epoch, &a.class).cmp(&(b.epoch, &b.class)));
         let doc = PublicKeysets {
             version: 1,
             keysets: self.keysets.to_json(),
+            credential_keys,
         };
         #[allow(
             clippy::expect_used,
@@ -308,10 +348,12 @@ impl IssuerKeys {
                 ));
             }
         }
+        let credentials = load_credential_keys(dir)?;
         Ok(IssuerKeys {
             policy,
             keysets,
             secrets,
+            credentials,
         })
     }
 
@@ -321,6 +363,98 @@ impl IssuerKeys {
     }
 }
 
+/// The secrets file of an epoch's allowance v2 credential keys: `{class → 128-byte secret
+/// hex}`, mode 0600.
+pub fn credential_secrets_path(dir: &Path, epoch: u32) -> PathBuf {
+    secrets_dir(dir).join(format!("credentials-{epoch:04}.json"))
+}
+
+/// A published allowance v2 credential key (the id is recomputed on load).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialKeyJson {
+    /// Epoch.
+    pub epoch: u32,
+    /// Policy class.
+    pub class: String,
+    /// (C_x₀, X₁, X₂), compressed Pallas points, hex.
+    pub params: [String; 3],
+    /// The key id, hex (checked against the parameters).
+    pub id: String,
+}
+
+impl From<&CredentialKey> for CredentialKeyJson {
+    fn from(k: &CredentialKey) -> Self {
+        CredentialKeyJson {
+            epoch: k.epoch,
+            class: k.class.clone(),
+            params: k.params.map(hex::encode),
+            id: hex::encode(k.id),
+        }
+    }
+}
+
+impl CredentialKeyJson {
+    fn key(&self) -> Result<CredentialKey, String> {
+        let mut params = [[0u8; 32]; 3];
+        for (o, h) in params.iter_mut().zip(&self.params) {
+            *o = hex::decode(h)
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| format!("bad credential key parameter {h:?}"))?;
+        }
+        let key = CredentialKey::new(self.epoch, &self.class, params).map_err(|e| e.to_string())?;
+        if hex::encode(key.id) != self.id {
+            return Err(format!("credential key id {} does not match its parameters", self.id));
+        }
+        Ok(key)
+    }
+}
+
+/// The credential keys published in `dir`'s keysets.json, with the secrets of those whose
+/// secrets file is present (the issuer, a clearing store); a secret that does not match its
+/// published key is an error naming the file.
+pub fn load_credential_keys(dir: &Path) -> Result<CredentialKeys, FilesError> {
+    let path = keysets_path(dir);
+    let bytes = fs::read(&path).map_err(io_err(&path))?;
+    let doc: PublicKeysets = serde_json::from_slice(&bytes).map_err(|e| invalid(&path, e))?;
+    let mut keys = CredentialKeys::default();
+    for item in &doc.credential_keys {
+        let key = item.key().map_err(|e| invalid(&path, e))?;
+        let spath = credential_secrets_path(dir, key.epoch);
+        let secret = if spath.exists() {
+            let bytes = fs::read(&spath).map_err(io_err(&spath))?;
+            let map: BTreeMap<String, String> =
+                serde_json::from_slice(&bytes).map_err(|e| invalid(&spath, e))?;
+            match map.get(&key.class) {
+                None => None,
+                Some(h) => {
+                    let raw: [u8; 128] = hex::decode(h)
+                        .ok()
+                        .and_then(|v| v.try_into().ok())
+                        .ok_or_else(|| invalid(&spath, format!("bad secret for {}", key.class)))?;
+                    let secret = CredentialSecret::from_bytes(&raw)
+                        .ok_or_else(|| invalid(&spath, format!("bad secret for {}", key.class)))?;
+                    if secret.params() != key.params {
+                        return Err(invalid(
+                            &spath,
+                            format!("credential secret of class {} does not match its key", key.class),
+                        ));
+                    }
+                    Some(secret)
+                }
+            }
+        } else {
+            None
+        };
+        match secret {
+            Some(secret) => keys.insert_secret(key, secret),
+            None => keys.insert_public(key),
+        }
+    }
+    Ok(keys)
+}
+
 /// The published keyset document.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct PublicKeysets {
@@ -328,6 +462,9 @@ pub struct PublicKeysets {
     pub version: u32,
     /// The keysets.
     pub keysets: Vec<KeysetJson>,
+    /// Allowance v2 credential keys (absent in files written before v2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credential_keys: Vec<CredentialKeyJson>,
 }
 
 /// Loads and checks a published keyset list (ids are recomputed).

@@ -84,6 +84,36 @@ impl CredentialSecret {
         }
     }
 
+    /// The 128-byte secret (x₀ ‖ x̃₀ ‖ x₁ ‖ x₂, canonical little-endian scalars), for the
+    /// issuer's 0600 secrets file only.
+    pub fn to_bytes(&self) -> [u8; 128] {
+        let mut out = [0u8; 128];
+        for (chunk, s) in out
+            .chunks_exact_mut(32)
+            .zip([self.x0, self.x0_blind, self.x1, self.x2])
+        {
+            chunk.copy_from_slice(&s.to_repr());
+        }
+        out
+    }
+
+    /// Parses [`CredentialSecret::to_bytes`] (`None` for a non-canonical scalar).
+    pub fn from_bytes(bytes: &[u8; 128]) -> Option<CredentialSecret> {
+        let mut s = [pallas::Scalar::ZERO; 4];
+        for (o, chunk) in s.iter_mut().zip(bytes.chunks_exact(32)) {
+            let mut b = [0u8; 32];
+            b.copy_from_slice(chunk);
+            *o = sigma::scalar_from_bytes(&b)?;
+        }
+        let [x0, x0_blind, x1, x2] = s;
+        Some(CredentialSecret {
+            x0,
+            x0_blind,
+            x1,
+            x2,
+        })
+    }
+
     /// The public parameters (C_x₀, X₁, X₂).
     pub fn params(&self) -> [[u8; 32]; 3] {
         let (g, h) = (generator_g(), generator_h());
