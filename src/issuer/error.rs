@@ -145,6 +145,27 @@ pub enum RequestRefusal {
         /// Today.
         today: u64,
     },
+    /// Allowance v2: the class does not use v2 (or does not exist).
+    #[error("class {0:?} is not an allowance v2 class")]
+    NotAV2Class(String),
+    /// Allowance v2: no credential key of the class issues for the day.
+    #[error("no credential key of class {class:?} issues for day {day}")]
+    NoCredentialKey {
+        /// Class.
+        class: String,
+        /// Day.
+        day: u64,
+    },
+    /// Allowance v2: the identity's credential for the day went to its previous wallet; a
+    /// re-registration takes effect for days not served yet.
+    #[error("the identity's credential for day {day} was issued to its previous wallet")]
+    CredentialTaken {
+        /// Day.
+        day: u64,
+    },
+    /// Allowance v2: the address is registered to another identity.
+    #[error("wallet {0} is registered to another identity")]
+    WalletOfAnotherIdentity(String),
 }
 
 /// Why one blinded output cannot be signed.
@@ -286,6 +307,10 @@ impl From<StoreError> for IssuerError {
             }
             StoreRefusal::WalletNotRegistered => {
                 RequestRefusal::WalletNotRegistered(String::new()).into()
+            }
+            StoreRefusal::CredentialTaken(day) => RequestRefusal::CredentialTaken { day }.into(),
+            StoreRefusal::WalletOfAnotherIdentity => {
+                RequestRefusal::WalletOfAnotherIdentity(String::new()).into()
             }
         }
     }

@@ -10,17 +10,21 @@ use super::IssuerApi;
 use crate::engine::settle::{self, BatchMemory};
 use crate::engine::{Engine, PublicParams, Verdict};
 use crate::protocol::allowance::AllowanceRequest;
+use crate::protocol::credential::{
+    CredentialIssue, CredentialKey, CredentialRequest, Registration,
+};
 use crate::protocol::deposit::{
     withdraw_request_id, AccountName, BlindedOutput, CreditTarget, Deposit, SwapRequest,
 };
 use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, KeysetPhase};
-use crate::protocol::policy::{Policy, DAY_SECS};
+use crate::protocol::policy::{AllowanceScheme, Policy, DAY_SECS};
 use crate::protocol::stealth::Address;
 use crate::protocol::verify::VerifiedDeposit;
 use crate::protocol::withdraw::{sign_blinded, BlindSignError};
 use crate::spentset::SpentSetConfig;
 use crate::store::files::IssuerKeys;
 use crate::store::state::WithdrawRequestId;
+use crate::store::state::ALLOWANCE_REPLAY_DAYS;
 
 use super::error::{CallError, IssuerError, Misuse, OutputFault, RequestRefusal, StorageFault};
 
@@ -288,6 +292,113 @@ impl Issuer {
             })
     }
 
+    /// Allowance v2: registers the wallet that signed `registration` as its identity's
+    /// wallet for the class (the caller — the back office, with the admin token — attests
+    /// the identity). Returns the identity's previous wallet, which this revokes: it gets
+    /// no more credentials, and the identity's new wallet gets credentials for the days its
+    /// old one was not served.
+    pub fn register_v2(&self, registration: &Registration) -> Result<Option<Address>, IssuerError> {
+        if !registration.authentic() {
+            return Err(RequestRefusal::BadRequestSignature.into());
+        }
+        self.v2_class(&registration.class)?;
+        let address = registration.address.to_bytes();
+        let previous = self
+            .engine
+            .accounts()
+            .register_v2(&registration.class, &address, &registration.identity)
+            .map_err(|e| match IssuerError::from(e) {
+                IssuerError::Refused(RequestRefusal::WalletOfAnotherIdentity(_)) => {
+                    RequestRefusal::WalletOfAnotherIdentity(
+                        Address(registration.address).to_string(),
+                    )
+                    .into()
+                }
+                other => other,
+            })?;
+        Ok(previous
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .and_then(|b| crate::protocol::keys::OwnerKey::from_bytes(&b).ok())
+            .map(Address))
+    }
+
+    fn v2_class(&self, class: &str) -> Result<(), IssuerError> {
+        match self.keys.policy.class(class) {
+            Some(c) if c.allowance_scheme == AllowanceScheme::V2 => Ok(()),
+            _ => Err(RequestRefusal::NotAV2Class(class.to_owned()).into()),
+        }
+    }
+
+    /// Allowance v2: the credential of a registered wallet for one class and day (today or
+    /// up to [`ALLOWANCE_REPLAY_DAYS`] before: a wallet that received offline fetches the
+    /// day's credential when it next reaches the issuer). One per identity, class and day;
+    /// a repeat gets the same credential. Issued under the newest epoch's key whose epoch
+    /// issues on that day, and recorded, so a repeat after a rotation uses the same key.
+    pub fn issue_credential(
+        &self,
+        request: &CredentialRequest,
+        now: u64,
+    ) -> Result<(CredentialKey, CredentialIssue), IssuerError> {
+        if !request.authentic() {
+            return Err(RequestRefusal::BadRequestSignature.into());
+        }
+        self.v2_class(&request.class)?;
+        let today = now / DAY_SECS;
+        if request.day > today || request.day + ALLOWANCE_REPLAY_DAYS < today {
+            return Err(RequestRefusal::WrongDay {
+                requested: request.day,
+                today,
+            }
+            .into());
+        }
+        let day_start = request.day * DAY_SECS;
+        let newest = self
+            .keys
+            .keysets
+            .iter()
+            .filter(|k| {
+                k.kind == KeysetKind::Allowance
+                    && k.windows.withdraw_from <= day_start
+                    && day_start < k.windows.withdraw_until
+            })
+            .map(|k| k.epoch)
+            .filter(|e| {
+                self.keys
+                    .credentials
+                    .for_class(*e, &request.class)
+                    .is_some()
+            })
+            .max()
+            .ok_or_else(|| RequestRefusal::NoCredentialKey {
+                class: request.class.clone(),
+                day: request.day,
+            })?;
+        let address = request.address.to_bytes();
+        let epoch = self
+            .engine
+            .accounts()
+            .record_credential_v2(&request.class, &address, request.day, newest)
+            .map_err(|e| match IssuerError::from(e) {
+                IssuerError::Refused(RequestRefusal::WalletNotRegistered(_)) => {
+                    RequestRefusal::WalletNotRegistered(Address(request.address).to_string()).into()
+                }
+                other => other,
+            })?;
+        let no_key = || RequestRefusal::NoCredentialKey {
+            class: request.class.clone(),
+            day: request.day,
+        };
+        let key = self
+            .keys
+            .credentials
+            .for_class(epoch, &request.class)
+            .ok_or_else(no_key)?;
+        let (key, secret) = self.keys.credentials.get(&key.id).ok_or_else(no_key)?;
+        let secret = secret.ok_or_else(no_key)?;
+        let issue = secret.issue(key, &request.address, request.day, &mut crate::os_rng());
+        Ok((key.clone(), issue))
+    }
+
     /// See [`IssuerApi::issue_allowance`].
     pub fn issue_allowance(
         &self,
@@ -330,8 +441,11 @@ impl Issuer {
 
     /// See [`IssuerApi::deposit`].
     pub fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, IssuerError> {
-        let verified =
-            self.engine.params().verifier().verify_deposit(deposit, now)?;
+        let verified = self
+            .engine
+            .params()
+            .verifier()
+            .verify_deposit(deposit, now)?;
         if !matches!(verified.target(), CreditTarget::Account(_)) {
             return Err(Misuse::NotAnAccountDeposit.into());
         }

@@ -55,6 +55,11 @@ pub const MSG_DEPOSIT: &[u8] = b"microcash/v1/deposit\0";
 pub const MSG_ALLOWANCE_SPEND: &[u8] = b"microcash/v1/allowance-spend\0";
 /// Prefix of the message a registered wallet signs to request allowance tokens.
 pub const MSG_ALLOWANCE_REQUEST: &[u8] = b"microcash/v1/allowance-request\0";
+/// Prefix of the message a wallet's address key signs to register for an allowance v2
+/// class (possession of the secret its credentials will be bound to).
+pub const MSG_REGISTER: &[u8] = b"microcash/v2/register\0";
+/// Prefix of the message a registered wallet signs to request its v2 credential of a day.
+pub const MSG_CREDENTIAL_REQUEST: &[u8] = b"microcash/v2/credential-request\0";
 
 /// All BLAKE2b personalisations (for the distinctness test and the docs).
 pub const ALL_PERSONALISATIONS: &[&[u8]] = &[
@@ -82,6 +87,8 @@ pub const ALL_MESSAGE_PREFIXES: &[&[u8]] = &[
     MSG_DEPOSIT,
     MSG_ALLOWANCE_SPEND,
     MSG_ALLOWANCE_REQUEST,
+    MSG_REGISTER,
+    MSG_CREDENTIAL_REQUEST,
 ];
 
 /// BLAKE2b with a personalisation tag, over the concatenation of `parts`.

@@ -280,8 +280,11 @@ impl IssuerKeys {
     }
 
     fn write_public(&self, dir: &Path) -> Result<(), FilesError> {
-        let mut credential_keys: Vec<CredentialKeyJson> =
-            self.credentials.iter().map(CredentialKeyJson::from).collect();
+        let mut credential_keys: Vec<CredentialKeyJson> = self
+            .credentials
+            .iter()
+            .map(CredentialKeyJson::from)
+            .collect();
         credential_keys.sort_by(|a, b| (a.epoch, &a.class).cmp(&(b.epoch, &b.class)));
         let doc = PublicKeysets {
             version: 1,
@@ -315,6 +318,14 @@ impl IssuerKeys {
         for entry in entries {
             let path = entry.map_err(io_err(&sdir))?.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            // Allowance v2 credential secrets have their own files (`load_credential_keys`).
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with("credentials-") {
                 continue;
             }
             let bytes = fs::read(&path).map_err(io_err(&path))?;
@@ -405,7 +416,10 @@ impl CredentialKeyJson {
         }
         let key = CredentialKey::new(self.epoch, &self.class, params).map_err(|e| e.to_string())?;
         if hex::encode(key.id) != self.id {
-            return Err(format!("credential key id {} does not match its parameters", self.id));
+            return Err(format!(
+                "credential key id {} does not match its parameters",
+                self.id
+            ));
         }
         Ok(key)
     }
@@ -438,7 +452,10 @@ pub fn load_credential_keys(dir: &Path) -> Result<CredentialKeys, FilesError> {
                     if secret.params() != key.params {
                         return Err(invalid(
                             &spath,
-                            format!("credential secret of class {} does not match its key", key.class),
+                            format!(
+                                "credential secret of class {} does not match its key",
+                                key.class
+                            ),
                         ));
                     }
                     Some(secret)

@@ -27,6 +27,14 @@ const ALLOWANCE_ISSUED: TableDefinition<(&[u8], u64), u64> =
     TableDefinition::new("allowance_issued");
 /// counters: "next_receipt", "next_withdrawal"
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Allowance v2: (class, address W) → identity, for the wallet each identity holds now.
+const V2_WALLETS: TableDefinition<(&str, &[u8]), &str> = TableDefinition::new("v2_wallets");
+/// Allowance v2: (class, identity) → its current address W.
+const V2_IDENTITIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("v2_identities");
+/// Allowance v2: (class, identity, day) → (address W, key epoch) of the one credential the
+/// identity got for that day.
+const V2_CREDENTIALS: TableDefinition<(&str, &str, u64), (&[u8], u32)> =
+    TableDefinition::new("v2_credentials");
 /// (UTC day, allowance request id) → value charged: requests already answered (a replay is
 /// answered again without a second charge). Entries older than the day before are pruned.
 const ALLOWANCE_REQUESTS: TableDefinition<(u64, &[u8]), u64> =
@@ -126,6 +134,13 @@ pub enum Refusal {
     /// The wallet address is not registered.
     #[error("wallet not registered")]
     WalletNotRegistered,
+    /// Allowance v2: the identity's credential for the day went to another of its wallets
+    /// (before a re-registration).
+    #[error("the identity's credential for day {0} was issued to its previous wallet")]
+    CredentialTaken(u64),
+    /// Allowance v2: the address is registered to another identity.
+    #[error("wallet registered to another identity")]
+    WalletOfAnotherIdentity,
     /// Beyond the day's allowance cap.
     #[error("allowance cap exceeded: limit {limit}, issued {issued}, requested {requested}")]
     AllowanceCapExceeded {
@@ -413,6 +428,76 @@ impl Store {
         Ok(())
     }
 
+    /// Allowance v2: registers `address` as `identity`'s wallet for `class`, replacing (and
+    /// returning) the identity's previous wallet, which can get no more credentials. A
+    /// repeated registration changes nothing; an address registered to another identity is
+    /// refused.
+    pub fn register_v2(
+        &self,
+        class: &str,
+        address: &[u8],
+        identity: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let previous = {
+            let mut wallets = txn.open_table(V2_WALLETS)?;
+            if let Some(owner) = wallets.get((class, address))? {
+                if owner.value() != identity {
+                    return Err(refused(Refusal::WalletOfAnotherIdentity));
+                }
+                return Ok(None);
+            }
+            let mut identities = txn.open_table(V2_IDENTITIES)?;
+            let previous = identities
+                .get((class, identity))?
+                .map(|v| v.value().to_vec());
+            if let Some(old) = &previous {
+                wallets.remove((class, old.as_slice()))?;
+            }
+            identities.insert((class, identity), address)?;
+            wallets.insert((class, address), identity)?;
+            previous
+        };
+        txn.commit()?;
+        Ok(previous)
+    }
+
+    /// Allowance v2: records the credential of `address` for `class` and `day`, under the
+    /// key of `epoch` unless one was recorded before (then that epoch is returned: a repeat
+    /// gets the same credential). One credential per identity, class and day: refused when
+    /// the identity's credential for the day went to its previous wallet, or when the
+    /// address is not (or no longer) registered.
+    pub fn record_credential_v2(
+        &self,
+        class: &str,
+        address: &[u8],
+        day: u64,
+        epoch: u32,
+    ) -> Result<u32, StoreError> {
+        let txn = self.db.begin_write()?;
+        let epoch = {
+            let identity = txn
+                .open_table(V2_WALLETS)?
+                .get((class, address))?
+                .map(|v| v.value().to_owned())
+                .ok_or_else(|| refused(Refusal::WalletNotRegistered))?;
+            let mut t = txn.open_table(V2_CREDENTIALS)?;
+            let existing = t
+                .get((class, identity.as_str(), day))?
+                .map(|v| (v.value().0.to_vec(), v.value().1));
+            match existing {
+                Some((w, e)) if w == address => e,
+                Some(_) => return Err(refused(Refusal::CredentialTaken(day))),
+                None => {
+                    t.insert((class, identity.as_str(), day), (address, epoch))?;
+                    epoch
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(epoch)
+    }
+
     /// Counts `signed` allowance tokens against `address`'s cap for `day` (refused beyond
     /// `limit` or for an unregistered address) and records their issuance — once per
     /// `request_id`: a request answered before is answered again at no charge.
@@ -579,6 +664,9 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(PARTNER_TOKENS)?;
         txn.open_table(WITHDRAW_REQUESTS)?;
         txn.open_table(WITHDRAW_REQUEST_EXPIRY)?;
+        txn.open_table(V2_WALLETS)?;
+        txn.open_table(V2_IDENTITIES)?;
+        txn.open_table(V2_CREDENTIALS)?;
     }
     txn.commit()?;
     Ok(())
@@ -648,6 +736,11 @@ fn read_everything(db: &Database) -> Result<(), StoreError> {
     if tables.iter().any(|t| t == "withdraw_requests") {
         scan(&txn, WITHDRAW_REQUESTS)?;
         scan(&txn, WITHDRAW_REQUEST_EXPIRY)?;
+    }
+    if tables.iter().any(|t| t == "v2_wallets") {
+        scan(&txn, V2_WALLETS)?;
+        scan(&txn, V2_IDENTITIES)?;
+        scan(&txn, V2_CREDENTIALS)?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@
 
 pub mod issuance;
 pub mod presentation;
+pub mod request;
 pub(crate) mod sigma;
 
 use std::sync::OnceLock;
@@ -29,6 +30,7 @@ pub use issuance::{Credential, CredentialIssue, CredentialKey, CredentialSecret}
 pub use presentation::{
     Presentation, PresentationContext, PresentationError, SlotTag, StealthOpening,
 };
+pub use request::{CredentialRequest, Registration};
 
 /// Domain of the v2 generators (pasta's `hash_to_curve` prefix).
 const GENERATOR_DOMAIN: &str = "microcash-v2:allowance";

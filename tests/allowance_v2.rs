@@ -1,0 +1,233 @@
+//! Allowance v2 at the issuer: registration with proof of possession, one credential per
+//! identity and day, chained payments within the cap, an over-cap receipt refused at
+//! redemption, a lent credential refused, and re-registration of a lost wallet.
+
+use microcash::issuer::{Issuer, IssuerApi, IssuerError, RequestRefusal};
+use microcash::protocol::coin::PaymentContext;
+use microcash::protocol::credential::{Credential, CredentialKey, CredentialRequest, Registration};
+use microcash::protocol::deposit::{AccountName, CreditTarget, Deposit};
+use microcash::protocol::keys::OwnerSecret;
+use microcash::protocol::keyset::KeysetKind;
+use microcash::protocol::policy::{AllowanceScheme, Policy, DAY_SECS};
+use microcash::protocol::spend::{OwnedCoin, Presenter};
+use microcash::protocol::withdraw::{blind, finish_coin};
+
+const NOW: u64 = 20_000 * DAY_SECS + 3600;
+const TODAY: u64 = NOW / DAY_SECS;
+
+/// An issuer whose `standard` class is v2 with a day of two slots worth 4 each.
+fn issuer(tmp: &tempfile::TempDir) -> Issuer {
+    let mut policy = Policy::default();
+    policy.class.get_mut("standard").unwrap().allowance_scheme = AllowanceScheme::V2;
+    policy.allowance.daily_limit = 8;
+    policy.allowance.slots = vec![(4, 2)];
+    // The epoch began three days ago, so it issues credentials for the past days too.
+    let issuer = Issuer::init(&tmp.path().join("issuer"), policy, NOW - 3 * DAY_SECS).unwrap();
+    issuer.create_account("alice", false).unwrap();
+    issuer.fund("alice", 1000).unwrap();
+    issuer.create_account("shop", true).unwrap();
+    issuer
+}
+
+struct Member {
+    w: OwnerSecret,
+    key: CredentialKey,
+    credential: Credential,
+}
+
+fn register(issuer: &Issuer, identity: &str) -> OwnerSecret {
+    let w = OwnerSecret::generate(&mut microcash::os_rng());
+    let reg = Registration::sign(&w, "standard", identity, &mut microcash::os_rng());
+    issuer.register_v2(&reg).unwrap();
+    w
+}
+
+fn credential(issuer: &Issuer, w: &OwnerSecret, day: u64) -> Result<Member, IssuerError> {
+    let req = CredentialRequest::sign(w, "standard", day, &mut microcash::os_rng());
+    let (key, issue) = issuer.issue_credential(&req, NOW)?;
+    // The wallet takes the key from the published list, not from the answer.
+    let params = issuer.engine().params();
+    let (published, _) = params.credentials.get(&key.id).unwrap();
+    assert_eq!(published, &key);
+    let credential = issue.open(published, w, day).unwrap();
+    Ok(Member {
+        w: w.clone(),
+        key,
+        credential,
+    })
+}
+
+fn withdraw(issuer: &Issuer) -> OwnedCoin {
+    let ks = issuer
+        .keysets()
+        .withdrawable(KeysetKind::Coin, "standard", 2, NOW)
+        .unwrap()
+        .clone();
+    let (pending, out) = blind(&ks, &mut microcash::os_rng());
+    let answer = issuer
+        .withdraw(&AccountName::new("alice").unwrap(), &[out], NOW)
+        .unwrap();
+    finish_coin(pending, &ks, &answer[0]).unwrap()
+}
+
+fn ctx() -> PaymentContext {
+    PaymentContext {
+        payment_id: [1; 16],
+        amount: 4,
+        time: NOW,
+    }
+}
+
+fn presenter<'a>(m: &'a Member, slots: &'a [u16]) -> Presenter<'a> {
+    Presenter {
+        key: &m.key,
+        credential: &m.credential,
+        wallet: &m.w,
+        slots,
+    }
+}
+
+fn pay(coin: &OwnedCoin, to: &OwnerSecret, from: Option<&Presenter<'_>>) -> OwnedCoin {
+    coin.pay_own_wallet_v2(to, ctx(), from, &mut microcash::os_rng())
+        .unwrap()
+}
+
+fn deposit(coin: &OwnedCoin, p: &Presenter<'_>) -> Deposit {
+    coin.deposit_v2(
+        CreditTarget::Account(AccountName::new("shop").unwrap()),
+        NOW,
+        Some(p),
+        &mut microcash::os_rng(),
+    )
+    .unwrap()
+}
+
+fn refusal(r: Result<microcash::issuer::Receipt, IssuerError>) -> String {
+    match r {
+        Ok(receipt) => panic!("accepted: {receipt:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_v2_day_chains_within_the_cap_and_refuses_an_over_cap_receipt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let issuer = issuer(&tmp);
+    let a = credential(&issuer, &register(&issuer, "anna"), TODAY).unwrap();
+    let b = credential(&issuer, &register(&issuer, "ben"), TODAY).unwrap();
+    // Chained: alice's coin → A → B → the shop, each receipt presented by its receiver.
+    let at_a = pay(&withdraw(&issuer), &a.w, None);
+    let at_b = pay(&at_a, &b.w, Some(&presenter(&a, &[0])));
+    let receipt = issuer
+        .deposit(&deposit(&at_b, &presenter(&b, &[0])), NOW)
+        .unwrap();
+    assert_eq!(receipt.value, 4);
+    // A's second receipt of the day uses its second slot.
+    let second = pay(&withdraw(&issuer), &a.w, None);
+    issuer
+        .deposit(&deposit(&second, &presenter(&a, &[1])), NOW)
+        .unwrap();
+    // A third receipt is over the cap: a used slot is refused by the spent set, a slot
+    // beyond the day's schedule by the verifier.
+    let third = pay(&withdraw(&issuer), &a.w, None);
+    let reused = refusal(issuer.deposit(&deposit(&third, &presenter(&a, &[0])), NOW));
+    assert!(reused.contains("allowance"), "{reused}");
+    let beyond = refusal(issuer.deposit(&deposit(&third, &presenter(&a, &[2])), NOW));
+    assert!(beyond.contains("slot 2"), "{beyond}");
+    // A credential is worth nothing on another day: yesterday's credential cannot present
+    // for today's receipt (the prover refuses; a forced one would fail the MAC).
+    let yesterday = credential(&issuer, &a.w, TODAY - 1).unwrap();
+    assert!(third
+        .deposit_v2(
+            CreditTarget::Account(AccountName::new("shop").unwrap()),
+            NOW,
+            Some(&presenter(&yesterday, &[0])),
+            &mut microcash::os_rng()
+        )
+        .is_err());
+}
+
+#[test]
+fn a_lent_credential_is_refused_at_redemption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let issuer = issuer(&tmp);
+    let a = credential(&issuer, &register(&issuer, "anna"), TODAY).unwrap();
+    // C never registered; it holds A's credential but not A's secret.
+    let c_secret = OwnerSecret::generate(&mut microcash::os_rng());
+    let lent = Member {
+        w: c_secret.clone(),
+        key: a.key.clone(),
+        credential: a.credential.clone(),
+    };
+    let at_c = pay(&withdraw(&issuer), &c_secret, None);
+    let e = refusal(issuer.deposit(&deposit(&at_c, &presenter(&lent, &[0])), NOW));
+    assert!(e.contains("presentation"), "{e}");
+    // C cannot get a credential of its own either.
+    let req = CredentialRequest::sign(&c_secret, "standard", TODAY, &mut microcash::os_rng());
+    assert!(matches!(
+        issuer.issue_credential(&req, NOW),
+        Err(IssuerError::Refused(RequestRefusal::WalletNotRegistered(_)))
+    ));
+}
+
+#[test]
+fn registration_proves_possession_and_one_identity_holds_one_wallet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let issuer = issuer(&tmp);
+    let w = OwnerSecret::generate(&mut microcash::os_rng());
+    // A registration not signed by the address's secret.
+    let mut forged = Registration::sign(&w, "standard", "anna", &mut microcash::os_rng());
+    forged.address = OwnerSecret::generate(&mut microcash::os_rng()).public();
+    assert!(matches!(
+        issuer.register_v2(&forged),
+        Err(IssuerError::Refused(RequestRefusal::BadRequestSignature))
+    ));
+    // A class that is not v2.
+    let mut p = Registration::sign(&w, "allowance", "anna", &mut microcash::os_rng());
+    assert!(matches!(
+        issuer.register_v2(&p),
+        Err(IssuerError::Refused(RequestRefusal::NotAV2Class(_)))
+    ));
+    p = Registration::sign(&w, "standard", "anna", &mut microcash::os_rng());
+    assert_eq!(issuer.register_v2(&p).unwrap(), None);
+    // Again: nothing changes. Under another identity: refused.
+    assert_eq!(issuer.register_v2(&p).unwrap(), None);
+    let other = Registration::sign(&w, "standard", "ben", &mut microcash::os_rng());
+    assert!(matches!(
+        issuer.register_v2(&other),
+        Err(IssuerError::Refused(
+            RequestRefusal::WalletOfAnotherIdentity(_)
+        ))
+    ));
+    let first = credential(&issuer, &w, TODAY).unwrap();
+    // The same request again gets the same credential.
+    let again = credential(&issuer, &w, TODAY).unwrap();
+    assert_eq!(again.credential, first.credential);
+    // Days: not tomorrow, not more than a week back.
+    for day in [TODAY + 1, TODAY - 8] {
+        let req = CredentialRequest::sign(&w, "standard", day, &mut microcash::os_rng());
+        assert!(matches!(
+            issuer.issue_credential(&req, NOW),
+            Err(IssuerError::Refused(RequestRefusal::WrongDay { .. }))
+        ));
+    }
+    // Anna loses her wallet and registers a new one: the old one is revoked, the new one
+    // gets no second credential for a day the old one was served, but does for other days.
+    let w2 = OwnerSecret::generate(&mut microcash::os_rng());
+    let re = Registration::sign(&w2, "standard", "anna", &mut microcash::os_rng());
+    assert_eq!(
+        issuer.register_v2(&re).unwrap().map(|a| a.0),
+        Some(w.public())
+    );
+    assert!(matches!(
+        credential(&issuer, &w2, TODAY),
+        Err(IssuerError::Refused(RequestRefusal::CredentialTaken {
+            day: TODAY
+        }))
+    ));
+    credential(&issuer, &w2, TODAY - 1).unwrap();
+    assert!(matches!(
+        credential(&issuer, &w, TODAY - 2),
+        Err(IssuerError::Refused(RequestRefusal::WalletNotRegistered(_)))
+    ));
+}
