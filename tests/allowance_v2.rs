@@ -231,3 +231,79 @@ fn registration_proves_possession_and_one_identity_holds_one_wallet() {
         Err(IssuerError::Refused(RequestRefusal::WalletNotRegistered(_)))
     ));
 }
+
+/// The engine's batched verification (presentations judged with the RedPallas
+/// signatures) gives the reference verifier's verdict for every deposit of a chunk: honest
+/// ones, a lent credential, a presentation with a flipped byte in each of several fields,
+/// a slot outside the schedule, a missing presentation.
+#[test]
+fn batched_verdicts_equal_the_reference_on_v2_deposits() {
+    use microcash::engine::batch_verify::{verify_chunk, ChunkDeposit};
+    let tmp = tempfile::tempdir().unwrap();
+    let issuer = issuer(&tmp);
+    let members: Vec<Member> = (0..3)
+        .map(|i| credential(&issuer, &register(&issuer, &format!("m{i}")), TODAY).unwrap())
+        .collect();
+    let outsider = OwnerSecret::generate(&mut microcash::os_rng());
+    let mut deposits = Vec::new();
+    for round in 0..4 {
+        for (i, m) in members.iter().enumerate() {
+            let at = pay(&withdraw(&issuer), &m.w, None);
+            let slot = [((round + i) % 2) as u16];
+            let mut d = deposit(&at, &presenter(m, &slot));
+            match (round * 3 + i) % 7 {
+                1 => {
+                    let p = d.presentation.as_mut().unwrap();
+                    p.responses[(round + i) % 5][0] ^= 1;
+                }
+                2 => {
+                    let p = d.presentation.as_mut().unwrap();
+                    p.c_v[1] ^= 2;
+                }
+                3 => {
+                    let lent = Member {
+                        w: outsider.clone(),
+                        key: m.key.clone(),
+                        credential: m.credential.clone(),
+                    };
+                    let at = pay(&withdraw(&issuer), &outsider, None);
+                    d = deposit(&at, &presenter(&lent, &slot));
+                }
+                4 => d = deposit(&at, &presenter(m, &[5])),
+                5 => {
+                    d = at
+                        .deposit_v2(
+                            CreditTarget::Account(AccountName::new("shop").unwrap()),
+                            NOW,
+                            None,
+                            &mut microcash::os_rng(),
+                        )
+                        .unwrap()
+                }
+                _ => {}
+            }
+            deposits.push(d);
+        }
+    }
+    let params = issuer.engine().params();
+    let verifier = params.verifier();
+    let chunk: Vec<ChunkDeposit<'_>> = deposits.iter().map(ChunkDeposit::from).collect();
+    let mut rng = microcash::seeded_rng();
+    let batched = verify_chunk(&verifier, &params.keysets, &chunk, NOW, &mut rng);
+    let mut refused = 0;
+    for (d, b) in deposits.iter().zip(&batched) {
+        let reference = verifier.verify_deposit(d, NOW);
+        assert_eq!(
+            b.as_ref().map(|v| v.digest()).map_err(|e| e.to_string()),
+            reference
+                .as_ref()
+                .map(|v| v.digest())
+                .map_err(|e| e.to_string())
+        );
+        refused += usize::from(reference.is_err());
+    }
+    assert!(
+        refused >= 5 && refused < deposits.len(),
+        "{refused} refused"
+    );
+}

@@ -34,12 +34,16 @@ use microcash_kernels::bls::{
     batch::{BlsItem, MessageForm},
     G1Affine,
 };
-use microcash_kernels::pallas::redpallas;
+use microcash_kernels::pallas::{lincomb, redpallas};
 use microcash_kernels::weights::random_weights;
 use rand_core::CryptoRng;
 use rayon::prelude::*;
 
 use crate::protocol::coin::Serial;
+use crate::protocol::credential::presentation::{self, SharedBases};
+use crate::protocol::credential::{
+    tag_base, CredentialKey, CredentialSecret, Presentation, PresentationContext, PresentationError,
+};
 use crate::protocol::deposit::Deposit;
 use crate::protocol::hints::{HintedDeposit, SerialHints};
 use crate::protocol::keys::{OwnerKey, RedSig};
@@ -47,11 +51,39 @@ use crate::protocol::keyset::{Keyset, KeysetId};
 use crate::protocol::tags;
 use crate::protocol::verify::{CryptoChecks, Rejection, VerifiedDeposit, Verifier};
 
+/// A Pallas question: a RedPallas signature, or an allowance v2 presentation (checked by
+/// the issuer, whose engine holds the credential secrets).
+enum PallasQuestion {
+    Signature(OwnerKey, Vec<u8>, RedSig),
+    Presentation(Box<RecordedPresentation>),
+}
+
+/// A presentation with the public inputs of its statement.
+struct RecordedPresentation {
+    key_id: [u8; 32],
+    presentation: Presentation,
+    day: u64,
+    receiving_key: OwnerKey,
+    stealth_commitment: [u8; 32],
+    binding: [u8; 32],
+}
+
+impl RecordedPresentation {
+    fn context(&self) -> PresentationContext<'_> {
+        PresentationContext {
+            day: self.day,
+            receiving_key: &self.receiving_key,
+            stealth_commitment: &self.stealth_commitment,
+            binding: &self.binding,
+        }
+    }
+}
+
 /// The questions one record's walk asked, in order.
 #[derive(Default)]
 struct Recorded {
     issuer: Vec<(KeysetId, G1Affine, Serial)>,
-    owner: Vec<(OwnerKey, Vec<u8>, RedSig)>,
+    owner: Vec<PallasQuestion>,
 }
 
 impl CryptoChecks for Recorded {
@@ -60,9 +92,63 @@ impl CryptoChecks for Recorded {
         true
     }
     fn owner_signature(&mut self, key: &OwnerKey, msg: &[u8], sig: &RedSig) -> bool {
-        self.owner.push((*key, msg.to_vec(), *sig));
+        self.owner
+            .push(PallasQuestion::Signature(*key, msg.to_vec(), *sig));
         true
     }
+    fn presentation(
+        &mut self,
+        key: &CredentialKey,
+        secret: Option<&CredentialSecret>,
+        presentation: &Presentation,
+        ctx: &PresentationContext<'_>,
+    ) -> Result<(), PresentationError> {
+        // Without the secret (not an issuer's engine) only the public part can be checked,
+        // and it is checked here, one at a time.
+        if secret.is_none() {
+            return presentation.verify_public(key, ctx);
+        }
+        self.owner.push(PallasQuestion::Presentation(Box::new(
+            RecordedPresentation {
+                key_id: key.id,
+                presentation: presentation.clone(),
+                day: ctx.day,
+                receiving_key: *ctx.receiving_key,
+                stealth_commitment: *ctx.stealth_commitment,
+                binding: *ctx.binding,
+            },
+        )));
+        Ok(())
+    }
+}
+
+/// A Pallas question ready for its batch.
+enum PallasItem {
+    Signature(redpallas::Prepared),
+    Presentation(Box<presentation::Prepared>),
+}
+
+/// Where a Pallas question sits in its kind's batch.
+#[derive(Clone, Copy)]
+enum PallasSlot {
+    Signature(usize),
+    Presentation(usize),
+}
+
+/// 128-bit weights as scalars.
+fn weight_scalars(
+    weights: &[microcash_kernels::weights::Weight],
+) -> Vec<pasta_curves::pallas::Scalar> {
+    use ff::PrimeField;
+    weights
+        .iter()
+        .map(|w| {
+            let mut full = [0u8; 32];
+            full[..16].copy_from_slice(w);
+            Option::from(pasta_curves::pallas::Scalar::from_repr(full))
+                .unwrap_or(<pasta_curves::pallas::Scalar as ff::Field>::ONE)
+        })
+        .collect()
 }
 
 /// Answers from the batch, consumed in walk order.
@@ -87,6 +173,33 @@ impl CryptoChecks for Replay<'_> {
         self.next_owner += 1;
         debug_assert!(ok.is_some(), "replay asked an unrecorded owner question");
         ok.unwrap_or(false)
+    }
+    fn presentation(
+        &mut self,
+        key: &CredentialKey,
+        secret: Option<&CredentialSecret>,
+        presentation: &Presentation,
+        ctx: &PresentationContext<'_>,
+    ) -> Result<(), PresentationError> {
+        if secret.is_none() {
+            return presentation.verify_public(key, ctx);
+        }
+        let ok = self.owner.get(self.next_owner).copied();
+        self.next_owner += 1;
+        debug_assert!(ok.is_some(), "replay asked an unrecorded presentation");
+        if ok.unwrap_or(false) {
+            Ok(())
+        } else {
+            // The batch says only "no"; the reference names the reason, and a refused
+            // presentation is rare enough to ask it.
+            match secret {
+                Some(secret) => match presentation.verify(key, secret, ctx) {
+                    Ok(()) => Err(PresentationError::BadProof),
+                    Err(e) => Err(e),
+                },
+                None => Err(PresentationError::BadProof),
+            }
+        }
     }
 }
 
@@ -203,14 +316,14 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
     // The walk asks about issuer signatures in the order their hints are written; were it
     // ever not so, a misplaced hint would only fail its check and cost its square roots.
     let mut hint_slots: Vec<Option<&MapHint>> = Vec::new();
-    let mut owner_refs: Vec<(&OwnerKey, &[u8], &RedSig)> = Vec::new();
+    let mut owner_refs: Vec<&PallasQuestion> = Vec::new();
     for ((rec, _), d) in recorded.iter().zip(deposits) {
         for (j, (id, sigma, serial)) in rec.issuer.iter().enumerate() {
             issuer_refs.push((*id, *sigma, serial.0));
             hint_slots.push(d.serial_hints.and_then(|h| h.get(j)));
         }
-        for (key, msg, sig) in &rec.owner {
-            owner_refs.push((key, msg, sig));
+        for q in &rec.owner {
+            owner_refs.push(q);
         }
     }
     for (id, _, _) in &issuer_refs {
@@ -239,6 +352,18 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
         .collect();
     let bls_weights = random_weights(rng, bls_items.len());
     let pallas_weights_all = random_weights(rng, owner_refs.len());
+    // Presentations take one weight per equation (4 + their slots), drawn here in walk order.
+    let mut presentation_weights: Vec<Option<Vec<pasta_curves::pallas::Scalar>>> =
+        Vec::with_capacity(owner_refs.len());
+    for q in &owner_refs {
+        presentation_weights.push(match q {
+            PallasQuestion::Presentation(p) => Some(weight_scalars(&random_weights(
+                rng,
+                4 + p.presentation.slots.len(),
+            ))),
+            PallasQuestion::Signature(..) => None,
+        });
+    }
 
     let mut issuer_groups = Vec::with_capacity(recorded.len());
     let mut owner_groups = Vec::with_capacity(recorded.len());
@@ -265,35 +390,80 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
         },
         || {
             let clock = std::time::Instant::now();
-            let prepared: Vec<Option<redpallas::Prepared>> = owner_refs
+            let prepared: Vec<Option<PallasItem>> = owner_refs
                 .par_iter()
-                .map(|(key, msg, sig)| {
-                    redpallas::Prepared::with_key(
+                .map(|q| match q {
+                    PallasQuestion::Signature(key, msg, sig) => redpallas::Prepared::with_key(
                         *key.affine(),
                         &key.to_bytes(),
                         sig.bytes(),
                         sig.r_point().copied(),
                         msg,
                     )
+                    .map(PallasItem::Signature),
+                    PallasQuestion::Presentation(p) => verifier
+                        .credential_keys()
+                        .and_then(|keys| keys.get(&p.key_id))
+                        .and_then(|(key, _)| p.presentation.prepare(key, &p.context()).ok())
+                        .map(|prepared| PallasItem::Presentation(Box::new(prepared))),
                 })
                 .collect();
-            // An undecodable signature is a "no" without any arithmetic; every other
-            // item takes part in the batch equation with its own secret weight.
+            // An undecodable signature or presentation is a "no" without any arithmetic;
+            // every other item takes part in a batch equation with its own secret weights.
+            // Signatures and presentations are judged together (one pass of bisection over
+            // records); each kind has its own multi-scalar multiplication.
             let mut position = vec![None; prepared.len()];
             let mut items = Vec::with_capacity(prepared.len());
             let mut weights = Vec::with_capacity(prepared.len());
-            for (i, p) in prepared.iter().enumerate() {
-                if let Some(p) = p {
-                    position[i] = Some(items.len());
-                    items.push(*p);
-                    weights.push(pallas_weights_all[i]);
+            let mut shared = SharedBases::default();
+            let mut combinations = Vec::new();
+            let mut tag_bases: HashMap<([u8; 32], u64), pasta_curves::pallas::Affine> =
+                HashMap::new();
+            for (i, p) in prepared.into_iter().enumerate() {
+                match p {
+                    Some(PallasItem::Signature(p)) => {
+                        position[i] = Some(PallasSlot::Signature(items.len()));
+                        items.push(p);
+                        weights.push(pallas_weights_all[i]);
+                    }
+                    Some(PallasItem::Presentation(prep)) => {
+                        let PallasQuestion::Presentation(rp) = owner_refs[i] else {
+                            continue;
+                        };
+                        let Some((key, Some(secret))) = verifier
+                            .credential_keys()
+                            .and_then(|keys| keys.get(&rp.key_id))
+                        else {
+                            continue;
+                        };
+                        let h_d = *tag_bases
+                            .entry((rp.key_id, rp.day))
+                            .or_insert_with(|| tag_base(&rp.key_id, rp.day));
+                        let Some(scalars) = &presentation_weights[i] else {
+                            continue;
+                        };
+                        if let Some(c) = prep.combination(key, secret, h_d, scalars, &mut shared) {
+                            position[i] = Some(PallasSlot::Presentation(combinations.len()));
+                            combinations.push(c);
+                        }
+                    }
+                    None => {}
                 }
             }
             let prepare_s = clock.elapsed().as_secs_f64();
             let clock = std::time::Instant::now();
             let ok = judge_by_record(&owner_groups, &|subset: &[usize]| {
-                let mapped: Option<Vec<usize>> = subset.iter().map(|&i| position[i]).collect();
-                mapped.is_some_and(|m| redpallas::verify_subset(&items, &weights, &m))
+                let (mut sigs, mut pres) = (Vec::new(), Vec::new());
+                for &i in subset {
+                    match position[i] {
+                        Some(PallasSlot::Signature(k)) => sigs.push(k),
+                        Some(PallasSlot::Presentation(k)) => pres.push(k),
+                        None => return false,
+                    }
+                }
+                (sigs.is_empty() || redpallas::verify_subset(&items, &weights, &sigs))
+                    && (pres.is_empty()
+                        || lincomb::check_subset(&combinations, shared.points(), &pres))
             });
             (ok, prepare_s, clock.elapsed().as_secs_f64())
         },

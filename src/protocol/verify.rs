@@ -319,6 +319,11 @@ impl<'a> Verifier<'a> {
         self
     }
 
+    /// The credential keys this verifier knows (allowance v2).
+    pub fn credential_keys(&self) -> Option<&'a CredentialKeys> {
+        self.credentials
+    }
+
     /// Checks an allowance v2 site: a presentation for the receipt `receipt` (the link that
     /// paid the signer), attached where `binding` says; records its tags in `seen`.
     #[allow(
