@@ -53,6 +53,10 @@ use crate::protocol::verify::{CryptoChecks, Rejection, VerifiedDeposit, Verifier
 
 /// A Pallas question: a RedPallas signature, or an allowance v2 presentation (checked by
 /// the issuer, whose engine holds the credential secrets).
+#[allow(
+    clippy::large_enum_variant,
+    reason = "signatures are the common case: boxing them would allocate per signature; the rare presentation is boxed"
+)]
 enum PallasQuestion {
     Signature(OwnerKey, Vec<u8>, RedSig),
     Presentation(Box<RecordedPresentation>),
