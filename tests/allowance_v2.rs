@@ -307,3 +307,58 @@ fn batched_verdicts_equal_the_reference_on_v2_deposits() {
         "{refused} refused"
     );
 }
+
+/// A swap keeps the class: a v2 coin cannot be swapped into a class with other rules, and
+/// swaps within the class work as before.
+#[test]
+fn a_swap_keeps_the_class() {
+    use microcash::protocol::deposit::SwapRequest;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut policy = Policy::default();
+    policy.class.get_mut("standard").unwrap().allowance_scheme = AllowanceScheme::V2;
+    let mut open = policy.class["standard"].clone();
+    open.allowance_scheme = AllowanceScheme::V1;
+    open.allowance_required = false;
+    policy.class.insert("open".into(), open);
+    let issuer = Issuer::init(&tmp.path().join("issuer"), policy, NOW).unwrap();
+    issuer.create_account("alice", false).unwrap();
+    issuer.fund("alice", 1000).unwrap();
+    let swap = |coin: &OwnedCoin, class: &str| {
+        let ks = issuer
+            .keysets()
+            .withdrawable(KeysetKind::Coin, class, 1, NOW)
+            .unwrap()
+            .clone();
+        let outputs: Vec<_> = (0..2)
+            .map(|_| blind(&ks, &mut microcash::os_rng()).1)
+            .collect();
+        let digest = microcash::protocol::deposit::outputs_digest(
+            microcash::protocol::tags::SWAP_OUTPUTS,
+            &outputs,
+        );
+        let input = coin
+            .deposit_v2(
+                CreditTarget::Swap(digest),
+                NOW,
+                None,
+                &mut microcash::os_rng(),
+            )
+            .unwrap();
+        issuer.swap(
+            &SwapRequest {
+                inputs: vec![input],
+                outputs,
+            },
+            NOW,
+        )
+    };
+    let coin = withdraw(&issuer);
+    assert!(matches!(
+        swap(&coin, "open"),
+        Err(IssuerError::Refused(RequestRefusal::SwapChangesClass {
+            index: 0,
+            ..
+        }))
+    ));
+    assert_eq!(swap(&coin, "standard").unwrap().len(), 2);
+}

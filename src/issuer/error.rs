@@ -112,6 +112,17 @@ pub enum RequestRefusal {
         /// Position.
         index: usize,
     },
+    /// A swap output of another class than an input's: a swap keeps the class and its
+    /// rules.
+    #[error("swap input {index} is of class {input_class:?}, an output of class {output_class:?}")]
+    SwapChangesClass {
+        /// Position of the input.
+        index: usize,
+        /// The input's class.
+        input_class: String,
+        /// The output's class.
+        output_class: String,
+    },
     /// The same coin twice in one swap.
     #[error("swap input {index} repeats an earlier input's coin")]
     SwapDuplicateInput {

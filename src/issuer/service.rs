@@ -497,6 +497,22 @@ impl Issuer {
             {
                 return Err(RequestRefusal::SwapDuplicateInput { index }.into());
             }
+            // A swap keeps the class and so its rules (hop cap, deadlines, merchant-only,
+            // the allowance scheme): every output is of the inputs' class.
+            let input_class = self
+                .keys
+                .keysets
+                .get(&v.keyset_id())
+                .map(|k| k.policy_class.clone())
+                .unwrap_or_default();
+            if let Some(out) = out_keysets.iter().find(|k| k.policy_class != input_class) {
+                return Err(RequestRefusal::SwapChangesClass {
+                    index,
+                    input_class,
+                    output_class: out.policy_class.clone(),
+                }
+                .into());
+            }
             inputs_value = inputs_value.saturating_add(v.value());
             verified.push(v);
         }

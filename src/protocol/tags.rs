@@ -37,8 +37,6 @@ pub const ALLOWANCE_REQUEST: &[u8] = b"mc1/allow-req";
 pub const ALLOWANCE_REQUEST_ID: &[u8] = b"mc1/allow-req-id";
 /// Identity of a withdrawal: account and blinded outputs (idempotency key).
 pub const WITHDRAW_REQUEST_ID: &[u8] = b"mc1/withdraw-id";
-/// Allowance v2: a class's credential secret derived from a stored issuer secret.
-pub const CREDENTIAL_KEY_DERIVE: &[u8] = b"mc2/cred-derive";
 /// Allowance v2: the id of a credential key (epoch, class, public parameters).
 pub const CREDENTIAL_KEY_ID: &[u8] = b"mc2/cred-key";
 /// Allowance v2: the issuer's per-(wallet, day) credential scalar u (U = u·G).
@@ -75,7 +73,6 @@ pub const ALL_PERSONALISATIONS: &[&[u8]] = &[
     ALLOWANCE_REQUEST,
     ALLOWANCE_REQUEST_ID,
     WITHDRAW_REQUEST_ID,
-    CREDENTIAL_KEY_DERIVE,
     CREDENTIAL_KEY_ID,
     CREDENTIAL_U,
     STEALTH_COMMITMENT,

@@ -723,15 +723,11 @@ mod allowance_v2 {
 
     fn setup() -> V2 {
         let f = Fixture::with_policy(v2_policy());
-        let seed = [5u8; 32];
-        let key = CredentialKey::of(
-            &CredentialSecret::derive(&seed, 1, "standard"),
-            1,
-            "standard",
-        )
-        .unwrap();
+        let secret = CredentialSecret::generate(&mut crate::os_rng());
+        let copy = || CredentialSecret::from_bytes(&secret.to_bytes()).unwrap();
+        let key = CredentialKey::of(&secret, 1, "standard").unwrap();
         let mut issuer_keys = CredentialKeys::default();
-        issuer_keys.insert_secret(key.clone(), CredentialSecret::derive(&seed, 1, "standard"));
+        issuer_keys.insert_secret(key.clone(), copy());
         let mut public_keys = CredentialKeys::default();
         public_keys.insert_public(key.clone());
         let schedule = f.policy.slot_schedule();
@@ -740,7 +736,7 @@ mod allowance_v2 {
             issuer_keys,
             public_keys,
             key,
-            secret: CredentialSecret::derive(&seed, 1, "standard"),
+            secret: copy(),
             schedule,
         }
     }

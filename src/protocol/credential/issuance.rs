@@ -61,29 +61,6 @@ impl CredentialSecret {
         }
     }
 
-    /// The key derived from 32 secret bytes (the issuer derives each class's key from a
-    /// secret it already stores, so no new secret file is needed).
-    pub fn derive(seed: &[u8; 32], epoch: u32, class: &str) -> CredentialSecret {
-        let part = |i: u8| {
-            hash_to_scalar(
-                tags::CREDENTIAL_KEY_DERIVE,
-                &[
-                    seed,
-                    &epoch.to_le_bytes(),
-                    &[class.len() as u8],
-                    class.as_bytes(),
-                    &[i],
-                ],
-            )
-        };
-        CredentialSecret {
-            x0: part(0),
-            x0_blind: part(1),
-            x1: part(2),
-            x2: part(3),
-        }
-    }
-
     /// The 128-byte secret (x₀ ‖ x̃₀ ‖ x₁ ‖ x₂, canonical little-endian scalars), for the
     /// issuer's 0600 secrets file only.
     pub fn to_bytes(&self) -> [u8; 128] {
