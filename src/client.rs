@@ -10,11 +10,15 @@ use serde_json::{json, Value};
 
 use crate::issuer::{CallError, IssuerApi, Receipt, RemoteFailure};
 use crate::protocol::allowance::AllowanceRequest;
+use crate::protocol::credential::{
+    CredentialIssue, CredentialKeys, CredentialRequest, Registration,
+};
 use crate::protocol::deposit::{AccountName, BlindedOutput, Deposit, SwapRequest};
-use crate::protocol::encoding::{Encode, Writer};
+use crate::protocol::encoding::{Decode, Encode, Writer};
 use crate::protocol::keyset::{KeysetJson, KeysetList};
 use crate::protocol::policy::Policy;
 use crate::protocol::stealth::Address;
+use crate::store::files::CredentialKeyJson;
 
 /// A client error: the server's refusal, the transport, or an answer that is not what the
 /// API promises.
@@ -53,6 +57,7 @@ pub struct HttpIssuer {
     token: Option<String>,
     keysets: KeysetList,
     policy: Policy,
+    credentials: CredentialKeys,
 }
 
 impl RemoteFailure for ClientError {
@@ -133,12 +138,26 @@ impl HttpIssuer {
                 status: 200,
                 body: format!("policy: {e}"),
             })?;
+        let published: Vec<CredentialKeyJson> =
+            serde_json::from_value(keys.get("credential_keys").cloned().unwrap_or_default())
+                .map_err(|e| ClientError::Unexpected {
+                    status: 200,
+                    body: format!("credential keys: {e}"),
+                })?;
+        let mut credentials = CredentialKeys::default();
+        for k in &published {
+            credentials.insert_public(k.key().map_err(|e| ClientError::Unexpected {
+                status: 200,
+                body: format!("credential keys: {e}"),
+            })?);
+        }
         Ok(HttpIssuer {
             base,
             http,
             token,
             keysets,
             policy,
+            credentials,
         })
     }
 
@@ -236,6 +255,50 @@ impl IssuerApi for HttpIssuer {
         _now: u64,
     ) -> Result<Vec<G1Affine>, CallError> {
         Ok(self.signatures("/v1/allowance", json!({ "request": hex_of(request) }), None)?)
+    }
+
+    fn credential_keys(&self) -> &CredentialKeys {
+        &self.credentials
+    }
+
+    fn register_v2(&self, registration: &Registration) -> Result<Option<Address>, CallError> {
+        let (status, v) = self.post(
+            "/v1/register",
+            json!({ "request": hex_of(registration) }),
+            self.token.as_deref(),
+        )?;
+        if status != 200 {
+            return Err(refused(status, &v).into());
+        }
+        match v.get("revoked") {
+            None | Some(Value::Null) => Ok(None),
+            Some(r) => Ok(Some(
+                r.as_str()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| malformed(&v))?,
+            )),
+        }
+    }
+
+    fn issue_credential(
+        &self,
+        request: &CredentialRequest,
+        _now: u64,
+    ) -> Result<([u8; 32], CredentialIssue), CallError> {
+        let (status, v) =
+            self.post("/v1/allowance", json!({ "request": hex_of(request) }), None)?;
+        if status != 200 {
+            return Err(refused(status, &v).into());
+        }
+        let key: [u8; 32] = text_at(&v, "/key")
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| malformed(&v))?;
+        let issue = text_at(&v, "/credential")
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| CredentialIssue::from_bytes(&b).ok())
+            .ok_or_else(|| malformed(&v))?;
+        Ok((key, issue))
     }
 
     fn deposit(&self, deposit: &Deposit, _now: u64) -> Result<Receipt, CallError> {

@@ -780,6 +780,25 @@ impl IssuerApi for LostAnswers<'_> {
     ) -> Result<microcash::issuer::Receipt, microcash::issuer::CallError> {
         lost(IssuerApi::deposit(self.0, deposit, now))
     }
+    fn credential_keys(&self) -> &microcash::protocol::credential::CredentialKeys {
+        IssuerApi::credential_keys(self.0)
+    }
+    fn register_v2(
+        &self,
+        registration: &microcash::protocol::credential::Registration,
+    ) -> Result<Option<Address>, microcash::issuer::CallError> {
+        IssuerApi::register_v2(self.0, registration)
+    }
+    fn issue_credential(
+        &self,
+        request: &microcash::protocol::credential::CredentialRequest,
+        now: u64,
+    ) -> Result<
+        ([u8; 32], microcash::protocol::credential::CredentialIssue),
+        microcash::issuer::CallError,
+    > {
+        lost(IssuerApi::issue_credential(self.0, request, now))
+    }
 }
 
 /// Every answer lost: each operation stays journalled with its coins in flight (never

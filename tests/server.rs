@@ -1418,3 +1418,57 @@ fn partner_quota_disk_reserve_and_retention() {
     let _ = server.wait();
     assert_eq!(r["detail"]["replayed"], true, "{r}");
 }
+
+/// Allowance v2 over HTTP: the keys route publishes the credential keys, `/v1/register`
+/// takes the wallet's signed registration with the admin token (and names the revoked
+/// wallet on a re-registration), `/v1/allowance` answers a v2 request with the day's
+/// credential, which opens under the published key.
+#[test]
+fn allowance_v2_registration_and_credentials_over_http() {
+    use microcash::client::HttpIssuer;
+    use microcash::protocol::credential::{CredentialRequest, Registration};
+    use microcash::protocol::keys::OwnerSecret;
+    use microcash::protocol::policy::{AllowanceScheme, DAY_SECS};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("issuer");
+    let mut policy = Policy::default();
+    policy.class.get_mut("standard").unwrap().allowance_scheme = AllowanceScheme::V2;
+    let now = microcash::unix_now();
+    drop(Issuer::init(&dir, policy, now).unwrap());
+    let server = start(&dir);
+    let base = url(&server, "");
+    let admin = HttpIssuer::connect(&base, Some("admin-secret".into())).unwrap();
+    assert_eq!(admin.credential_keys().iter().count(), 1);
+    let w = OwnerSecret::generate(&mut microcash::os_rng());
+    let reg = Registration::sign(&w, "standard", "anna", &mut microcash::os_rng());
+    assert_eq!(admin.register_v2(&reg).unwrap(), None);
+    // Without the admin token: refused.
+    let anyone = HttpIssuer::connect(&base, None).unwrap();
+    assert!(anyone.register_v2(&reg).is_err());
+    // The wallet asks for today's credential (no token: its signature authorises it).
+    let day = now / DAY_SECS;
+    let req = CredentialRequest::sign(&w, "standard", day, &mut microcash::os_rng());
+    let (key_id, issue) = anyone.issue_credential(&req, now).unwrap();
+    let (key, _) = anyone.credential_keys().get(&key_id).unwrap();
+    assert_eq!(issue.open(key, &w, day).unwrap().day, day);
+    // A tampered request is refused with the issuer's reason.
+    let mut bad = req.clone();
+    bad.day -= 1;
+    let e = anyone.issue_credential(&bad, now).unwrap_err();
+    assert!(e.to_string().contains("signature"), "{e}");
+    // Re-registration names the revoked wallet.
+    let w2 = OwnerSecret::generate(&mut microcash::os_rng());
+    let re = Registration::sign(&w2, "standard", "anna", &mut microcash::os_rng());
+    assert_eq!(
+        admin.register_v2(&re).unwrap().map(|a| a.0),
+        Some(w.public())
+    );
+    // A malformed body is a 400 naming the field.
+    let resp = client()
+        .post(url(&server, "/v1/register"))
+        .bearer_auth("admin-secret")
+        .json(&json!({ "request": "02ff" }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+}

@@ -16,6 +16,9 @@ pub use service::{Issuer, Receipt};
 use microcash_kernels::bls::G1Affine;
 
 use crate::protocol::allowance::AllowanceRequest;
+use crate::protocol::credential::{
+    CredentialIssue, CredentialKeys, CredentialRequest, Registration,
+};
 use crate::protocol::deposit::{AccountName, BlindedOutput, Deposit, SwapRequest};
 use crate::protocol::keyset::KeysetList;
 use crate::protocol::policy::Policy;
@@ -46,4 +49,17 @@ pub trait IssuerApi {
     ) -> Result<Vec<G1Affine>, CallError>;
     /// Deposits one coin.
     fn deposit(&self, deposit: &Deposit, now: u64) -> Result<Receipt, CallError>;
+    /// Allowance v2: the published credential keys (public parameters; a wallet takes
+    /// keys from here, never from an answer).
+    fn credential_keys(&self) -> &CredentialKeys;
+    /// Allowance v2: registers a wallet for a class (back office: admin token over HTTP).
+    /// Returns the identity's previous wallet, now revoked.
+    fn register_v2(&self, registration: &Registration) -> Result<Option<Address>, CallError>;
+    /// Allowance v2: the wallet's credential for a class and day, with the id of the key
+    /// that made it.
+    fn issue_credential(
+        &self,
+        request: &CredentialRequest,
+        now: u64,
+    ) -> Result<([u8; 32], CredentialIssue), CallError>;
 }

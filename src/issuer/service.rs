@@ -550,6 +550,23 @@ impl IssuerApi for Issuer {
         &self.keys.keysets
     }
 
+    fn credential_keys(&self) -> &crate::protocol::credential::CredentialKeys {
+        &self.keys.credentials
+    }
+
+    fn register_v2(&self, registration: &Registration) -> Result<Option<Address>, CallError> {
+        Ok(Issuer::register_v2(self, registration)?)
+    }
+
+    fn issue_credential(
+        &self,
+        request: &CredentialRequest,
+        now: u64,
+    ) -> Result<([u8; 32], CredentialIssue), CallError> {
+        let (key, issue) = Issuer::issue_credential(self, request, now)?;
+        Ok((key.id, issue))
+    }
+
     fn policy(&self) -> &Policy {
         &self.keys.policy
     }

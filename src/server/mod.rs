@@ -47,6 +47,7 @@ use error::ApiError;
 
 use crate::issuer::{Issuer, IssuerApi};
 use crate::protocol::allowance::AllowanceRequest;
+use crate::protocol::credential::{CredentialRequest, Registration};
 use crate::protocol::deposit::{AccountName, BlindedOutput, Deposit, SwapRequest};
 use crate::protocol::encoding::{Decode, Reader};
 
@@ -61,6 +62,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/swap"),
     ("POST", "/v1/allowance"),
     ("POST", "/v1/wallets"),
+    ("POST", "/v1/register"),
     ("GET", "/v1/keys"),
     ("GET", "/v1/policy"),
     ("GET", "/metrics"),
@@ -177,6 +179,7 @@ pub fn router(
         .route("/v1/swap", post(post_swap))
         .route("/v1/allowance", post(post_allowance))
         .route("/v1/wallets", post(post_wallet))
+        .route("/v1/register", post(post_register))
         .layer(DefaultBodyLimit::max(JSON_BODY_MAX));
     let router = Router::new()
         .route(
@@ -435,16 +438,65 @@ async fn post_swap(
     Ok(signatures_json(&sigs))
 }
 
+/// v1: blind allowance tokens (`AllowanceRequest`, version byte 1) → signatures. v2: a
+/// credential (`CredentialRequest`, version byte 2) → `{"key", "credential"}`.
 async fn post_allowance(
     State(s): State<AppState>,
     body: Result<Json<MessageBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Json(body) = body.map_err(json_error)?;
-    let request: AllowanceRequest = hex_message("request", &body.request)?;
     let issuer = s.issuer.clone();
     let now = s.clock.now();
+    if body.request.starts_with("02") {
+        let request: CredentialRequest = hex_message("request", &body.request)?;
+        let (key, issue) = blocking(move || Ok(issuer.issue_credential(&request, now)?)).await?;
+        return Ok(Json(json!({
+            "key": hex::encode(key.id),
+            "credential": hex::encode(crate::protocol::encoding::Encode::to_bytes(&issue)),
+        }))
+        .into_response());
+    }
+    let request: AllowanceRequest = hex_message("request", &body.request)?;
     let sigs = blocking(move || Ok(issuer.issue_allowance(&request, now)?)).await?;
-    Ok(signatures_json(&sigs))
+    Ok(signatures_json(&sigs).into_response())
+}
+
+/// The admin token's check, shared by the registration routes.
+fn require_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(admin) = s.admin_token.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "disabled",
+            "wallet registration over HTTP is disabled on this server",
+        ));
+    };
+    if !bearer(headers).is_some_and(|t| crate::store::state::tokens_match(t, admin)) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "issuer admin token required",
+        ));
+    }
+    Ok(())
+}
+
+/// Allowance v2 registration: the wallet's signed `Registration` (possession of its
+/// secret), the identity attested by the back office's admin token.
+async fn post_register(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<MessageBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&s, &headers)?;
+    let Json(body) = body.map_err(json_error)?;
+    let registration: Registration = hex_message("request", &body.request)?;
+    let address = crate::protocol::stealth::Address(registration.address);
+    let issuer = s.issuer.clone();
+    let revoked = blocking(move || Ok(issuer.register_v2(&registration)?)).await?;
+    Ok(Json(json!({
+        "registered": address.to_string(),
+        "revoked": revoked.map(|a| a.to_string()),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -461,20 +513,7 @@ async fn post_wallet(
     headers: HeaderMap,
     body: Result<Json<WalletBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Some(admin) = s.admin_token.as_deref() else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "disabled",
-            "wallet registration over HTTP is disabled on this server",
-        ));
-    };
-    if !bearer(&headers).is_some_and(|t| crate::store::state::tokens_match(t, admin)) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "issuer admin token required",
-        ));
-    }
+    require_admin(&s, &headers)?;
     let Json(body) = body.map_err(json_error)?;
     let address: crate::protocol::stealth::Address = body
         .address
@@ -513,7 +552,16 @@ async fn get_keys(State(s): State<AppState>) -> Result<impl IntoResponse, ApiErr
         })
         .collect::<Result<_, serde_json::Error>>()
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "keysets": keysets })))
+    let credential_keys: Vec<crate::store::files::CredentialKeyJson> = s
+        .issuer
+        .keys()
+        .credentials
+        .iter()
+        .map(crate::store::files::CredentialKeyJson::from)
+        .collect();
+    Ok(Json(
+        json!({ "keysets": keysets, "credential_keys": credential_keys }),
+    ))
 }
 
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {

@@ -406,7 +406,8 @@ impl From<&CredentialKey> for CredentialKeyJson {
 }
 
 impl CredentialKeyJson {
-    fn key(&self) -> Result<CredentialKey, String> {
+    /// The key, its id checked against its parameters.
+    pub fn key(&self) -> Result<CredentialKey, String> {
         let mut params = [[0u8; 32]; 3];
         for (o, h) in params.iter_mut().zip(&self.params) {
             *o = hex::decode(h)

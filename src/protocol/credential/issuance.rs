@@ -335,6 +335,41 @@ impl CredentialIssue {
     }
 }
 
+impl crate::protocol::encoding::Encode for CredentialIssue {
+    fn encode(&self, w: &mut crate::protocol::encoding::Writer) {
+        w.bytes(&self.u).bytes(&self.v);
+        for c in &self.commitments {
+            w.bytes(c);
+        }
+        for r in &self.responses {
+            w.bytes(r);
+        }
+    }
+}
+
+impl crate::protocol::encoding::Decode for CredentialIssue {
+    fn decode(
+        r: &mut crate::protocol::encoding::Reader<'_>,
+    ) -> Result<Self, crate::protocol::encoding::DecodeError> {
+        let u = r.array("U")?;
+        let v = r.array("V")?;
+        let mut commitments = [[0u8; 32]; 4];
+        for c in &mut commitments {
+            *c = r.array("issuance commitment")?;
+        }
+        let mut responses = [[0u8; 32]; 4];
+        for s in &mut responses {
+            *s = r.array("issuance response")?;
+        }
+        Ok(CredentialIssue {
+            u,
+            v,
+            commitments,
+            responses,
+        })
+    }
+}
+
 /// A wallet's credential for one day under one key: the MAC (U, V) on (k, day).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {

@@ -4,8 +4,15 @@
 
 use rand_core::CryptoRng;
 
+use crate::protocol::encoding::{expect_version, Decode, DecodeError, Encode, Reader, Writer};
 use crate::protocol::keys::{OwnerKey, OwnerSecret, RedSig};
+use crate::protocol::keyset::POLICY_CLASS_LEN_MAX;
 use crate::protocol::tags;
+
+/// Version byte of the v2 wallet messages (a v1 allowance request starts with 1).
+pub const V2_MESSAGE_VERSION: u8 = 2;
+/// Longest identity, bytes.
+pub const IDENTITY_LEN_MAX: usize = 255;
 
 /// A wallet's registration for a v2 class: address W, the identity the back office attests,
 /// and w's signature over both (possession of the secret the credential will be bound to).
@@ -111,6 +118,49 @@ impl CredentialRequest {
             &request_message(&self.address, &self.class, self.day),
             &self.signature,
         )
+    }
+}
+
+impl Encode for Registration {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(V2_MESSAGE_VERSION);
+        self.address.encode(w);
+        w.short_bytes(self.class.as_bytes())
+            .short_bytes(self.identity.as_bytes());
+        self.signature.encode(w);
+    }
+}
+
+impl Decode for Registration {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        expect_version(r, "registration", V2_MESSAGE_VERSION)?;
+        Ok(Registration {
+            address: OwnerKey::decode(r, "address")?,
+            class: r.short_str("class", POLICY_CLASS_LEN_MAX)?.to_owned(),
+            identity: r.short_str("identity", IDENTITY_LEN_MAX)?.to_owned(),
+            signature: RedSig::decode(r, "registration signature")?,
+        })
+    }
+}
+
+impl Encode for CredentialRequest {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(V2_MESSAGE_VERSION);
+        self.address.encode(w);
+        w.short_bytes(self.class.as_bytes()).u64(self.day);
+        self.signature.encode(w);
+    }
+}
+
+impl Decode for CredentialRequest {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        expect_version(r, "credential request", V2_MESSAGE_VERSION)?;
+        Ok(CredentialRequest {
+            address: OwnerKey::decode(r, "address")?,
+            class: r.short_str("class", POLICY_CLASS_LEN_MAX)?.to_owned(),
+            day: r.u64("day")?,
+            signature: RedSig::decode(r, "request signature")?,
+        })
     }
 }
 
