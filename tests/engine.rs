@@ -218,11 +218,15 @@ fn random_batches_agree_with_the_reference() {
     // `generate` itself clears each day through the reference path and checks it against
     // the injected faults; here the batched engine must reproduce those verdicts, across
     // chunk boundaries and thread counts.
-    for (seed, allowance, chunk, threads, hints) in [
-        (11u64, true, 37usize, 2usize, true),
-        (12, false, 64, 1, false),
-        (13, true, 1000, 2, false),
-        (14, false, 300, 2, true),
+    use microcash::protocol::policy::AllowanceScheme::{V1, V2};
+    for (seed, allowance, scheme, chunk, threads, hints) in [
+        (11u64, true, V1, 37usize, 2usize, true),
+        (12, false, V1, 64, 1, false),
+        (13, true, V1, 1000, 2, false),
+        (14, false, V1, 300, 2, true),
+        // Allowance v2: presentations by registered receivers, batched with the signatures.
+        (15, true, V2, 45, 2, true),
+        (16, true, V2, 1000, 1, false),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("r.mcb");
@@ -233,6 +237,7 @@ fn random_batches_agree_with_the_reference() {
             invalid_rate: 0.35,
             hops_mix: vec![(0, 10), (1, 50), (2, 25), (3, 15)],
             allowance,
+            allowance_scheme: scheme,
             accounts: 5,
             days: 2,
             now: 1_900_000_000,

@@ -143,9 +143,13 @@ enum DatasetCmd {
         /// Hop-count mix of valid coins, hops:weight.
         #[arg(long, default_value = "1:80,2:15,3:5")]
         hops_mix: String,
-        /// Received coins carry allowance tokens (the class requires them).
+        /// Received coins carry allowance (the class requires it).
         #[arg(long)]
         allowance: bool,
+        /// With --allowance: v1 bearer tokens, or v2 presentations by registered receiving
+        /// wallets (docs/protocol.md §8.5).
+        #[arg(long, default_value = "v1", value_parser = parse_allowance_scheme)]
+        allowance_scheme: crate::protocol::policy::AllowanceScheme,
         /// Merchant accounts receiving the deposits.
         #[arg(long, default_value_t = 16)]
         accounts: u32,
@@ -509,6 +513,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             invalid_rate,
             hops_mix,
             allowance,
+            allowance_scheme,
             accounts,
             days,
             no_hints,
@@ -521,6 +526,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 invalid_rate,
                 hops_mix: crate::dataset::parse_hops_mix(&hops_mix)?,
                 allowance,
+                allowance_scheme,
                 accounts,
                 days,
                 now,
@@ -872,4 +878,13 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `--allowance-scheme v1|v2`.
+fn parse_allowance_scheme(s: &str) -> Result<crate::protocol::policy::AllowanceScheme, String> {
+    match s {
+        "v1" => Ok(crate::protocol::policy::AllowanceScheme::V1),
+        "v2" => Ok(crate::protocol::policy::AllowanceScheme::V2),
+        other => Err(format!("{other:?}: expected v1 or v2")),
+    }
 }

@@ -25,6 +25,7 @@
 )]
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use microcash_kernels::bls;
@@ -36,13 +37,14 @@ use serde::{Deserialize, Serialize};
 use crate::engine::batch_file::BatchWriter;
 use crate::engine::{ClearOptions, Engine, EngineError};
 use crate::protocol::coin::{AllowanceToken, Coin, PaymentContext, Serial};
+use crate::protocol::credential::{Credential, CredentialKey, CredentialSecret};
 use crate::protocol::deposit::{AccountName, CreditTarget, Deposit};
 use crate::protocol::encoding::Encode;
 use crate::protocol::hints::HintedDeposit;
 use crate::protocol::keys::OwnerSecret;
 use crate::protocol::keyset::{Keyset, KeysetKind, KeysetList, Windows};
-use crate::protocol::policy::{Policy, DAY_SECS};
-use crate::protocol::spend::{OwnedAllowance, OwnedCoin};
+use crate::protocol::policy::{AllowanceScheme, Policy, DAY_SECS};
+use crate::protocol::spend::{OwnedAllowance, OwnedCoin, Presenter};
 use crate::protocol::tags;
 use crate::spentset::SpentSetConfig;
 use crate::store::files::{keysets_path, policy_path, write_atomic, FilesError, PublicKeysets};
@@ -65,8 +67,12 @@ pub struct GenOptions {
     pub invalid_rate: f64,
     /// (hops, weight) of valid coins.
     pub hops_mix: Vec<(u8, u32)>,
-    /// Whether received coins carry allowance tokens (class requires them).
+    /// Whether received coins carry allowance (class requires it).
     pub allowance: bool,
+    /// With `allowance`: v1 tokens, or v2 presentations by registered receiving wallets
+    /// (each receiver a wallet with its day's credential; the class's slot schedule has two
+    /// slots per denomination).
+    pub allowance_scheme: AllowanceScheme,
     /// Number of merchant accounts deposits go to.
     pub accounts: u32,
     /// Number of days (batch files).
@@ -100,6 +106,7 @@ impl Default for GenOptions {
             invalid_rate: 0.0,
             hops_mix: vec![(1, 80), (2, 15), (3, 5)],
             allowance: false,
+            allowance_scheme: AllowanceScheme::V1,
             accounts: 16,
             days: 1,
             now: crate::unix_now(),
@@ -209,10 +216,35 @@ struct GenIssuer {
     keysets: KeysetList,
     secrets: BTreeMap<(KeysetKind, u32, u8), (Keyset, bls::SecretKey)>,
     policy: Policy,
+    /// Allowance v2: the current epoch's credential key of `standard`.
+    credential: Option<(CredentialKey, CredentialSecret)>,
+}
+
+/// A receiving wallet of a v2 day: its secret and its credential for the day.
+#[derive(Clone)]
+struct V2Receiver {
+    wallet: OwnerSecret,
+    credential: Credential,
+}
+
+/// What moving a generated coin on needs.
+#[derive(Clone)]
+enum Mover {
+    /// Nothing (not received, or no allowance required).
+    Free,
+    /// v1 tokens.
+    Tokens,
+    /// A v2 presentation by this receiver.
+    Presentation(Box<V2Receiver>),
 }
 
 impl GenIssuer {
+    #[cfg(test)]
     fn new(seed: u64, now: u64, allowance: bool) -> GenIssuer {
+        Self::with_scheme(seed, now, allowance, AllowanceScheme::V1)
+    }
+
+    fn with_scheme(seed: u64, now: u64, allowance: bool, scheme: AllowanceScheme) -> GenIssuer {
         let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6b65_7973);
         let mut policy = Policy::default();
         // Long-lived keys so checked-in samples stay clearable for decades.
@@ -224,6 +256,12 @@ impl GenIssuer {
         class.max_payment = MAX_PAYMENT;
         class.deposit_deadline_days = 365 * 50;
         class.allowance_required = allowance;
+        class.allowance_scheme = scheme;
+        if scheme == AllowanceScheme::V2 {
+            // Two slots per denomination: every generated coin is covered by one slot.
+            policy.allowance.slots = (0..=DENOMINATION_EXP_MAX).map(|e| (1u64 << e, 2)).collect();
+            policy.allowance.daily_limit = 2 * ((2u64 << DENOMINATION_EXP_MAX) - 1);
+        }
         let day = now - now % DAY_SECS;
         let current = Windows {
             withdraw_from: day - 30 * DAY_SECS,
@@ -251,11 +289,38 @@ impl GenIssuer {
                 }
             }
         }
+        let credential = (scheme == AllowanceScheme::V2).then(|| {
+            let secret = CredentialSecret::generate(&mut rng);
+            let key = CredentialKey::of(&secret, 2, "standard").expect("a fresh key is valid");
+            (key, secret)
+        });
         GenIssuer {
             keysets: KeysetList::new(list).expect("distinct ids"),
             secrets,
             policy,
+            credential,
         }
+    }
+
+    /// A fresh registered wallet with its credential for `day` (v2).
+    fn v2_receiver(&self, rng: &mut ChaCha20Rng, day: u64) -> Option<V2Receiver> {
+        let (key, secret) = self.credential.as_ref()?;
+        let wallet = OwnerSecret::generate(rng);
+        let issue = secret.issue(key, &wallet.public(), day, rng);
+        // The generator is the issuer: the credential is taken as issued (a wallet would
+        // check the proof with `CredentialIssue::open`).
+        let credential = Credential {
+            key_id: key.id,
+            day,
+            u: issue.u,
+            v: issue.v,
+        };
+        Some(V2Receiver { wallet, credential })
+    }
+
+    /// The v2 slot of a coin of 2^exp (the first of its denomination's two).
+    fn v2_slot(&self, exp: u8) -> u16 {
+        2 * u16::from(exp)
     }
 
     fn keyset(&self, kind: KeysetKind, epoch: u32, exp: u8) -> &(Keyset, bls::SecretKey) {
@@ -302,8 +367,29 @@ impl GenIssuer {
         let doc = PublicKeysets {
             version: 1,
             keysets: self.keysets.to_json(),
-            credential_keys: Vec::new(),
+            credential_keys: self
+                .credential
+                .iter()
+                .map(|(k, _)| crate::store::files::CredentialKeyJson::from(k))
+                .collect(),
         };
+        if let Some((key, secret)) = &self.credential {
+            // The clearing store needs the credential secret: only the issuer can check a
+            // presentation. Params of a v2 day are therefore private (0700/0600).
+            let secrets = dir.join("secrets");
+            std::fs::create_dir_all(&secrets)?;
+            std::fs::set_permissions(
+                &secrets,
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            )?;
+            let map: BTreeMap<String, String> =
+                [(key.class.clone(), hex::encode(secret.to_bytes()))].into();
+            write_atomic(
+                &secrets.join(format!("credentials-{:04}.json", key.epoch)),
+                &serde_json::to_vec_pretty(&map).expect("json"),
+                0o600,
+            )?;
+        }
         write_atomic(
             &keysets_path(dir),
             &serde_json::to_vec_pretty(&doc).expect("json"),
@@ -324,7 +410,7 @@ struct Generated {
     payload: Vec<u8>,
     hints: Option<Vec<u8>>,
     fault: Fault,
-    coin: Option<(OwnedCoin, bool)>,
+    coin: Option<(OwnedCoin, Mover)>,
 }
 
 fn pay_once(
@@ -445,6 +531,11 @@ fn gen_record(
     } else {
         value
     };
+    if issuer.credential.is_some() && opts.allowance {
+        return gen_v2_record(
+            issuer, accounts, coin, hops, exp, amount, fault, now, opts.hints, &mut rng,
+        );
+    }
     // For AllowanceReused: the same token on the last link and on the deposit.
     let reused = (fault == Fault::AllowanceReused).then(|| issuer.allowance(&mut rng, exp));
     for hop in 0..hops {
@@ -482,8 +573,129 @@ fn gen_record(
         payload,
         hints,
         fault,
-        coin: Some((coin, opts.allowance && hops >= 1)),
+        coin: Some((
+            coin,
+            if opts.allowance && hops >= 1 {
+                Mover::Tokens
+            } else {
+                Mover::Free
+            },
+        )),
     }
+}
+
+/// A v2 record: each hop pays a fresh registered wallet (with its day's credential), and
+/// each receiver presents for its receipt when it moves the coin on — the next link or
+/// the deposit. Faults: `AllowanceMissing` deposits without the presentation;
+/// `AllowanceReused` pays the last hop back to the same wallet, which presents the same
+/// slot twice in the coin.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the record's parameters, each used once"
+)]
+fn gen_v2_record(
+    issuer: &GenIssuer,
+    accounts: &[AccountSpec],
+    mut coin: OwnedCoin,
+    hops: u8,
+    exp: u8,
+    amount: u64,
+    fault: Fault,
+    now: u64,
+    hints: bool,
+    rng: &mut ChaCha20Rng,
+) -> Generated {
+    let day = now / DAY_SECS;
+    let (key, _) = issuer.credential.as_ref().expect("a v2 issuer");
+    let slot = [issuer.v2_slot(exp)];
+    let mut holder: Option<V2Receiver> = None;
+    for hop in 0..hops {
+        let next = match (&holder, fault == Fault::AllowanceReused && hop + 1 == hops) {
+            (Some(h), true) => h.clone(),
+            _ => issuer.v2_receiver(rng, day).expect("a v2 issuer"),
+        };
+        let mut payment_id = [0u8; 16];
+        rand_core::Rng::fill_bytes(rng, &mut payment_id);
+        let ctx = PaymentContext {
+            payment_id,
+            amount,
+            time: now,
+        };
+        let presenter = holder.as_ref().map(|h| Presenter {
+            key,
+            credential: &h.credential,
+            wallet: &h.wallet,
+            slots: &slot,
+        });
+        coin = coin
+            .pay_own_wallet_v2(&next.wallet, ctx, presenter.as_ref(), rng)
+            .expect("the generator's receivers present for their own coins");
+        holder = Some(next);
+    }
+    if fault == Fault::BadLinkSignature {
+        let last = coin.coin.links.len() - 1;
+        coin.coin.links[last].signature.bytes_mut()[5] ^= 0x20;
+    }
+    let account = if fault == Fault::UnknownAccount {
+        "nobody-here".to_owned()
+    } else {
+        accounts[(rand_core::Rng::next_u64(rng) % accounts.len() as u64) as usize]
+            .name
+            .clone()
+    };
+    let target =
+        CreditTarget::Account(AccountName::new(&account).expect("generated names are valid"));
+    let mover = match &holder {
+        Some(h) => Mover::Presentation(Box::new(h.clone())),
+        None => Mover::Free,
+    };
+    let deposit = v2_deposit(
+        issuer,
+        &coin,
+        &mover,
+        exp,
+        target,
+        now,
+        fault != Fault::AllowanceMissing,
+        rng,
+    );
+    let (payload, hints) = record_parts(&deposit, hints);
+    Generated {
+        payload,
+        hints,
+        fault,
+        coin: Some((coin, mover)),
+    }
+}
+
+/// A v2 deposit of `coin`, presented by its receiver when `present` (and it was received).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the deposit's parameters, each used once"
+)]
+fn v2_deposit(
+    issuer: &GenIssuer,
+    coin: &OwnedCoin,
+    mover: &Mover,
+    exp: u8,
+    target: CreditTarget,
+    now: u64,
+    present: bool,
+    rng: &mut ChaCha20Rng,
+) -> Deposit {
+    let (key, _) = issuer.credential.as_ref().expect("a v2 issuer");
+    let slot = [issuer.v2_slot(exp)];
+    let presenter = match (mover, present) {
+        (Mover::Presentation(h), true) => Some(Presenter {
+            key,
+            credential: &h.credential,
+            wallet: &h.wallet,
+            slots: &slot,
+        }),
+        _ => None,
+    };
+    coin.deposit_v2(target, now, presenter.as_ref(), rng)
+        .expect("the generator's receivers present for their own coins")
 }
 
 /// What a generation run wrote.
@@ -561,6 +773,26 @@ fn build_store(params: &Path, staging: &Path) -> Result<(), DatasetError> {
         })?;
         write_atomic(&staging.join(f), &bytes, 0o644)?;
     }
+    // Allowance v2 days carry the credential secrets the clearing store checks
+    // presentations with (never the signing keys).
+    let secrets = params.join("secrets");
+    if secrets.is_dir() {
+        let to = staging.join("secrets");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&to)
+            .or_else(|e| if to.is_dir() { Ok(()) } else { Err(e) })?;
+        for entry in std::fs::read_dir(&secrets)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with("credentials-") && name.ends_with(".json") {
+                write_atomic(&to.join(name), &std::fs::read(&path)?, 0o600)?;
+            }
+        }
+    }
     let accounts_path = params.join("accounts.json");
     let accounts: Vec<AccountSpec> = serde_json::from_slice(&std::fs::read(&accounts_path)?)
         .map_err(|e| DatasetError::SelfCheck(format!("{}: {e}", accounts_path.display())))?;
@@ -580,7 +812,16 @@ fn build_store(params: &Path, staging: &Path) -> Result<(), DatasetError> {
 /// Generates the dataset.
 pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError> {
     let start = std::time::Instant::now();
-    let issuer = GenIssuer::new(opts.seed, opts.now, opts.allowance);
+    let issuer = GenIssuer::with_scheme(
+        opts.seed,
+        opts.now,
+        opts.allowance,
+        if opts.allowance {
+            opts.allowance_scheme
+        } else {
+            AllowanceScheme::V1
+        },
+    );
     let accounts: Vec<AccountSpec> = (0..opts.accounts.max(1))
         .map(|i| AccountSpec {
             name: format!("merchant-{i:04}"),
@@ -599,7 +840,7 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
         params: params.clone(),
         elapsed_s: 0.0,
     };
-    let mut earlier: Vec<(OwnedCoin, bool)> = Vec::new();
+    let mut earlier: Vec<(OwnedCoin, Mover)> = Vec::new();
     for day in 1..=opts.days {
         let now = opts.now + (day as u64 - 1) * DAY_SECS;
         let mut plan_rng = ChaCha20Rng::seed_from_u64(opts.seed ^ ((day as u64) << 32));
@@ -617,7 +858,7 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
         let mut writer = BatchWriter::create(&path, batch_id(opts.seed, day), now)?;
         let mut corrupt_offsets = Vec::new();
         let mut expected_codes = Vec::new();
-        let mut todays: Vec<(OwnedCoin, bool)> = Vec::new();
+        let mut todays: Vec<(OwnedCoin, Mover)> = Vec::new();
         // Records are generated in parallel blocks and written in order, so memory stays
         // bounded by the block (and the re-deposit pool) whatever the number of coins.
         let blocks = (0..opts.coins)
@@ -649,24 +890,34 @@ pub fn generate(out: &Path, opts: &GenOptions) -> Result<GenReport, DatasetError
                 let pool_today = !todays.is_empty()
                     && (earlier.is_empty() || rand_core::Rng::next_u32(&mut rng) % 2 == 0);
                 let pool = if pool_today { &todays } else { &earlier };
-                if let Some((coin, needs_allowance)) = pool
+                if let Some((coin, mover)) = pool
                     .get((rand_core::Rng::next_u64(&mut rng) % pool.len().max(1) as u64) as usize)
                     .cloned()
                 {
-                    let tokens = if needs_allowance {
-                        vec![issuer.allowance(&mut rng, exp_of(&issuer, &coin))]
-                    } else {
-                        vec![]
-                    };
                     let acct = &accounts
                         [(rand_core::Rng::next_u32(&mut rng) as usize) % accounts.len()]
                     .name;
-                    let d = coin.deposit(
-                        CreditTarget::Account(AccountName::new(acct).expect("valid")),
-                        now,
-                        &tokens,
-                        &mut rng,
-                    );
+                    let target = CreditTarget::Account(AccountName::new(acct).expect("valid"));
+                    let d = match &mover {
+                        Mover::Presentation(_) => v2_deposit(
+                            &issuer,
+                            &coin,
+                            &mover,
+                            exp_of(&issuer, &coin),
+                            target,
+                            now,
+                            true,
+                            &mut rng,
+                        ),
+                        Mover::Tokens | Mover::Free => {
+                            let tokens = if matches!(mover, Mover::Tokens) {
+                                vec![issuer.allowance(&mut rng, exp_of(&issuer, &coin))]
+                            } else {
+                                vec![]
+                            };
+                            coin.deposit(target, now, &tokens, &mut rng)
+                        }
+                    };
                     (payload, hints) = record_parts(&d, opts.hints);
                     code = if pool_today {
                         "duplicate_in_batch".into()
