@@ -643,7 +643,13 @@ fn wallet_pays_any_amount_by_splitting() {
         let out = tmp.path().join(format!("pay-{amount}.mcp"));
         let p = a.pay(&e.issuer, &b.address(), amount, &out, NOW).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), p.to_bytes());
-        let report = b.receive(e.issuer.keysets(), e.issuer.policy(), &p, NOW);
+        let report = b.receive(
+            e.issuer.keysets(),
+            e.issuer.policy(),
+            IssuerApi::credential_keys(&e.issuer),
+            &p,
+            NOW,
+        );
         assert_eq!(report.value, amount);
         assert_eq!(a.balance(e.issuer.keysets()).unwrap(), before - amount);
     }

@@ -314,3 +314,203 @@ fn issuer_secret_key_files_are_private() {
         }
     }
 }
+
+/// `wallet deposit`'s per-coin outcomes and whether the command succeeded.
+fn deposit_outcomes(cli: &Cli<'_>, wallet: &str) -> (Vec<serde_json::Value>, bool) {
+    let out = cli.run(&["wallet", "deposit", "--wallet", wallet, "--account", "shop"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    });
+    (
+        v["coins"].as_array().cloned().unwrap_or_default(),
+        out.status.success(),
+    )
+}
+
+/// An allowance v2 day through the binary (README "Receive limits v2"): register with a
+/// proof of possession, fetch the day's credential, chained payments within the cap, an
+/// over-cap receipt refused, a lent credential refused, and a lost wallet re-registered.
+#[test]
+fn allowance_v2_walkthrough() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli { dir: tmp.path() };
+    // Class `standard` on v2 with a day of two slots worth 100 each.
+    let mut policy = microcash::protocol::policy::Policy::default();
+    policy.class.get_mut("standard").unwrap().allowance_scheme =
+        microcash::protocol::policy::AllowanceScheme::V2;
+    policy.allowance.daily_limit = 200;
+    policy.allowance.slots = vec![(100, 2)];
+    std::fs::write(tmp.path().join("policy.toml"), policy.to_toml()).unwrap();
+    cli.ok(&["issuer", "init", "--policy", "policy.toml"]);
+    cli.ok(&["account", "create", "alice"]);
+    cli.ok(&["account", "fund", "alice", "5000"]);
+    cli.ok(&["account", "create", "shop", "--merchant"]);
+    let mut addr = std::collections::HashMap::new();
+    for w in ["a", "b", "c", "mallory"] {
+        let file = format!("{w}.json");
+        addr.insert(
+            w,
+            cli.ok(&["wallet", "create", "--wallet", &file])
+                .trim()
+                .to_owned(),
+        );
+    }
+    for (w, who) in [("b", "Bob"), ("c", "Carol")] {
+        let file = format!("{w}.json");
+        cli.ok(&[
+            "wallet",
+            "register",
+            "--wallet",
+            &file,
+            "--identity",
+            who,
+            "--class",
+            "standard",
+        ]);
+        let out = cli.ok(&[
+            "wallet",
+            "credential",
+            "--wallet",
+            &file,
+            "--class",
+            "standard",
+        ]);
+        assert!(out.contains("receive limit left today 200"), "{out}");
+    }
+    cli.ok(&[
+        "wallet",
+        "withdraw",
+        "--wallet",
+        "a.json",
+        "--account",
+        "alice",
+        "--amount",
+        "1000",
+    ]);
+    // A pays B 64 (one coin); B pays C 64 (B presents for its receipt: 64 of its 200);
+    // C deposits (C presents: 64 of its 200).
+    cli.ok(&[
+        "wallet", "pay", "--wallet", "a.json", "--to", &addr["b"], "--amount", "64", "--out",
+        "p1.bin",
+    ]);
+    let r: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["wallet", "receive", "--wallet", "b.json", "p1.bin"]))
+            .unwrap();
+    assert_eq!(r["accepted"], 1, "{r}");
+    cli.ok(&[
+        "wallet", "pay", "--wallet", "b.json", "--to", &addr["c"], "--amount", "64", "--out",
+        "p2.bin",
+    ]);
+    cli.ok(&["wallet", "receive", "--wallet", "c.json", "p2.bin"]);
+    let out = cli.ok(&[
+        "wallet",
+        "deposit",
+        "--wallet",
+        "c.json",
+        "--account",
+        "shop",
+    ]);
+    assert!(out.contains("\"receipt\""), "{out}");
+    assert_eq!(cli.account("shop"), 64);
+    // B receives 64 and 32 more today. Its two slots of 100: the first went to the receipt
+    // it paid on to C, the second covers one of these; the other is over B's cap.
+    cli.ok(&[
+        "wallet", "pay", "--wallet", "a.json", "--to", &addr["b"], "--amount", "64", "--out",
+        "p3.bin",
+    ]);
+    cli.ok(&[
+        "wallet", "pay", "--wallet", "a.json", "--to", &addr["b"], "--amount", "32", "--out",
+        "p4.bin",
+    ]);
+    cli.ok(&["wallet", "receive", "--wallet", "b.json", "p3.bin"]);
+    cli.ok(&["wallet", "receive", "--wallet", "b.json", "p4.bin"]);
+    let (outcomes, ok) = deposit_outcomes(&cli, "b.json");
+    assert!(!ok, "a refused coin fails the command");
+    let accepted = outcomes.iter().filter(|o| !o["receipt"].is_null()).count();
+    let refused: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|o| o["error"].as_str())
+        .collect();
+    assert_eq!((accepted, refused.len()), (1, 1), "{outcomes:?}");
+    assert!(refused[0].contains("receive limit"), "{outcomes:?}");
+    let b_credited: u64 = outcomes
+        .iter()
+        .filter(|o| !o["receipt"].is_null())
+        .map(|o| o["value"].as_u64().unwrap())
+        .sum();
+    // Mallory never registered: she gets no credential, so she cannot move what she
+    // receives (and B's credential without B's secret is refused at redemption:
+    // tests/allowance_v2.rs).
+    let msg = cli.fails(&[
+        "wallet",
+        "credential",
+        "--wallet",
+        "mallory.json",
+        "--class",
+        "standard",
+    ]);
+    assert!(msg.contains("not registered"), "{msg}");
+    cli.ok(&[
+        "wallet",
+        "pay",
+        "--wallet",
+        "a.json",
+        "--to",
+        &addr["mallory"],
+        "--amount",
+        "16",
+        "--out",
+        "p5.bin",
+    ]);
+    cli.ok(&["wallet", "receive", "--wallet", "mallory.json", "p5.bin"]);
+    let (outcomes, ok) = deposit_outcomes(&cli, "mallory.json");
+    assert!(!ok);
+    assert!(
+        outcomes[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not registered"),
+        "{outcomes:?}"
+    );
+    // Bob lends her his credential for today (not his wallet secret): she copies it into
+    // her wallet file. Her presentation carries a MAC on Bob's secret, not hers: refused.
+    let b_file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("b.json")).unwrap()).unwrap();
+    let m_path = tmp.path().join("mallory.json");
+    let mut m_file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&m_path).unwrap()).unwrap();
+    m_file["v2"]["credentials"] = b_file["v2"]["credentials"].clone();
+    std::fs::write(&m_path, serde_json::to_vec(&m_file).unwrap()).unwrap();
+    let (outcomes, ok) = deposit_outcomes(&cli, "mallory.json");
+    assert!(!ok);
+    let e = outcomes[0]["error"].as_str().unwrap();
+    assert!(e.contains("presentation"), "{outcomes:?}");
+    assert_eq!(
+        cli.account("shop"),
+        64 + b_credited,
+        "nothing more was credited"
+    );
+    // Bob loses his wallet and registers a new one: the old one is revoked, and the new
+    // one gets no second credential for today.
+    cli.ok(&["wallet", "create", "--wallet", "b2.json"]);
+    let out = cli.ok(&[
+        "wallet",
+        "register",
+        "--wallet",
+        "b2.json",
+        "--identity",
+        "Bob",
+        "--class",
+        "standard",
+    ]);
+    assert!(out.contains(&format!("revoked {}", addr["b"])), "{out}");
+    let msg = cli.fails(&[
+        "wallet",
+        "credential",
+        "--wallet",
+        "b2.json",
+        "--class",
+        "standard",
+    ]);
+    assert!(msg.contains("previous wallet"), "{msg}");
+}

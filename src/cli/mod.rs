@@ -349,7 +349,9 @@ enum WalletCmd {
         #[command(flatten)]
         file: WalletFileArg,
     },
-    /// Register the wallet's address with the issuer (needed for allowance).
+    /// Register the wallet's address with the issuer (needed for allowance). With
+    /// `--class` of an allowance v2 class: a registration signed by the wallet's key (one
+    /// wallet per identity and class; registering a new one revokes the old).
     Register {
         #[command(flatten)]
         file: WalletFileArg,
@@ -358,6 +360,24 @@ enum WalletCmd {
         /// The identity the issuer records for this wallet.
         #[arg(long)]
         identity: String,
+        /// An allowance v2 class to register for.
+        #[arg(long)]
+        class: Option<String>,
+    },
+    /// Allowance v2: fetch the wallet's credential for a class and day (today by default;
+    /// up to 7 days back) — what lets it receive that day's coins of the class and move
+    /// them on offline.
+    Credential {
+        #[command(flatten)]
+        file: WalletFileArg,
+        #[command(flatten)]
+        dir: IssuerAt,
+        /// The class.
+        #[arg(long, default_value = "standard")]
+        class: String,
+        /// UTC day number (Unix seconds / 86400); today if absent.
+        #[arg(long)]
+        day: Option<u64>,
     },
     /// Withdraw coins from an account.
     Withdraw {
@@ -771,12 +791,41 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             file,
             dir,
             identity,
+            class,
         } => {
             let issuer = dir.connect()?;
             let mut w = open_wallet(&file.wallet, &*issuer, now)?;
-            w.register(&*issuer, &identity)?;
+            match class {
+                None => {
+                    w.register(&*issuer, &identity)?;
+                    println!("registered {} as {identity:?}", w.address());
+                }
+                Some(class) => {
+                    let revoked = w.register_v2(&*issuer, &class, &identity)?;
+                    println!(
+                        "registered {} as {identity:?} for class {class:?}{}",
+                        w.address(),
+                        revoked.map_or(String::new(), |a| format!("; revoked {a}"))
+                    );
+                }
+            }
             w.save()?;
-            println!("registered {} as {identity:?}", w.address());
+        }
+        WalletCmd::Credential {
+            file,
+            dir,
+            class,
+            day,
+        } => {
+            let issuer = dir.connect()?;
+            let mut w = open_wallet(&file.wallet, &*issuer, now)?;
+            let day = day.unwrap_or(now / crate::protocol::policy::DAY_SECS);
+            w.fetch_credential(&*issuer, &class, day, now)?;
+            w.save()?;
+            println!(
+                "credential of class {class:?} for day {day}; receive limit left today {}",
+                w.receive_limit_left(issuer.policy(), &class, now)
+            );
         }
         WalletCmd::Withdraw {
             file,
@@ -827,7 +876,7 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             let bytes = std::fs::read(&payment)?;
             let payment = Payment::from_bytes(&bytes)?;
             let mut w = open_wallet(&file.wallet, &*issuer, now)?;
-            let report = w.receive(keysets, policy, &payment, now);
+            let report = w.receive(keysets, policy, issuer.credential_keys(), &payment, now);
             w.save()?;
             print_json(&report);
         }

@@ -22,12 +22,13 @@ use serde::{Deserialize, Serialize};
 use crate::issuer::{CallError, IssuerApi, Receipt};
 use crate::protocol::allowance::AllowanceRequest;
 use crate::protocol::coin::{Coin, Payment, PaymentContext};
+use crate::protocol::credential::{CredentialKey, CredentialKeys, CredentialRequest, Registration};
 use crate::protocol::deposit::{AccountName, BlindedOutput, CreditTarget, Deposit, SwapRequest};
 use crate::protocol::encoding::Encode;
 use crate::protocol::keys::OwnerSecret;
 use crate::protocol::keyset::{KeysetKind, KeysetList};
-use crate::protocol::policy::{Policy, DAY_SECS};
-use crate::protocol::spend::{OwnedAllowance, OwnedCoin};
+use crate::protocol::policy::{AllowanceScheme, Policy, DAY_SECS};
+use crate::protocol::spend::{OwnedAllowance, OwnedCoin, Presenter, V2SpendError};
 use crate::protocol::stealth::{recognise, Address};
 use crate::protocol::verify::Verifier;
 use crate::protocol::withdraw::{
@@ -37,6 +38,9 @@ use crate::store::files::{write_atomic, FilesError};
 
 use journal::{crash_point, load_coin, load_token, secret_of, PendingOp, StoredOp};
 use journal::{store_coin, store_token, StoredSecretItem};
+
+mod credentials;
+use credentials::V2State;
 
 /// Wallet errors.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,29 @@ pub enum WalletError {
     /// An invalid account name.
     #[error("invalid account name {0:?}")]
     AccountName(String),
+    /// Allowance v2: no credential for the receipt day, and the issuer could not give one.
+    #[error("no allowance v2 credential of class {class:?} for day {day} (run `microcash wallet credential`)")]
+    NoCredential {
+        /// Class.
+        class: String,
+        /// Receipt day.
+        day: u64,
+    },
+    /// Allowance v2: the receipt day's free slots cannot cover the coin (the receive limit).
+    #[error("receive limit of class {class:?} reached for day {day}: need {need}, {free} left")]
+    ReceiveLimit {
+        /// Class.
+        class: String,
+        /// Receipt day.
+        day: u64,
+        /// Value to cover.
+        need: u64,
+        /// Value of the day's free slots.
+        free: u64,
+    },
+    /// Allowance v2: the presentation could not be made.
+    #[error("allowance v2: {0}")]
+    V2(#[from] V2SpendError),
     /// Another process holds the wallet.
     #[error("wallet {0} is in use by another process")]
     Busy(PathBuf),
@@ -114,6 +141,13 @@ pub enum WalletError {
     },
 }
 
+/// What one v2 presentation needs: the key, the credential for the receipt day, the slots.
+type V2Present = (
+    CredentialKey,
+    crate::protocol::credential::Credential,
+    Vec<u16>,
+);
+
 /// The wallet file. Version 2 added `pending` (the journal); version 1 files open as
 /// version 2 with nothing pending.
 #[derive(Serialize, Deserialize)]
@@ -126,6 +160,9 @@ struct WalletFile {
     allowance: Vec<StoredSecretItem>,
     #[serde(default)]
     pending: Vec<StoredOp>,
+    /// Allowance v2 credentials and used slots (absent in older files).
+    #[serde(default)]
+    v2: V2State,
 }
 
 const WALLET_VERSION: u32 = 2;
@@ -166,6 +203,8 @@ pub struct Wallet {
     allowance: Vec<OwnedAllowance>,
     /// The journal: operations begun and not finished (their coins are in flight).
     pending: Vec<PendingOp>,
+    /// Allowance v2 credentials and the slots used per day.
+    v2: V2State,
     /// Held for the wallet's lifetime: one process at a time changes a wallet.
     _lock: std::fs::File,
 }
@@ -224,6 +263,7 @@ impl Wallet {
             coins: vec![],
             allowance: vec![],
             pending: vec![],
+            v2: V2State::default(),
             _lock: lock(path)?,
         };
         w.save()?;
@@ -261,6 +301,7 @@ impl Wallet {
             coins: coins.map_err(corrupt)?,
             allowance: allowance.map_err(corrupt)?,
             pending: pending.map_err(|e| corrupt(format!("journal: {e}")))?,
+            v2: f.v2,
             _lock: lock,
         })
     }
@@ -286,6 +327,7 @@ impl Wallet {
                 .chain(begun)
                 .map(PendingOp::store)
                 .collect(),
+            v2: self.v2.clone(),
         };
         #[allow(
             clippy::expect_used,
@@ -389,6 +431,121 @@ impl Wallet {
         issuer.register_wallet(&self.address(), identity)?;
         self.registered_identity = Some(identity.to_owned());
         Ok(())
+    }
+
+    /// Allowance v2: registers this wallet as `identity`'s for `class`, signed with the
+    /// address secret (possession). Returns the identity's previous wallet, now revoked.
+    pub fn register_v2(
+        &mut self,
+        issuer: &dyn IssuerApi,
+        class: &str,
+        identity: &str,
+    ) -> Result<Option<Address>, WalletError> {
+        let reg = Registration::sign(&self.address_secret, class, identity, &mut crate::os_rng());
+        let revoked = issuer.register_v2(&reg)?;
+        self.registered_identity = Some(identity.to_owned());
+        Ok(revoked)
+    }
+
+    /// Allowance v2: fetches (or re-fetches: the issuer answers a repeat with the same
+    /// credential) the credential of `class` for `day`, checks the issuer's proof under the
+    /// published key, and keeps it.
+    pub fn fetch_credential(
+        &mut self,
+        issuer: &dyn IssuerApi,
+        class: &str,
+        day: u64,
+        now: u64,
+    ) -> Result<(), WalletError> {
+        let req = CredentialRequest::sign(&self.address_secret, class, day, &mut crate::os_rng());
+        let (key_id, issue) = issuer.issue_credential(&req, now)?;
+        let (key, _) = issuer
+            .credential_keys()
+            .get(&key_id)
+            .ok_or(WalletError::NoCredential {
+                class: class.to_owned(),
+                day,
+            })?;
+        let credential = issue.open(key, &self.address_secret, day).map_err(|e| {
+            WalletError::V2(V2SpendError::Presentation(
+                crate::protocol::credential::PresentationError::CannotPresent(match e {
+                    crate::protocol::credential::issuance::CredentialError::BadIssuanceProof => {
+                        "the issuer's credential does not verify under its published key"
+                    }
+                    _ => "the issuer's credential is malformed",
+                }),
+            ))
+        })?;
+        self.v2.insert(class, &credential, now / DAY_SECS);
+        Ok(())
+    }
+
+    /// Allowance v2: the value of today's free slots of `class`.
+    pub fn receive_limit_left(&self, policy: &Policy, class: &str, now: u64) -> u64 {
+        self.v2
+            .free_value(class, now / DAY_SECS, &policy.slot_schedule())
+    }
+
+    /// What moving coin `i` on needs under allowance v2: `None` when its class is not v2;
+    /// `Some(None)` when it needs no presentation (the withdrawer's own coin, or a class
+    /// without `allowance_required`); else the key, the credential for the receipt day
+    /// (fetched if not held) and fresh slots covering the coin's value.
+    fn v2_allowance(
+        &mut self,
+        issuer: &dyn IssuerApi,
+        i: usize,
+        now: u64,
+    ) -> Result<Option<Option<V2Present>>, WalletError> {
+        let keysets = issuer.keysets();
+        let policy = issuer.policy();
+        let coin = &self.coins[i];
+        let ks = keysets
+            .get(&coin.coin.keyset_id)
+            .ok_or_else(|| WalletError::UnknownKeyset(coin.coin.keyset_id.to_string()))?;
+        let Some(class) = policy.class(&ks.policy_class) else {
+            return Ok(None);
+        };
+        if class.allowance_scheme != AllowanceScheme::V2 {
+            return Ok(None);
+        }
+        let Some(receipt) = coin.coin.links.last() else {
+            return Ok(Some(None));
+        };
+        if !class.allowance_required {
+            return Ok(Some(None));
+        }
+        let name = ks.policy_class.clone();
+        let day = receipt.context.time / DAY_SECS;
+        let value = ks.value();
+        if self.v2.credential(&name, day).is_none() {
+            self.fetch_credential(issuer, &name, day, now)?;
+        }
+        let credential = self
+            .v2
+            .credential(&name, day)
+            .ok_or(WalletError::NoCredential {
+                class: name.clone(),
+                day,
+            })?;
+        let key = issuer
+            .credential_keys()
+            .get(&credential.key_id)
+            .map(|(k, _)| k.clone())
+            .ok_or(WalletError::NoCredential {
+                class: name.clone(),
+                day,
+            })?;
+        let schedule = policy.slot_schedule();
+        let slots = self
+            .v2
+            .take_slots(&name, day, value, &schedule)
+            .ok_or_else(|| WalletError::ReceiveLimit {
+                free: self.v2.free_value(&name, day, &schedule),
+                class: name.clone(),
+                day,
+                need: value,
+            })?;
+        Ok(Some(Some((key, credential, slots))))
     }
 
     fn blind_many(
@@ -514,9 +671,10 @@ impl Wallet {
         let ks = keysets
             .get(&coin.coin.keyset_id)
             .ok_or_else(|| WalletError::UnknownKeyset(coin.coin.keyset_id.to_string()))?;
+        // v2 classes present instead of spending tokens (`v2_allowance`).
         let required = policy
             .class(&ks.policy_class)
-            .is_some_and(|c| c.allowance_required);
+            .is_some_and(|c| c.allowance_required && c.allowance_scheme == AllowanceScheme::V1);
         Ok(if coin.was_received() && required {
             ks.value()
         } else {
@@ -577,12 +735,24 @@ impl Wallet {
         for &i in inputs {
             let need = Self::allowance_need(policy, keysets, &self.coins[i])?;
             let tokens = self.take_allowance(keysets, need)?;
-            deposits.push(self.coins[i].deposit(
-                CreditTarget::Swap(digest),
-                now,
-                &tokens,
-                &mut rng,
-            ));
+            let deposit = match self.v2_allowance(issuer, i, now)? {
+                None => self.coins[i].deposit(CreditTarget::Swap(digest), now, &tokens, &mut rng),
+                Some(p) => {
+                    let presenter = p.as_ref().map(|(key, credential, slots)| Presenter {
+                        key,
+                        credential,
+                        wallet: &self.address_secret,
+                        slots,
+                    });
+                    self.coins[i].deposit_v2(
+                        CreditTarget::Swap(digest),
+                        now,
+                        presenter.as_ref(),
+                        &mut rng,
+                    )?
+                }
+            };
+            deposits.push(deposit);
             taken.extend(tokens);
         }
         let in_flight = select::take(&mut self.coins, inputs);
@@ -677,7 +847,19 @@ impl Wallet {
         for &i in &chosen {
             let need = Self::allowance_need(issuer.policy(), keysets, &self.coins[i])?;
             let tokens = self.take_allowance(keysets, need)?;
-            coins.push(self.coins[i].pay(to, context, &tokens, &mut rng));
+            let coin = match self.v2_allowance(issuer, i, now)? {
+                None => self.coins[i].pay(to, context, &tokens, &mut rng),
+                Some(p) => {
+                    let presenter = p.as_ref().map(|(key, credential, slots)| Presenter {
+                        key,
+                        credential,
+                        wallet: &self.address_secret,
+                        slots,
+                    });
+                    self.coins[i].pay_v2(to, context, presenter.as_ref(), &mut rng)?
+                }
+            };
+            coins.push(coin);
             spent_tokens.extend(tokens);
         }
         let payment = Payment { coins };
@@ -692,14 +874,20 @@ impl Wallet {
     }
 
     /// Scans a payment: keeps the coins addressed to this wallet that verify offline.
+    ///
+    /// For allowance v2 classes the payee checks the earlier hops' presentations as far as
+    /// anyone but the issuer can (their binding and tags; not the MAC: `docs/protocol.md`
+    /// §8.5) with the published `credentials`.
     pub fn receive(
         &mut self,
         keysets: &KeysetList,
         policy: &Policy,
+        credentials: &CredentialKeys,
         payment: &Payment,
         now: u64,
     ) -> ReceiveReport {
-        let verifier = Verifier::new(keysets, policy);
+        let schedule = policy.slot_schedule();
+        let verifier = Verifier::new(keysets, policy).with_credentials(credentials, &schedule);
         let mut report = ReceiveReport::default();
         for (i, coin) in payment.coins.iter().enumerate() {
             let Some(last) = coin.links.last() else {
@@ -752,8 +940,24 @@ impl Wallet {
         let mut rng = crate::os_rng();
         let mut outcomes = Vec::new();
         let mut ready = Vec::new();
+        let mut presentations = std::collections::HashMap::new();
         for i in chosen {
             let need = Self::allowance_need(issuer.policy(), keysets, &self.coins[i])?;
+            let v2 = match self.v2_allowance(issuer, i, now) {
+                Ok(v2) => v2,
+                Err(e) => {
+                    outcomes.push(DepositOutcome {
+                        serial: self.coins[i].coin.serial().to_string(),
+                        value: coin_value(keysets, &self.coins[i].coin)?,
+                        receipt: None,
+                        error: Some(e.to_string()),
+                    });
+                    continue;
+                }
+            };
+            if let Some(p) = v2 {
+                presentations.insert(i, p);
+            }
             match self.take_allowance(keysets, need) {
                 Ok(tokens) => ready.push((i, tokens)),
                 Err(e) => outcomes.push(DepositOutcome {
@@ -768,15 +972,29 @@ impl Wallet {
         ready.sort_by_key(|r| std::cmp::Reverse(r.0));
         let deposits: Vec<Deposit> = ready
             .iter()
-            .map(|(i, tokens)| {
-                self.coins[*i].deposit(
+            .map(|(i, tokens)| match presentations.get(i) {
+                None => Ok(self.coins[*i].deposit(
                     CreditTarget::Account(account.clone()),
                     now,
                     tokens,
                     &mut rng,
-                )
+                )),
+                Some(p) => {
+                    let presenter = p.as_ref().map(|(key, credential, slots)| Presenter {
+                        key,
+                        credential,
+                        wallet: &self.address_secret,
+                        slots,
+                    });
+                    self.coins[*i].deposit_v2(
+                        CreditTarget::Account(account.clone()),
+                        now,
+                        presenter.as_ref(),
+                        &mut rng,
+                    )
+                }
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let indices: Vec<usize> = ready.iter().map(|(i, _)| *i).collect();
         let coins = select::take(&mut self.coins, &indices);
         let items = deposits
