@@ -415,7 +415,8 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
             // An undecodable signature or presentation is a "no" without any arithmetic;
             // every other item takes part in a batch equation with its own secret weights.
             // Signatures and presentations are judged together (one pass of bisection over
-            // records); each kind has its own multi-scalar multiplication.
+            // records) in one equation: the presentations' terms join the signatures'
+            // multi-scalar multiplication.
             let mut position = vec![None; prepared.len()];
             let mut items = Vec::with_capacity(prepared.len());
             let mut weights = Vec::with_capacity(prepared.len());
@@ -465,9 +466,19 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
                         None => return false,
                     }
                 }
-                (sigs.is_empty() || redpallas::verify_subset(&items, &weights, &sigs))
-                    && (pres.is_empty()
-                        || lincomb::check_subset(&combinations, shared.points(), &pres))
+                match (sigs.is_empty(), pres.is_empty()) {
+                    (_, true) => redpallas::verify_subset(&items, &weights, &sigs),
+                    (true, false) => lincomb::check_subset(&combinations, shared.points(), &pres),
+                    // One equation: the presentations' terms join the signatures' MSM.
+                    (false, false) => redpallas::verify_subset_with(
+                        &items,
+                        &weights,
+                        &sigs,
+                        &combinations,
+                        &pres,
+                        shared.points(),
+                    ),
+                }
             });
             (ok, prepare_s, clock.elapsed().as_secs_f64())
         },

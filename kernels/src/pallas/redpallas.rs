@@ -139,6 +139,66 @@ pub fn verify_subset(items: &[Prepared], weights: &[Weight], subset: &[usize]) -
     bool::from((r_sum + a_sum - spendauth_basepoint() * zs).is_identity())
 }
 
+/// [`verify_subset`] with further items' linear combinations (each already weighted by its
+/// own verifier-chosen randomness, as `lincomb` expects) folded into the same multi-scalar
+/// multiplication: the signatures and the extra items pass together or not at all, in one
+/// equation. The engine checks allowance v2 presentations this way with the RedPallas
+/// signatures of the same records.
+pub fn verify_subset_with(
+    items: &[Prepared],
+    weights: &[Weight],
+    subset: &[usize],
+    extra: &[super::lincomb::Combination],
+    extra_subset: &[usize],
+    shared: &[pallas::Affine],
+) -> bool {
+    if extra_subset.is_empty() {
+        return verify_subset(items, weights, subset);
+    }
+    let z: Vec<pallas::Scalar> = subset
+        .iter()
+        .map(|&i| {
+            let mut full = [0u8; 32];
+            full[..16].copy_from_slice(&weights[i]);
+            pallas::Scalar::from_repr(full).expect("128-bit values are canonical")
+        })
+        .collect();
+    let rs: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].r).collect();
+    let ws: Vec<Weight> = subset.iter().map(|&i| weights[i]).collect();
+    // The 255-bit side: every key with z·c, then the extra items' own points, then the
+    // shared bases with their summed scalars.
+    let mut points: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].a).collect();
+    let mut scalars: Vec<[u8; 32]> = subset
+        .iter()
+        .zip(&z)
+        .map(|(&i, z)| (items[i].c * z).to_repr())
+        .collect();
+    let mut shared_sums = vec![pallas::Scalar::zero(); shared.len()];
+    for &j in extra_subset {
+        let Some(item) = extra.get(j) else {
+            return false;
+        };
+        for (p, s) in &item.own {
+            points.push(*p);
+            scalars.push(s.to_repr());
+        }
+        for (b, s) in &item.shared {
+            match shared_sums.get_mut(*b) {
+                Some(sum) => *sum += s,
+                None => return false,
+            }
+        }
+    }
+    points.extend_from_slice(shared);
+    scalars.extend(shared_sums.iter().map(|s| s.to_repr()));
+    let zs: pallas::Scalar = subset.iter().zip(&z).map(|(&i, z)| items[i].s * z).sum();
+    let (r_sum, a_sum) = rayon::join(
+        || vartime_msm(&rs, &ws, WEIGHT_BITS),
+        || vartime_msm(&points, &scalars, 255),
+    );
+    bool::from((r_sum + a_sum - spendauth_basepoint() * zs).is_identity())
+}
+
 /// Verifies a batch; returns the positions of invalid items.
 pub fn verify(items: &[Prepared], weights: &[Weight]) -> Vec<usize> {
     assert_eq!(items.len(), weights.len(), "one weight per item");
@@ -176,6 +236,90 @@ mod tests {
         .unwrap();
         let vk: [u8; 32] = reddsa::VerificationKey::from(&one).into();
         assert_eq!(vk, spendauth_basepoint().to_bytes());
+    }
+
+    /// Signatures and extra linear combinations checked in one equation: true exactly when
+    /// every signature and every extra item holds.
+    #[test]
+    fn signatures_and_extra_combinations_pass_or_fail_together() {
+        use crate::pallas::lincomb::Combination;
+        use ff::Field;
+        use group::{Curve, Group};
+        let mut rng = rng();
+        let sigs: Vec<Prepared> = (0..6)
+            .map(|i| {
+                let sk = reddsa::SigningKey::<SpendAuth>::new(&mut rng);
+                let vk: [u8; 32] = reddsa::VerificationKey::from(&sk).into();
+                let msg = [i as u8; 9];
+                let sig: [u8; 64] = sk.sign(&mut rng, &msg).into();
+                Prepared::new(&vk, &sig, &msg).unwrap()
+            })
+            .collect();
+        let weights = crate::weights::random_weights(&mut rng, sigs.len());
+        let q = pallas::Point::random(&mut rng).to_affine();
+        let combo = |broken: bool| {
+            let mut r = self::rng();
+            let p = pallas::Point::random(&mut r).to_affine();
+            let (a, b) = (
+                pallas::Scalar::random(&mut r),
+                pallas::Scalar::random(&mut r),
+            );
+            let mut sum = p * a + q * b;
+            if broken {
+                sum += p;
+            }
+            Combination {
+                own: vec![(p, a), (sum.to_affine(), -pallas::Scalar::ONE)],
+                shared: vec![(0, b)],
+            }
+        };
+        let extra = vec![combo(false), combo(false), combo(true)];
+        let all: Vec<usize> = (0..sigs.len()).collect();
+        assert!(verify_subset_with(
+            &sigs,
+            &weights,
+            &all,
+            &extra,
+            &[0, 1],
+            &[q]
+        ));
+        assert!(!verify_subset_with(
+            &sigs,
+            &weights,
+            &all,
+            &extra,
+            &[0, 2],
+            &[q]
+        ));
+        assert!(verify_subset_with(&sigs, &weights, &[], &extra, &[1], &[q]));
+        // A bad signature fails the joint equation too.
+        let mut bad = sigs.clone();
+        bad[3].s += pallas::Scalar::ONE;
+        assert!(!verify_subset_with(
+            &bad,
+            &weights,
+            &all,
+            &extra,
+            &[0, 1],
+            &[q]
+        ));
+        assert!(verify_subset_with(
+            &bad,
+            &weights,
+            &[0, 1, 2, 4, 5],
+            &extra,
+            &[0, 1],
+            &[q]
+        ));
+        // An extra item naming a shared base that is not there fails, not panics.
+        assert!(!verify_subset_with(
+            &sigs,
+            &weights,
+            &all,
+            &extra,
+            &[7],
+            &[q]
+        ));
     }
 
     /// How a test case corrupts a signature.
