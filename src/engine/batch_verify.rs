@@ -139,22 +139,6 @@ enum PallasSlot {
     Presentation(usize),
 }
 
-/// 128-bit weights as scalars.
-fn weight_scalars(
-    weights: &[microcash_kernels::weights::Weight],
-) -> Vec<pasta_curves::pallas::Scalar> {
-    use ff::PrimeField;
-    weights
-        .iter()
-        .map(|w| {
-            let mut full = [0u8; 32];
-            full[..16].copy_from_slice(w);
-            Option::from(pasta_curves::pallas::Scalar::from_repr(full))
-                .unwrap_or(<pasta_curves::pallas::Scalar as ff::Field>::ONE)
-        })
-        .collect()
-}
-
 /// Answers from the batch, consumed in walk order.
 struct Replay<'a> {
     issuer: &'a [bool],
@@ -361,10 +345,12 @@ pub fn verify_chunk_timed<R: CryptoRng + ?Sized>(
         Vec::with_capacity(owner_refs.len());
     for q in &owner_refs {
         presentation_weights.push(match q {
-            PallasQuestion::Presentation(p) => Some(weight_scalars(&random_weights(
-                rng,
-                4 + p.presentation.slots.len(),
-            ))),
+            PallasQuestion::Presentation(p) => Some(
+                random_weights(rng, 4 + p.presentation.slots.len())
+                    .iter()
+                    .map(redpallas::weight_scalar)
+                    .collect(),
+            ),
             PallasQuestion::Signature(..) => None,
         });
     }

@@ -548,6 +548,16 @@ impl Wallet {
         Ok(Some(Some((key, credential, slots))))
     }
 
+    /// The presenter for what [`Wallet::v2_allowance`] prepared (this wallet's secret).
+    fn presenter<'a>(&'a self, p: Option<&'a V2Present>) -> Option<Presenter<'a>> {
+        p.map(|(key, credential, slots)| Presenter {
+            key,
+            credential,
+            wallet: &self.address_secret,
+            slots,
+        })
+    }
+
     fn blind_many(
         keysets: &KeysetList,
         kind: KeysetKind,
@@ -738,12 +748,7 @@ impl Wallet {
             let deposit = match self.v2_allowance(issuer, i, now)? {
                 None => self.coins[i].deposit(CreditTarget::Swap(digest), now, &tokens, &mut rng),
                 Some(p) => {
-                    let presenter = p.as_ref().map(|(key, credential, slots)| Presenter {
-                        key,
-                        credential,
-                        wallet: &self.address_secret,
-                        slots,
-                    });
+                    let presenter = self.presenter(p.as_ref());
                     self.coins[i].deposit_v2(
                         CreditTarget::Swap(digest),
                         now,
@@ -850,12 +855,7 @@ impl Wallet {
             let coin = match self.v2_allowance(issuer, i, now)? {
                 None => self.coins[i].pay(to, context, &tokens, &mut rng),
                 Some(p) => {
-                    let presenter = p.as_ref().map(|(key, credential, slots)| Presenter {
-                        key,
-                        credential,
-                        wallet: &self.address_secret,
-                        slots,
-                    });
+                    let presenter = self.presenter(p.as_ref());
                     self.coins[i].pay_v2(to, context, presenter.as_ref(), &mut rng)?
                 }
             };
@@ -980,12 +980,7 @@ impl Wallet {
                     &mut rng,
                 )),
                 Some(p) => {
-                    let presenter = p.as_ref().map(|(key, credential, slots)| Presenter {
-                        key,
-                        credential,
-                        wallet: &self.address_secret,
-                        slots,
-                    });
+                    let presenter = self.presenter(p.as_ref());
                     self.coins[*i].deposit_v2(
                         CreditTarget::Account(account.clone()),
                         now,

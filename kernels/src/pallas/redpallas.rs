@@ -110,19 +110,19 @@ impl Prepared {
     }
 }
 
+/// A 128-bit batch weight as a scalar.
+pub fn weight_scalar(w: &Weight) -> pallas::Scalar {
+    let mut full = [0u8; 32];
+    full[..16].copy_from_slice(w);
+    pallas::Scalar::from_repr(full).expect("128-bit values are canonical")
+}
+
 /// Checks the batch equation over the items at `subset`.
 pub fn verify_subset(items: &[Prepared], weights: &[Weight], subset: &[usize]) -> bool {
     if subset.is_empty() {
         return true;
     }
-    let z: Vec<pallas::Scalar> = subset
-        .iter()
-        .map(|&i| {
-            let mut full = [0u8; 32];
-            full[..16].copy_from_slice(&weights[i]);
-            pallas::Scalar::from_repr(full).expect("128-bit values are canonical")
-        })
-        .collect();
+    let z: Vec<pallas::Scalar> = subset.iter().map(|&i| weight_scalar(&weights[i])).collect();
     let rs: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].r).collect();
     let as_: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].a).collect();
     let zc: Vec<[u8; 32]> = subset
@@ -155,14 +155,7 @@ pub fn verify_subset_with(
     if extra_subset.is_empty() {
         return verify_subset(items, weights, subset);
     }
-    let z: Vec<pallas::Scalar> = subset
-        .iter()
-        .map(|&i| {
-            let mut full = [0u8; 32];
-            full[..16].copy_from_slice(&weights[i]);
-            pallas::Scalar::from_repr(full).expect("128-bit values are canonical")
-        })
-        .collect();
+    let z: Vec<pallas::Scalar> = subset.iter().map(|&i| weight_scalar(&weights[i])).collect();
     let rs: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].r).collect();
     let ws: Vec<Weight> = subset.iter().map(|&i| weights[i]).collect();
     // The 255-bit side: every key with z·c, then the extra items' own points, then the
