@@ -362,3 +362,53 @@ fn a_swap_keeps_the_class() {
     ));
     assert_eq!(swap(&coin, "standard").unwrap().len(), 2);
 }
+
+/// A clearing store that lacks a credential secret refuses the presentations it cannot
+/// check — it never accepts them on their public equations alone — and with the secret
+/// the same day clears as generated.
+#[test]
+fn a_store_without_the_credential_secret_refuses_v2_presentations() {
+    use microcash::dataset::{self, GenOptions};
+    use microcash::engine::{ClearOptions, Engine};
+    use microcash::spentset::SpentSetConfig;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("v2.mcb");
+    let opts = GenOptions {
+        coins: 24,
+        hops_mix: vec![(1, 1)],
+        allowance: true,
+        allowance_scheme: AllowanceScheme::V2,
+        now: NOW,
+        ..GenOptions::default()
+    };
+    dataset::generate(&out, &opts).unwrap();
+    let params = dataset::params_dir(&out);
+    let clear = |store: &std::path::Path| {
+        let engine = Engine::open(store, SpentSetConfig::default()).unwrap();
+        let options = ClearOptions {
+            collect_verdicts: true,
+            now: NOW,
+            ..ClearOptions::default()
+        };
+        engine
+            .clear(&out, &options, &|_, _| {})
+            .unwrap()
+            .verdicts
+            .iter()
+            .map(|v| v.verdict.code())
+            .collect::<Vec<_>>()
+    };
+    let with = tmp.path().join("with");
+    dataset::init_store_from_params(&params, &with).unwrap();
+    assert!(clear(&with).iter().all(|c| c == "accepted"));
+    let without = tmp.path().join("without");
+    dataset::init_store_from_params(&params, &without).unwrap();
+    for f in std::fs::read_dir(without.join("secrets")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    assert!(
+        clear(&without).iter().all(|c| c == "bad_allowance"),
+        "{:?}",
+        clear(&without)
+    );
+}

@@ -111,10 +111,13 @@ impl PublicParams {
         })
     }
 
-    /// The reference verifier over these parameters (credential keys included).
+    /// The reference verifier for redemption over these parameters (credential keys and
+    /// their secrets included: a v2 presentation under a key whose secret the store lacks
+    /// is refused, never half-checked).
     pub fn verifier(&self) -> Verifier<'_> {
         Verifier::new(&self.keysets, &self.policy)
             .with_credentials(&self.credentials, &self.slot_schedule)
+            .redeeming()
     }
 }
 

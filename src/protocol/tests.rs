@@ -751,6 +751,7 @@ mod allowance_v2 {
             self.f
                 .verifier()
                 .with_credentials(&self.issuer_keys, &self.schedule)
+                .redeeming()
         }
         fn payee(&self) -> Verifier<'_> {
             self.f
@@ -931,6 +932,21 @@ mod allowance_v2 {
         let onward = pay(&at_b, &a, Some(&presenter(&v, &lent, &ok)));
         v.payee().verify_coin(&onward.coin, NOW).unwrap();
         assert!(v.issuer().verify_coin(&onward.coin, NOW).is_err());
+        // A redeeming verifier without the key's secret refuses rather than half-checks,
+        // honest presentations included.
+        let honest = deposit(&at_b, Some(&presenter(&v, &b, &ok)));
+        v.issuer().verify_deposit(&honest, NOW).unwrap();
+        let keyless =
+            v.f.verifier()
+                .with_credentials(&v.public_keys, &v.schedule)
+                .redeeming();
+        assert!(matches!(
+            keyless.verify_deposit(&honest, NOW).unwrap_err(),
+            Rejection::BadAllowance {
+                reason: AllowanceFault::CredentialKey(_),
+                ..
+            }
+        ));
         // The wallet's own credential presenting for a coin paid to another wallet: the
         // prover cannot even make it.
         let not_mine = Member {

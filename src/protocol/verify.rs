@@ -251,6 +251,9 @@ pub struct Verifier<'a> {
     credentials: Option<&'a CredentialKeys>,
     /// The v2 slot schedule (slot → value), from the policy.
     slots: Option<&'a [u64]>,
+    /// Redemption (the issuer): a v2 presentation must be checked in full, MAC included,
+    /// so a key whose secret this verifier lacks is refused rather than half-checked.
+    redeeming: bool,
 }
 
 /// The two cryptographic questions the verifier asks. The reference answers them one at a
@@ -304,7 +307,16 @@ impl<'a> Verifier<'a> {
             policy,
             credentials: None,
             slots: None,
+            redeeming: false,
         }
+    }
+
+    /// This verifier for redemption: allowance v2 presentations are checked in full with
+    /// the credential secrets, and refused under a key whose secret is not held. (Without
+    /// it, as for a payee, only their public equations are checked.)
+    pub fn redeeming(mut self) -> Verifier<'a> {
+        self.redeeming = true;
+        self
     }
 
     /// This verifier with the credential keys and slot schedule that allowance v2 classes
@@ -367,6 +379,15 @@ impl<'a> Verifier<'a> {
         if key.class != class_name {
             return Err(bad(AllowanceFault::CredentialKey("of another class")));
         }
+        let secret = match (self.redeeming, secret) {
+            (true, None) => {
+                return Err(bad(AllowanceFault::CredentialKey(
+                    "its secret is not held here, so its presentations cannot be checked",
+                )))
+            }
+            (true, Some(secret)) => Some(secret),
+            (false, _) => None,
+        };
         let day = receipt.context.time / DAY_SECS;
         let epoch = self
             .keysets
