@@ -412,3 +412,101 @@ fn a_store_without_the_credential_secret_refuses_v2_presentations() {
         clear(&without)
     );
 }
+
+mod properties {
+    use super::*;
+    use microcash::engine::batch_verify::{verify_chunk, ChunkDeposit};
+    use proptest::prelude::*;
+
+    /// What happens to one deposit of the chunk.
+    #[derive(Clone, Copy, Debug)]
+    enum Fault {
+        None,
+        /// A byte of one response, commitment, tag or point flipped (index picks which).
+        Flip(usize),
+        /// Presented with another wallet's credential.
+        Lent,
+        /// No presentation.
+        Missing,
+        /// A slot beyond the schedule.
+        Outside,
+    }
+
+    fn fault() -> impl Strategy<Value = Fault> {
+        prop_oneof![
+            4 => Just(Fault::None),
+            3 => (0usize..64).prop_map(Fault::Flip),
+            1 => Just(Fault::Lent),
+            1 => Just(Fault::Missing),
+            1 => Just(Fault::Outside),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+        /// For any mix of faults, the engine's batched verdict of every deposit equals the
+        /// reference verifier's.
+        #[test]
+        fn engine_verdicts_equal_the_reference(faults in proptest::collection::vec(fault(), 1..7)) {
+            let tmp = tempfile::tempdir().unwrap();
+            let issuer = issuer(&tmp);
+            let a = credential(&issuer, &register(&issuer, "a"), TODAY).unwrap();
+            let b = credential(&issuer, &register(&issuer, "b"), TODAY).unwrap();
+            let mut deposits = Vec::new();
+            for (i, f) in faults.iter().enumerate() {
+                let m = if i % 2 == 0 { &a } else { &b };
+                let at = pay(&withdraw(&issuer), &m.w, None);
+                let slot = [(i / 2 % 2) as u16];
+                let d = match f {
+                    Fault::None => deposit(&at, &presenter(m, &slot)),
+                    Fault::Flip(k) => {
+                        let mut d = deposit(&at, &presenter(m, &slot));
+                        let p = d.presentation.as_mut().unwrap();
+                        let field: &mut [u8; 32] = match k % 8 {
+                            0 => &mut p.u,
+                            1 => &mut p.c_k,
+                            2 => &mut p.c_v,
+                            3 => &mut p.slots[0].tag,
+                            4 => &mut p.slots[0].commitment,
+                            5 => &mut p.commitments[k % 4],
+                            _ => &mut p.responses[k % 5],
+                        };
+                        field[k % 32] ^= 1 << (k % 8);
+                        d
+                    }
+                    Fault::Lent => {
+                        let other = if i % 2 == 0 { &b } else { &a };
+                        let lent = Member {
+                            w: m.w.clone(),
+                            key: other.key.clone(),
+                            credential: other.credential.clone(),
+                        };
+                        deposit(&at, &presenter(&lent, &slot))
+                    }
+                    Fault::Missing => at
+                        .deposit_v2(
+                            CreditTarget::Account(AccountName::new("shop").unwrap()),
+                            NOW,
+                            None,
+                            &mut microcash::os_rng(),
+                        )
+                        .unwrap(),
+                    Fault::Outside => deposit(&at, &presenter(m, &[7])),
+                };
+                deposits.push(d);
+            }
+            let params = issuer.engine().params();
+            let verifier = params.verifier();
+            let chunk: Vec<ChunkDeposit<'_>> = deposits.iter().map(ChunkDeposit::from).collect();
+            let batched = verify_chunk(&verifier, &params.keysets, &chunk, NOW, &mut microcash::seeded_rng());
+            for (d, got) in deposits.iter().zip(&batched) {
+                let want = verifier.verify_deposit(d, NOW);
+                prop_assert_eq!(
+                    got.as_ref().map(|v| v.digest()).map_err(|e| e.to_string()),
+                    want.as_ref().map(|v| v.digest()).map_err(|e| e.to_string())
+                );
+            }
+        }
+    }
+}
