@@ -426,6 +426,7 @@ mod tests {
                 })
                 .collect(),
             responses: [[8; 32]; 5],
+            hints: Default::default(),
         };
         let mut d = maximal_deposit(LINKS_MAX, 0);
         for l in &mut d.coin.links {

@@ -25,10 +25,10 @@
 //! (Dodis–Yampolskiy) of k at the slot. Only E1 needs the issuer's secret.
 
 use ff::{Field, PrimeField};
-use group::CurveAffine as _;
-use group::{Curve, GroupEncoding};
+use group::{Curve, CurveAffine as _, GroupEncoding};
 use merlin::Transcript;
 use microcash_kernels::pallas::lincomb::Combination;
+use pasta_curves::arithmetic::CurveAffine as _;
 use pasta_curves::pallas;
 use rand_core::CryptoRng;
 
@@ -61,8 +61,21 @@ pub struct SlotTag {
     pub commitment: [u8; 32],
 }
 
+/// Points of a presentation decoded from decompression hints (a kind-2 record's y
+/// coordinates), sparing the verifier square roots. Only an accelerator: a missing or
+/// wrong hint leaves the point to be decompressed as usual, so verdicts never change.
+#[derive(Clone, Debug, Default)]
+pub struct PresentationHints {
+    u: Option<pallas::Affine>,
+    c_k: Option<pallas::Affine>,
+    c_v: Option<pallas::Affine>,
+    commitments: [Option<pallas::Affine>; 4],
+    /// Per slot: the tag and the commitment.
+    slots: Vec<(Option<pallas::Affine>, Option<pallas::Affine>)>,
+}
+
 /// A presentation (bytes as sent; points and scalars are checked when it is verified).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Presentation {
     /// The credential key's id.
     pub key_id: [u8; 32],
@@ -78,6 +91,55 @@ pub struct Presentation {
     pub slots: Vec<SlotTag>,
     /// Responses for (k, z, r, s, t).
     pub responses: [[u8; 32]; 5],
+    /// Points already decoded from hints (not part of the message: equality ignores it).
+    pub hints: PresentationHints,
+}
+
+impl PartialEq for Presentation {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            self.key_id,
+            self.u,
+            self.c_k,
+            self.c_v,
+            self.commitments,
+            &self.slots,
+            self.responses,
+        ) == (
+            o.key_id,
+            o.u,
+            o.c_k,
+            o.c_v,
+            o.commitments,
+            &o.slots,
+            o.responses,
+        )
+    }
+}
+impl Eq for Presentation {}
+
+/// The y coordinate of a compressed point, as a decompression hint (zeros when the bytes
+/// are not a point: the reader then finds the hint wrong and decompresses).
+fn y_hint(bytes: &[u8; 32]) -> Vec<u8> {
+    decode_point(bytes)
+        .and_then(|p| {
+            Option::<pasta_curves::arithmetic::Coordinates<pallas::Affine>>::from(p.coordinates())
+        })
+        .map_or(vec![0u8; 32], |c| c.y().to_repr().to_vec())
+}
+
+/// Reads a 32-byte point field and its hint; the point when the hint checks out.
+fn read_point(
+    r: &mut Reader<'_>,
+    what: &'static str,
+) -> Result<([u8; 32], Option<pallas::Affine>), DecodeError> {
+    let bytes = r.array(what)?;
+    let hinted = r.hint::<32>(what)?.and_then(|y| {
+        crate::protocol::keys::OwnerKey::from_bytes_with_y(&bytes, &y)
+            .ok()
+            .map(|k| *k.affine())
+    });
+    Ok((bytes, hinted))
 }
 
 /// What a presentation is about, from the coin and the link or deposit that carries it.
@@ -295,6 +357,7 @@ impl Presentation {
                 })
                 .collect(),
             responses: resp,
+            hints: PresentationHints::default(),
         })
     }
 
@@ -314,21 +377,30 @@ impl Presentation {
         if self.key_id != key.id {
             return Err(PresentationError::WrongKey);
         }
-        let point = |b: &[u8; 32], what| decode_point(b).ok_or(PresentationError::BadPoint(what));
-        let u = point(&self.u, "U'")?;
-        let c_k = point(&self.c_k, "C_k")?;
-        let c_v = point(&self.c_v, "C_V")?;
-        let c_s = point(ctx.stealth_commitment, "C_s")?;
+        let point = |b: &[u8; 32], hint: Option<pallas::Affine>, what| match hint {
+            Some(p) => Ok(p),
+            None => decode_point(b).ok_or(PresentationError::BadPoint(what)),
+        };
+        let h = &self.hints;
+        let u = point(&self.u, h.u, "U'")?;
+        let c_k = point(&self.c_k, h.c_k, "C_k")?;
+        let c_v = point(&self.c_v, h.c_v, "C_V")?;
+        let c_s = point(ctx.stealth_commitment, None, "C_s")?;
         let mut commitments = [pallas::Affine::identity(); 4];
-        for (o, c) in commitments.iter_mut().zip(&self.commitments) {
-            *o = point(c, "commitment")?;
+        for ((o, c), hint) in commitments
+            .iter_mut()
+            .zip(&self.commitments)
+            .zip(h.commitments)
+        {
+            *o = point(c, hint, "commitment")?;
         }
         let mut tags = Vec::with_capacity(self.slots.len());
-        for s in &self.slots {
+        for (i, s) in self.slots.iter().enumerate() {
+            let (tag_hint, commitment_hint) = h.slots.get(i).copied().unwrap_or_default();
             tags.push((
                 s.slot,
-                point(&s.tag, "tag")?,
-                point(&s.commitment, "commitment")?,
+                point(&s.tag, tag_hint, "tag")?,
+                point(&s.commitment, commitment_hint, "commitment")?,
             ));
         }
         let mut responses = [pallas::Scalar::ZERO; 5];
@@ -569,16 +641,20 @@ impl Prepared {
 
 impl Encode for Presentation {
     fn encode(&self, w: &mut Writer) {
-        w.bytes(&self.key_id)
-            .bytes(&self.u)
-            .bytes(&self.c_k)
-            .bytes(&self.c_v);
-        for c in &self.commitments {
-            w.bytes(c);
+        w.bytes(&self.key_id);
+        for p in [&self.u, &self.c_k, &self.c_v]
+            .into_iter()
+            .chain(&self.commitments)
+        {
+            w.bytes(p);
+            w.hint(|| y_hint(p));
         }
         w.count_u8(self.slots.len());
         for s in &self.slots {
-            w.u16(s.slot).bytes(&s.tag).bytes(&s.commitment);
+            w.u16(s.slot).bytes(&s.tag);
+            w.hint(|| y_hint(&s.tag));
+            w.bytes(&s.commitment);
+            w.hint(|| y_hint(&s.commitment));
         }
         for r in &self.responses {
             w.bytes(r);
@@ -589,20 +665,26 @@ impl Encode for Presentation {
 impl Decode for Presentation {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let key_id = r.array("presentation key id")?;
-        let u = r.array("presentation U")?;
-        let c_k = r.array("presentation C_k")?;
-        let c_v = r.array("presentation C_V")?;
+        let mut hints = PresentationHints::default();
+        let (u, hu) = read_point(r, "presentation U")?;
+        let (c_k, hk) = read_point(r, "presentation C_k")?;
+        let (c_v, hv) = read_point(r, "presentation C_V")?;
+        (hints.u, hints.c_k, hints.c_v) = (hu, hk, hv);
         let mut commitments = [[0u8; 32]; 4];
-        for c in &mut commitments {
-            *c = r.array("presentation commitment")?;
+        for (c, h) in commitments.iter_mut().zip(hints.commitments.iter_mut()) {
+            (*c, *h) = read_point(r, "presentation commitment")?;
         }
         let n = r.count_u8("presentation slots", SLOTS_PER_PRESENTATION_MAX)?;
         let mut slots = Vec::with_capacity(n);
         for _ in 0..n {
+            let slot = r.u16("slot")?;
+            let (tag, ht) = read_point(r, "slot tag")?;
+            let (commitment, hc) = read_point(r, "slot commitment")?;
+            hints.slots.push((ht, hc));
             slots.push(SlotTag {
-                slot: r.u16("slot")?,
-                tag: r.array("slot tag")?,
-                commitment: r.array("slot commitment")?,
+                slot,
+                tag,
+                commitment,
             });
         }
         let mut responses = [[0u8; 32]; 5];
@@ -617,6 +699,7 @@ impl Decode for Presentation {
             commitments,
             slots,
             responses,
+            hints,
         })
     }
 }

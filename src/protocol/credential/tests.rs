@@ -529,3 +529,31 @@ fn the_generators_are_independent_of_g() {
     assert!(decode_point(&[0; 32]).is_none(), "identity refused");
     let _ = pallas::Scalar::ONE;
 }
+
+/// Decompression hints only accelerate: a presentation read with its hints is the same
+/// message with the same verdict, and a wrong hint is ignored (the point is decompressed).
+#[test]
+fn hints_decode_the_same_presentation_and_wrong_ones_are_ignored() {
+    let iss = issuer();
+    let w = wallet(&iss);
+    let r = receive(&w.k);
+    let p = present(&iss, &w, &r, &[1, 4]);
+    let (bytes, hints) = p.to_bytes_with_hints();
+    assert_eq!(hints.len(), 32 * (7 + 2 * 2), "one y per point");
+    let hinted = Presentation::from_bytes_with_hints(&bytes, &hints).unwrap();
+    assert_eq!(hinted, p);
+    hinted.verify(&iss.key, &iss.secret, &ctx(&r)).unwrap();
+    for i in 0..hints.len() / 32 {
+        let mut wrong = hints.clone();
+        wrong[32 * i] ^= 1;
+        let q = Presentation::from_bytes_with_hints(&bytes, &wrong).unwrap();
+        assert_eq!(q, p);
+        q.verify(&iss.key, &iss.secret, &ctx(&r)).unwrap();
+    }
+    // A tampered presentation stays refused with its hints.
+    let mut bad = p.clone();
+    bad.responses[0][0] ^= 1;
+    let (b2, h2) = bad.to_bytes_with_hints();
+    let q = Presentation::from_bytes_with_hints(&b2, &h2).unwrap();
+    assert!(q.verify(&iss.key, &iss.secret, &ctx(&r)).is_err());
+}
