@@ -459,9 +459,12 @@ impl Wallet {
     ) -> Result<(), WalletError> {
         let req = CredentialRequest::sign(&self.address_secret, class, day, &mut crate::os_rng());
         let (key_id, issue) = issuer.issue_credential(&req, now)?;
+        // The key must be a published key of the class asked for (an answer naming
+        // another would make presentations the issuer refuses).
         let (key, _) = issuer
             .credential_keys()
             .get(&key_id)
+            .filter(|(k, _)| k.class == class)
             .ok_or(WalletError::NoCredential {
                 class: class.to_owned(),
                 day,
