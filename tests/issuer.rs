@@ -493,6 +493,19 @@ fn swap_outputs_worth_more_than_inputs_are_refused() {
             index: 1
         }))
     ));
+    // A forged input among good ones (the inputs are verified as one batch): refused with
+    // the reference verifier's reason and its position; nothing spent.
+    let other = withdraw_coin(&e, 2);
+    let (mut req, _) = swap_request(&e, &[&coin, &other], &[4]);
+    req.inputs[1].signature.bytes_mut()[3] ^= 1;
+    assert!(matches!(
+        e.issuer.swap(&req, NOW),
+        Err(IssuerError::Refused(RequestRefusal::SwapInputRejected {
+            index: 1,
+            rejection: microcash::protocol::verify::Rejection::BadDepositSignature,
+        }))
+    ));
+    assert!(!spent(&e, &coin) && !spent(&e, &other));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use microcash_kernels::bls::G1Affine;
 use serde::Serialize;
 
 use super::IssuerApi;
+use crate::engine::batch_verify::{self, ChunkDeposit};
 use crate::engine::settle::{self, BatchMemory};
 use crate::engine::{Engine, PublicParams, Verdict};
 use crate::protocol::allowance::AllowanceRequest;
@@ -482,15 +483,31 @@ impl Issuer {
         let digest = request.outputs_digest();
         let params = self.engine.params();
         let verifier = params.verifier();
+        // All inputs verified as one batch (the engine's kernels; the reference's verdict
+        // for each), then judged in order as before: a swap of many inputs, each carrying
+        // many allowance spends or presentations, costs a batch, not one check at a time.
+        let chunk: Vec<ChunkDeposit<'_>> = request.inputs.iter().map(ChunkDeposit::from).collect();
+        let mut results = batch_verify::verify_chunk(
+            &verifier,
+            &params.keysets,
+            &chunk,
+            now,
+            &mut crate::seeded_rng(),
+        )
+        .into_iter();
         let mut verified = Vec::with_capacity(request.inputs.len());
         let mut inputs_value = 0u64;
         for (index, input) in request.inputs.iter().enumerate() {
             if input.target != CreditTarget::Swap(digest) {
                 return Err(RequestRefusal::SwapTargetMismatch { index }.into());
             }
-            let v = verifier
-                .verify_deposit(input, now)
-                .map_err(|rejection| RequestRefusal::SwapInputRejected { index, rejection })?;
+            let v = match results.next() {
+                Some(r) => r,
+                // verify_chunk answers every deposit; were it not so, the input is judged
+                // by the reference rather than given a made-up verdict.
+                None => verifier.verify_deposit(input, now),
+            }
+            .map_err(|rejection| RequestRefusal::SwapInputRejected { index, rejection })?;
             if verified
                 .iter()
                 .any(|w: &VerifiedDeposit| w.serial() == v.serial())
