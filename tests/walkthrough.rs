@@ -402,6 +402,10 @@ fn allowance_v2_walkthrough() {
         "p2.bin",
     ]);
     cli.ok(&["wallet", "receive", "--wallet", "c.json", "p2.bin"]);
+    // B used one slot of 100 to move its receipt on: 100 left today.
+    let bal: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["wallet", "balance", "--wallet", "b.json"])).unwrap();
+    assert_eq!(bal["receive_limit_left"]["standard"], 100, "{bal}");
     let out = cli.ok(&[
         "wallet",
         "deposit",

@@ -884,11 +884,25 @@ fn run_wallet(cmd: WalletCmd, now: u64) -> Result<(), CliError> {
             let issuer = dir.connect()?;
             let keysets = issuer.keysets();
             let w = Wallet::open(&file.wallet)?;
+            // Allowance v2: what today's slots of each v2 class can still receive.
+            let policy = issuer.policy();
+            let receive_limit_left: serde_json::Map<String, serde_json::Value> = policy
+                .class
+                .iter()
+                .filter(|(_, c)| c.allowance_scheme == crate::protocol::policy::AllowanceScheme::V2)
+                .map(|(name, _)| {
+                    (
+                        name.clone(),
+                        serde_json::json!(w.receive_limit_left(policy, name, now)),
+                    )
+                })
+                .collect();
             print_json(&serde_json::json!({
                 "address": w.address().to_string(),
                 "balance": w.balance(keysets)?,
                 "coins": w.coins().len(),
                 "allowance": w.allowance_balance(keysets),
+                "receive_limit_left": receive_limit_left,
                 "in_flight": w.in_flight(keysets),
                 "pending_operations": w.pending_count(),
             }));
