@@ -447,8 +447,14 @@ async fn post_allowance(
     let Json(body) = body.map_err(json_error)?;
     let issuer = s.issuer.clone();
     let now = s.clock.now();
-    if body.request.starts_with("02") {
-        let request: CredentialRequest = hex_message("request", &body.request)?;
+    // The version byte tells the schemes apart (v1 requests start with 1, v2 with 2).
+    let bytes = hex::decode(&body.request)
+        .map_err(|e| ApiError::bad_request("bad_field", format!("request: not hex: {e}")))?;
+    let decoded = |e: crate::protocol::encoding::DecodeError| {
+        ApiError::bad_request("bad_field", format!("request: {e}"))
+    };
+    if bytes.first() == Some(&crate::protocol::credential::request::V2_MESSAGE_VERSION) {
+        let request = CredentialRequest::from_bytes(&bytes).map_err(decoded)?;
         let (key, issue) = blocking(move || Ok(issuer.issue_credential(&request, now)?)).await?;
         return Ok(Json(json!({
             "key": hex::encode(key.id),
@@ -456,7 +462,7 @@ async fn post_allowance(
         }))
         .into_response());
     }
-    let request: AllowanceRequest = hex_message("request", &body.request)?;
+    let request = AllowanceRequest::from_bytes(&bytes).map_err(decoded)?;
     let sigs = blocking(move || Ok(issuer.issue_allowance(&request, now)?)).await?;
     Ok(signatures_json(&sigs).into_response())
 }

@@ -218,25 +218,10 @@ impl IssuerKeys {
             }
         }
         // Secrets first: a published keyset without its secret would be unusable.
-        let secret_file = secrets_dir(dir).join(format!("epoch-{epoch:04}.json"));
-        // A secrets file for an epoch that was never published is what a crash between
-        // writing the secrets and publishing the keysets leaves: its keys were never used.
-        if secret_file.exists() {
-            fs::remove_file(&secret_file).map_err(io_err(&secret_file))?;
-        }
-        #[allow(
-            clippy::expect_used,
-            reason = "string-keyed maps and plain structs always serialise"
-        )]
-        let text = serde_json::to_vec_pretty(&new_secrets).expect("map of strings serialises");
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&secret_file)
-            .map_err(io_err(&secret_file))?;
-        f.write_all(&text).map_err(io_err(&secret_file))?;
-        f.sync_all().map_err(io_err(&secret_file))?;
+        write_secrets_file(
+            &secrets_dir(dir).join(format!("epoch-{epoch:04}.json")),
+            &new_secrets,
+        )?;
         // Allowance v2: one credential key per v2 class, in its own secrets file (a
         // clearing store gets this file and not the signing keys).
         let mut new_credentials = Vec::new();
@@ -251,20 +236,7 @@ impl IssuerKeys {
             }
         }
         if !credential_secrets.is_empty() {
-            let path = credential_secrets_path(dir, epoch);
-            if path.exists() {
-                fs::remove_file(&path).map_err(io_err(&path))?;
-            }
-            #[allow(clippy::expect_used, reason = "a map of strings always serialises")]
-            let text = serde_json::to_vec_pretty(&credential_secrets).expect("map serialises");
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_err(&path))?;
-            f.write_all(&text).map_err(io_err(&path))?;
-            f.sync_all().map_err(io_err(&path))?;
+            write_secrets_file(&credential_secrets_path(dir, epoch), &credential_secrets)?;
         }
         for (key, secret) in new_credentials {
             self.credentials.insert_secret(key, secret);
@@ -372,6 +344,26 @@ impl IssuerKeys {
     pub fn secret(&self, id: &KeysetId) -> Option<&bls::SecretKey> {
         self.secrets.get(id)
     }
+}
+
+/// Writes a new epoch's secrets file: `{name → secret hex}`, created 0600 (never chmod-ed
+/// afterwards) and fsynced. A file already there is what a crash between writing the
+/// secrets and publishing the keys leaves — its keys were never published or used — and is
+/// replaced.
+fn write_secrets_file(path: &Path, secrets: &BTreeMap<String, String>) -> Result<(), FilesError> {
+    if path.exists() {
+        fs::remove_file(path).map_err(io_err(path))?;
+    }
+    #[allow(clippy::expect_used, reason = "a map of strings always serialises")]
+    let text = serde_json::to_vec_pretty(secrets).expect("map of strings serialises");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(&text).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
 }
 
 /// The secrets file of an epoch's allowance v2 credential keys: `{class → 128-byte secret

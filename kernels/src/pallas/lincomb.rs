@@ -13,7 +13,7 @@
 
 #![allow(
     clippy::indexing_slicing,
-    reason = "subsets index the batch's own items; shared indices are checked in `check_subset`"
+    reason = "shared and item indices are checked in `append_terms`"
 )]
 
 use ff::PrimeField;
@@ -45,19 +45,29 @@ impl Combination {
     }
 }
 
-/// Whether the items at `subset` sum to the identity: one MSM over their own points plus
-/// one term per shared base. An out-of-range shared index fails the check.
-pub fn check_subset(items: &[Combination], shared: &[pallas::Affine], subset: &[usize]) -> bool {
-    let own_len: usize = subset.iter().map(|&i| items[i].own.len()).sum();
-    let mut points = Vec::with_capacity(own_len + shared.len());
-    let mut scalars = Vec::with_capacity(own_len + shared.len());
+/// Appends the terms of the items at `subset` to a multi-scalar multiplication's points
+/// and scalars: each item's own points, then every shared base once with its summed scalar.
+/// False (nothing to check) when an item names a shared base that is not there.
+pub fn append_terms(
+    items: &[Combination],
+    shared: &[pallas::Affine],
+    subset: &[usize],
+    points: &mut Vec<pallas::Affine>,
+    scalars: &mut Vec<[u8; 32]>,
+) -> bool {
+    if subset.is_empty() {
+        return true;
+    }
     let mut shared_sums = vec![pallas::Scalar::zero(); shared.len()];
     for &i in subset {
-        for (p, s) in &items[i].own {
+        let Some(item) = items.get(i) else {
+            return false;
+        };
+        for (p, s) in &item.own {
             points.push(*p);
             scalars.push(s.to_repr());
         }
-        for (b, s) in &items[i].shared {
+        for (b, s) in &item.shared {
             match shared_sums.get_mut(*b) {
                 Some(sum) => *sum += s,
                 None => return false,
@@ -66,7 +76,15 @@ pub fn check_subset(items: &[Combination], shared: &[pallas::Affine], subset: &[
     }
     points.extend_from_slice(shared);
     scalars.extend(shared_sums.iter().map(|s| s.to_repr()));
-    bool::from(vartime_msm(&points, &scalars, 255).is_identity())
+    true
+}
+
+/// Whether the items at `subset` sum to the identity: one MSM over their own points plus
+/// one term per shared base. An out-of-range shared index fails the check.
+pub fn check_subset(items: &[Combination], shared: &[pallas::Affine], subset: &[usize]) -> bool {
+    let (mut points, mut scalars) = (Vec::new(), Vec::new());
+    append_terms(items, shared, subset, &mut points, &mut scalars)
+        && bool::from(vartime_msm(&points, &scalars, 255).is_identity())
 }
 
 /// Verifies a batch; returns the positions of the items whose combination is not the

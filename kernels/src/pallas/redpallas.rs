@@ -119,24 +119,7 @@ pub fn weight_scalar(w: &Weight) -> pallas::Scalar {
 
 /// Checks the batch equation over the items at `subset`.
 pub fn verify_subset(items: &[Prepared], weights: &[Weight], subset: &[usize]) -> bool {
-    if subset.is_empty() {
-        return true;
-    }
-    let z: Vec<pallas::Scalar> = subset.iter().map(|&i| weight_scalar(&weights[i])).collect();
-    let rs: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].r).collect();
-    let as_: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].a).collect();
-    let zc: Vec<[u8; 32]> = subset
-        .iter()
-        .zip(&z)
-        .map(|(&i, z)| (items[i].c * z).to_repr())
-        .collect();
-    let zs: pallas::Scalar = subset.iter().zip(&z).map(|(&i, z)| items[i].s * z).sum();
-    let ws: Vec<Weight> = subset.iter().map(|&i| weights[i]).collect();
-    let (r_sum, a_sum) = rayon::join(
-        || vartime_msm(&rs, &ws, WEIGHT_BITS),
-        || vartime_msm(&as_, &zc, 255),
-    );
-    bool::from((r_sum + a_sum - spendauth_basepoint() * zs).is_identity())
+    verify_subset_with(items, weights, subset, &[], &[], &[])
 }
 
 /// [`verify_subset`] with further items' linear combinations (each already weighted by its
@@ -152,38 +135,22 @@ pub fn verify_subset_with(
     extra_subset: &[usize],
     shared: &[pallas::Affine],
 ) -> bool {
-    if extra_subset.is_empty() {
-        return verify_subset(items, weights, subset);
+    if subset.is_empty() && extra_subset.is_empty() {
+        return true;
     }
     let z: Vec<pallas::Scalar> = subset.iter().map(|&i| weight_scalar(&weights[i])).collect();
     let rs: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].r).collect();
     let ws: Vec<Weight> = subset.iter().map(|&i| weights[i]).collect();
-    // The 255-bit side: every key with z·c, then the extra items' own points, then the
-    // shared bases with their summed scalars.
+    // The 255-bit side: every key with z·c, then the extra items' terms.
     let mut points: Vec<pallas::Affine> = subset.iter().map(|&i| items[i].a).collect();
     let mut scalars: Vec<[u8; 32]> = subset
         .iter()
         .zip(&z)
         .map(|(&i, z)| (items[i].c * z).to_repr())
         .collect();
-    let mut shared_sums = vec![pallas::Scalar::zero(); shared.len()];
-    for &j in extra_subset {
-        let Some(item) = extra.get(j) else {
-            return false;
-        };
-        for (p, s) in &item.own {
-            points.push(*p);
-            scalars.push(s.to_repr());
-        }
-        for (b, s) in &item.shared {
-            match shared_sums.get_mut(*b) {
-                Some(sum) => *sum += s,
-                None => return false,
-            }
-        }
+    if !super::lincomb::append_terms(extra, shared, extra_subset, &mut points, &mut scalars) {
+        return false;
     }
-    points.extend_from_slice(shared);
-    scalars.extend(shared_sums.iter().map(|s| s.to_repr()));
     let zs: pallas::Scalar = subset.iter().zip(&z).map(|(&i, z)| items[i].s * z).sum();
     let (r_sum, a_sum) = rayon::join(
         || vartime_msm(&rs, &ws, WEIGHT_BITS),
