@@ -510,3 +510,128 @@ mod properties {
         }
     }
 }
+
+/// A deposit at every v2 maximum at once: 64 links, each receiver presenting 8 slots, and
+/// 8 more on the deposit — 64 presentations, 512 tags — cleared by the issuer and, as a
+/// kind-2 record with every decompression hint, by the engine, with the same verdict.
+#[test]
+fn a_deposit_at_every_v2_maximum_clears() {
+    use microcash::engine::batch_verify::{verify_chunk, ChunkDeposit};
+    use microcash::protocol::coin::LINKS_MAX;
+    use microcash::protocol::deposit::DEPOSIT_BYTES_MAX;
+    use microcash::protocol::encoding::Encode;
+    use microcash::protocol::hints::HintedDeposit;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut policy = Policy::default();
+    let class = policy.class.get_mut("standard").unwrap();
+    class.allowance_scheme = AllowanceScheme::V2;
+    class.max_hops = LINKS_MAX as u8;
+    policy.allowance.daily_limit = 8;
+    policy.allowance.slots = vec![(1, 8)];
+    let issuer = Issuer::init(&tmp.path().join("issuer"), policy, NOW).unwrap();
+    issuer.create_account("alice", false).unwrap();
+    issuer.fund("alice", 1000).unwrap();
+    issuer.create_account("shop", true).unwrap();
+    let members: Vec<Member> = (0..LINKS_MAX)
+        .map(|i| credential(&issuer, &register(&issuer, &format!("m{i}")), TODAY).unwrap())
+        .collect();
+    let slots: Vec<u16> = (0..8).collect();
+    let mut coin = pay(&withdraw(&issuer), &members[0].w, None);
+    for i in 1..LINKS_MAX {
+        coin = pay(
+            &coin,
+            &members[i].w,
+            Some(&presenter(&members[i - 1], &slots)),
+        );
+    }
+    let d = deposit(&coin, &presenter(&members[LINKS_MAX - 1], &slots));
+    assert_eq!(d.coin.links.len(), LINKS_MAX);
+    assert!(d.to_bytes().len() <= DEPOSIT_BYTES_MAX);
+    let (payload, hints) = HintedDeposit::encode(&d);
+    let hinted = HintedDeposit::decode(&payload, &hints).unwrap();
+    let params = issuer.engine().params();
+    let verifier = params.verifier();
+    let batched = verify_chunk(
+        &verifier,
+        &params.keysets,
+        &[ChunkDeposit::from(&hinted)],
+        NOW,
+        &mut microcash::seeded_rng(),
+    );
+    let v = batched[0].as_ref().unwrap();
+    assert_eq!(v.allowance_serials().len(), 64 * 8);
+    let receipt = issuer.deposit(&d, NOW).unwrap();
+    assert_eq!((receipt.value, receipt.replayed), (4, false));
+    // The same deposit again is a replay, not an allowance reuse.
+    assert!(issuer.deposit(&d, NOW).unwrap().replayed);
+}
+
+/// The credential secrets file and the published credential keys, damaged: a flipped or
+/// truncated secret, a key whose id does not match its parameters — the issuer refuses to
+/// open and names the file; the secrets file missing — it opens, issues no credential and
+/// refuses every presentation rather than accept it unchecked.
+#[test]
+fn damaged_or_missing_credential_secrets_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("issuer");
+    let a = {
+        let issuer = issuer(&tmp);
+        let a = credential(&issuer, &register(&issuer, "anna"), TODAY).unwrap();
+        let at_a = pay(&withdraw(&issuer), &a.w, None);
+        let d = deposit(&at_a, &presenter(&a, &[0]));
+        std::fs::write(
+            tmp.path().join("d.bin"),
+            microcash::protocol::encoding::Encode::to_bytes(&d),
+        )
+        .unwrap();
+        a
+    };
+    let secrets = dir.join("secrets/credentials-0001.json");
+    let original = std::fs::read(&secrets).unwrap();
+    let open_err = |what: &str| match Issuer::open(&dir) {
+        Ok(_) => panic!("{what}: opened"),
+        Err(e) => e.to_string(),
+    };
+    // A flipped hex digit of the secret: it no longer matches its published key.
+    let mut flipped = original.clone();
+    let at = flipped.iter().rposition(|b| b.is_ascii_hexdigit()).unwrap() - 5;
+    flipped[at] = if flipped[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&secrets, &flipped).unwrap();
+    let e = open_err("flipped");
+    assert!(e.contains("credentials-0001.json"), "{e}");
+    // Torn (truncated) file.
+    std::fs::write(&secrets, &original[..original.len() / 2]).unwrap();
+    let e = open_err("truncated");
+    assert!(e.contains("credentials-0001.json"), "{e}");
+    std::fs::write(&secrets, &original).unwrap();
+    // A published key whose id does not match its parameters.
+    let keysets = dir.join("keysets.json");
+    let published = std::fs::read_to_string(&keysets).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&published).unwrap();
+    let id = doc["credential_keys"][0]["id"].as_str().unwrap().to_owned();
+    let other = format!(
+        "{}{}",
+        if id.starts_with('0') { "1" } else { "0" },
+        &id[1..]
+    );
+    doc["credential_keys"][0]["id"] = serde_json::json!(other);
+    std::fs::write(&keysets, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let e = open_err("id");
+    assert!(
+        e.contains("keysets.json") && e.contains("does not match"),
+        "{e}"
+    );
+    std::fs::write(&keysets, &published).unwrap();
+    // Missing: the issuer opens, but cannot check or issue.
+    std::fs::remove_file(&secrets).unwrap();
+    let issuer = Issuer::open(&dir).unwrap();
+    let bytes = std::fs::read(tmp.path().join("d.bin")).unwrap();
+    let d = <Deposit as microcash::protocol::encoding::Decode>::from_bytes(&bytes).unwrap();
+    let e = refusal(issuer.deposit(&d, NOW));
+    assert!(e.contains("secret is not held"), "{e}");
+    let req = CredentialRequest::sign(&a.w, "standard", TODAY, &mut microcash::os_rng());
+    assert!(matches!(
+        issuer.issue_credential(&req, NOW),
+        Err(IssuerError::Refused(RequestRefusal::NoCredentialKey { .. }))
+    ));
+}

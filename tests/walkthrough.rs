@@ -315,6 +315,101 @@ fn issuer_secret_key_files_are_private() {
     }
 }
 
+/// An issuer whose class `standard` is on v2 with a day of two slots worth 100 each, an
+/// account `alice` with 5000 and a merchant `shop`.
+fn v2_issuer(cli: &Cli<'_>) {
+    let mut policy = microcash::protocol::policy::Policy::default();
+    policy.class.get_mut("standard").unwrap().allowance_scheme =
+        microcash::protocol::policy::AllowanceScheme::V2;
+    policy.allowance.daily_limit = 200;
+    policy.allowance.slots = vec![(100, 2)];
+    std::fs::write(cli.dir.join("policy.toml"), policy.to_toml()).unwrap();
+    cli.ok(&["issuer", "init", "--policy", "policy.toml"]);
+    cli.ok(&["account", "create", "alice"]);
+    cli.ok(&["account", "fund", "alice", "5000"]);
+    cli.ok(&["account", "create", "shop", "--merchant"]);
+}
+
+/// A v2 wallet killed right after journalling a payment that presents for its receipt:
+/// the slot it took is recorded with the journal entry (never presented twice), and
+/// `wallet recover` writes the same payment, which the payee receives and deposits.
+#[test]
+fn a_v2_payment_killed_after_its_journal_entry_recovers_with_its_slot_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = Cli { dir: tmp.path() };
+    v2_issuer(&cli);
+    let b = cli
+        .ok(&["wallet", "create", "--wallet", "b.json"])
+        .trim()
+        .to_owned();
+    let c = cli
+        .ok(&["wallet", "create", "--wallet", "c.json"])
+        .trim()
+        .to_owned();
+    cli.ok(&["wallet", "create", "--wallet", "a.json"]);
+    for (w, who) in [("b.json", "Bob"), ("c.json", "Carol")] {
+        cli.ok(&[
+            "wallet",
+            "register",
+            "--wallet",
+            w,
+            "--identity",
+            who,
+            "--class",
+            "standard",
+        ]);
+    }
+    cli.ok(&[
+        "wallet",
+        "withdraw",
+        "--wallet",
+        "a.json",
+        "--account",
+        "alice",
+        "--amount",
+        "64",
+    ]);
+    cli.ok(&[
+        "wallet", "pay", "--wallet", "a.json", "--to", &b, "--amount", "64", "--out", "p1.bin",
+    ]);
+    cli.ok(&["wallet", "receive", "--wallet", "b.json", "p1.bin"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_microcash"))
+        .args([
+            "wallet", "pay", "--wallet", "b.json", "--to", &c, "--amount", "64", "--out", "p2.bin",
+        ])
+        .current_dir(tmp.path())
+        .env("MICROCASH_ISSUER", tmp.path().join("issuer"))
+        .env("MICROCASH_CRASH_AT", "pay:journalled")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the wallet was killed");
+    assert!(!tmp.path().join("p2.bin").exists());
+    let bal: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["wallet", "balance", "--wallet", "b.json"])).unwrap();
+    assert_eq!(bal["pending_operations"], 1, "{bal}");
+    assert_eq!(
+        bal["receive_limit_left"]["standard"], 100,
+        "the slot is taken: {bal}"
+    );
+    cli.ok(&["wallet", "recover", "--wallet", "b.json"]);
+    let r: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["wallet", "receive", "--wallet", "c.json", "p2.bin"]))
+            .unwrap();
+    assert_eq!(r["accepted"], 1, "{r}");
+    cli.ok(&[
+        "wallet",
+        "deposit",
+        "--wallet",
+        "c.json",
+        "--account",
+        "shop",
+    ]);
+    assert_eq!(cli.account("shop"), 64);
+    let bal: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["wallet", "balance", "--wallet", "b.json"])).unwrap();
+    assert_eq!(bal["receive_limit_left"]["standard"], 100, "{bal}");
+}
+
 /// `wallet deposit`'s per-coin outcomes and whether the command succeeded.
 fn deposit_outcomes(cli: &Cli<'_>, wallet: &str) -> (Vec<serde_json::Value>, bool) {
     let out = cli.run(&["wallet", "deposit", "--wallet", wallet, "--account", "shop"]);
@@ -334,17 +429,7 @@ fn deposit_outcomes(cli: &Cli<'_>, wallet: &str) -> (Vec<serde_json::Value>, boo
 fn allowance_v2_walkthrough() {
     let tmp = tempfile::tempdir().unwrap();
     let cli = Cli { dir: tmp.path() };
-    // Class `standard` on v2 with a day of two slots worth 100 each.
-    let mut policy = microcash::protocol::policy::Policy::default();
-    policy.class.get_mut("standard").unwrap().allowance_scheme =
-        microcash::protocol::policy::AllowanceScheme::V2;
-    policy.allowance.daily_limit = 200;
-    policy.allowance.slots = vec![(100, 2)];
-    std::fs::write(tmp.path().join("policy.toml"), policy.to_toml()).unwrap();
-    cli.ok(&["issuer", "init", "--policy", "policy.toml"]);
-    cli.ok(&["account", "create", "alice"]);
-    cli.ok(&["account", "fund", "alice", "5000"]);
-    cli.ok(&["account", "create", "shop", "--merchant"]);
+    v2_issuer(&cli);
     let mut addr = std::collections::HashMap::new();
     for w in ["a", "b", "c", "mallory"] {
         let file = format!("{w}.json");

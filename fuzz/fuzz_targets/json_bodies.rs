@@ -63,12 +63,13 @@ fuzz_target!(|data: &[u8]| {
     let Some((&route, rest)) = data.split_first() else {
         return;
     };
-    let (method, uri, token) = match route % 7 {
+    let (method, uri, token) = match route % 8 {
         0 => (Method::POST, "/v1/deposits".to_owned(), None),
         1 => (Method::POST, "/v1/withdraw".to_owned(), Some(ACCOUNT_TOKEN)),
         2 => (Method::POST, "/v1/swap".to_owned(), None),
         3 => (Method::POST, "/v1/allowance".to_owned(), None),
         4 => (Method::POST, "/v1/wallets".to_owned(), Some(ADMIN_TOKEN)),
+        7 => (Method::POST, "/v1/register".to_owned(), Some(ADMIN_TOKEN)),
         n => {
             let Ok(id) = std::str::from_utf8(rest) else {
                 return;
@@ -81,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(t) = token {
         request = request.header("authorization", format!("Bearer {t}"));
     }
-    let body = if route % 7 >= 5 {
+    let body = if matches!(route % 8, 5 | 6) {
         Vec::new()
     } else {
         rest.to_vec()
