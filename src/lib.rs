@@ -25,6 +25,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod client;
 pub mod dataset;
 pub mod engine;

@@ -1,5 +1,6 @@
 //! The `microcash` command line: argument parsing and printing over the library.
 
+mod cluster;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,13 @@ enum Command {
     Dataset(DatasetCmd),
     /// Clear a redemption batch file against a store (the back-office job).
     Clear(ClearArgs),
+    /// Clearing across machines: set up, submit batches (`docs/cluster.md`).
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
+    /// Run a cluster verifier worker (stateless; run as many as there are machines).
+    Worker(cluster::WorkerArgs),
+    /// Run the owner of one spent-set partition of the cluster.
+    Partition(cluster::PartitionArgs),
     /// Verify or repair a store's durable files.
     #[command(subcommand)]
     Store(store::StoreCmd),
@@ -557,6 +565,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&report);
         }
         Command::Clear(args) => run_clear(args, now)?,
+        Command::Cluster(cmd) => cluster::run(cmd)?,
+        Command::Worker(args) => cluster::run_worker(args)?,
+        Command::Partition(args) => cluster::run_partition(args)?,
         Command::Store(cmd) => store::run(cmd)?,
         Command::Audit { store, json } => store::run_audit(&store, json)?,
         Command::Batch(BatchCmd::Status { id, server, token }) => {

@@ -217,12 +217,20 @@ fn verify_raw_chunk(
     now: u64,
     rng: &mut rand::rngs::StdRng,
 ) -> Result<Vec<Verified>, EngineError> {
+    verify_raw_chunk_with(engine.params(), chunk, now, rng)
+}
+
+fn verify_raw_chunk_with(
+    params: &super::PublicParams,
+    chunk: Vec<RawRecord>,
+    now: u64,
+    rng: &mut rand::rngs::StdRng,
+) -> Result<Vec<Verified>, EngineError> {
     let decoded: Vec<Decoded> = chunk.into_par_iter().map(decode).collect();
     let deposits: Vec<ChunkDeposit<'_>> = decoded
         .iter()
         .filter_map(|d| d.item.as_ref().ok().map(ChunkDeposit::from))
         .collect();
-    let params = engine.params();
     let verifier = params.verifier();
     let mut results =
         batch_verify::verify_chunk(&verifier, &params.keysets, &deposits, now, rng).into_iter();
@@ -238,6 +246,39 @@ fn verify_raw_chunk(
         .into_iter()
         .map(|d| d.verified(|_| next()))
         .collect()
+}
+
+/// One record of a chunk after decoding and verification: where it came from, its coin
+/// serial when it decoded, and the verifier's outcome.
+pub struct VerifiedRecord {
+    /// Record number.
+    pub index: u64,
+    /// Byte offset in the batch file.
+    pub offset: u64,
+    /// Coin serial, when the record decoded.
+    pub serial: Option<Serial>,
+    /// The verified deposit, or the verifier's refusal.
+    pub outcome: Result<VerifiedDeposit, Verdict>,
+}
+
+/// Decodes and batch-verifies one chunk of raw records against `params` at `now`, on the
+/// current rayon pool: the engine's own verification stage, for a caller that settles
+/// elsewhere (a cluster's verifier workers). Every record gets an outcome, in order.
+pub fn verify_records(
+    params: &super::PublicParams,
+    chunk: Vec<RawRecord>,
+    now: u64,
+    rng: &mut rand::rngs::StdRng,
+) -> Result<Vec<VerifiedRecord>, EngineError> {
+    Ok(verify_raw_chunk_with(params, chunk, now, rng)?
+        .into_iter()
+        .map(|r| VerifiedRecord {
+            index: r.index,
+            offset: r.offset,
+            serial: r.item.0,
+            outcome: r.item.1,
+        })
+        .collect())
 }
 
 /// The serial of a deposit, taken from its verification when that succeeded (no second
@@ -278,7 +319,7 @@ fn settle_chunk(
         .map(|r| ((r.index, r.offset, r.item.0), (r.index, r.item.1)))
         .unzip();
     let mut spent = engine.spent();
-    let plan = settle::plan(&spent, engine.accounts(), memory, items, false, now)?;
+    let plan = settle::plan(&*spent, engine.accounts(), memory, items, false, now)?;
     let verdicts = settle::commit(&mut spent, plan)?;
     memory.end_chunk();
     Ok(origins

@@ -10,11 +10,84 @@
 use std::collections::{HashMap, HashSet};
 
 use super::verdict::{Evidence, Verdict};
+use crate::protocol::coin::Serial;
 use crate::protocol::deposit::CreditTarget;
 use crate::protocol::policy::PolicyRule;
 use crate::protocol::verify::VerifiedDeposit;
 use crate::spentset::{Disk, ReceiptEntry, SpentSet, SpentSetError};
 use crate::store::state::StoreError;
+
+/// What settlement reads of the spent set. One machine reads its own [`SpentSet`]; a
+/// cluster partition owner reads the votes of every partition for the chunk (`cluster`),
+/// so both decide with this one function.
+pub trait SpentView {
+    /// The receipt id that spent `serial` in `epoch`, if any.
+    fn lookup(&self, epoch: u32, serial: &[u8; 32]) -> Option<u64>;
+    /// The receipt entry with id `id` (an id `lookup` returned).
+    fn receipt(&self, id: u64) -> Result<ReceiptEntry, SpentSetError>;
+}
+
+impl<D: Disk> SpentView for SpentSet<D> {
+    fn lookup(&self, epoch: u32, serial: &[u8; 32]) -> Option<u64> {
+        SpentSet::lookup(self, epoch, serial)
+    }
+    fn receipt(&self, id: u64) -> Result<ReceiptEntry, SpentSetError> {
+        SpentSet::receipt(self, id)
+    }
+}
+
+/// What settlement needs of a verified deposit: a [`VerifiedDeposit`] on one machine, the
+/// facts a verifier worker published for it in a cluster.
+pub trait Settleable {
+    /// The coin serial.
+    fn serial(&self) -> Serial;
+    /// The coin's key epoch.
+    fn epoch(&self) -> u32;
+    /// The coin's value.
+    fn value(&self) -> u64;
+    /// What to credit.
+    fn target(&self) -> &CreditTarget;
+    /// Whether the class only allows deposits to merchant accounts.
+    fn merchant_only(&self) -> bool;
+    /// Allowance serials spent with it, with their epochs.
+    fn allowance_serials(&self) -> &[(Serial, u32)];
+    /// Owner keys X, P₁ … Pₙ (compressed).
+    fn owner_key_bytes(&self) -> Vec<[u8; 32]>;
+    /// Chain digests d₀ … dₙ.
+    fn chain_digests(&self) -> &[[u8; 32]];
+    /// The deposit digest (idempotency key).
+    fn digest(&self) -> [u8; 32];
+}
+
+impl Settleable for VerifiedDeposit {
+    fn serial(&self) -> Serial {
+        VerifiedDeposit::serial(self)
+    }
+    fn epoch(&self) -> u32 {
+        VerifiedDeposit::epoch(self)
+    }
+    fn value(&self) -> u64 {
+        VerifiedDeposit::value(self)
+    }
+    fn target(&self) -> &CreditTarget {
+        VerifiedDeposit::target(self)
+    }
+    fn merchant_only(&self) -> bool {
+        VerifiedDeposit::merchant_only(self)
+    }
+    fn allowance_serials(&self) -> &[(Serial, u32)] {
+        VerifiedDeposit::allowance_serials(self)
+    }
+    fn owner_key_bytes(&self) -> Vec<[u8; 32]> {
+        self.owner_keys().iter().map(|k| k.to_bytes()).collect()
+    }
+    fn chain_digests(&self) -> &[[u8; 32]] {
+        VerifiedDeposit::chain_digests(self)
+    }
+    fn digest(&self) -> [u8; 32] {
+        VerifiedDeposit::digest(self)
+    }
+}
 
 /// What settlement needs to know about accounts.
 pub trait Accounts {
@@ -93,6 +166,13 @@ impl Plan {
     pub fn fresh_count(&self) -> usize {
         self.fresh.len()
     }
+
+    /// The decided verdicts (`None` where the deposit is fresh) and the fresh entries with
+    /// their positions: for a caller that records the fresh ones elsewhere than in one
+    /// [`SpentSet`] (a cluster's partition owners each record their own keys).
+    pub fn into_parts(self) -> (Vec<Option<Verdict>>, Vec<(usize, ReceiptEntry)>) {
+        (self.verdicts, self.fresh)
+    }
 }
 
 /// Who signed twice. The two spends share the chain up to the last digest they have in
@@ -101,8 +181,8 @@ impl Plan {
 /// deposit. Comparing digests, not owner keys: a payer who reuses its ephemeral secret
 /// pays the same one-time key twice, so the keys agree past the real divergence and would
 /// name the payee. Receipts from before chain digests were recorded fall back to keys.
-fn evidence(first_receipt: u64, first: &ReceiptEntry, ours: &VerifiedDeposit) -> Evidence {
-    let keys: Vec<[u8; 32]> = ours.owner_keys().iter().map(|k| k.to_bytes()).collect();
+fn evidence(first_receipt: u64, first: &ReceiptEntry, ours: &impl Settleable) -> Evidence {
+    let keys: Vec<[u8; 32]> = ours.owner_key_bytes();
     let common = if first.chain_digests.is_empty() {
         keys.iter()
             .zip(&first.owner_keys)
@@ -123,17 +203,18 @@ fn evidence(first_receipt: u64, first: &ReceiptEntry, ours: &VerifiedDeposit) ->
     }
 }
 
-fn account_of(target: &str) -> String {
+/// The account a receipt target credits (`account:<name>` → `<name>`; a swap target as is).
+pub fn account_of(target: &str) -> String {
     target.strip_prefix("account:").unwrap_or(target).to_owned()
 }
 
 /// Decides every deposit of `items` that can be decided without writing; collects the
 /// fresh ones. `index` is each item's record number (for `duplicate_in_batch`).
-pub fn plan<D: Disk>(
-    spent: &SpentSet<D>,
+pub fn plan<S: SpentView + ?Sized, T: Settleable>(
+    spent: &S,
     accounts: &dyn Accounts,
     memory: &mut BatchMemory,
-    items: Vec<(u64, Result<VerifiedDeposit, Verdict>)>,
+    items: Vec<(u64, Result<T, Verdict>)>,
     allow_swap_targets: bool,
     now: u64,
 ) -> Result<Plan, SettleError> {
@@ -170,7 +251,7 @@ pub fn plan<D: Disk>(
                     batch: memory.batch,
                     record: index,
                     target,
-                    owner_keys: vd.owner_keys().iter().map(|k| k.to_bytes()).collect(),
+                    owner_keys: vd.owner_key_bytes(),
                     chain_digests: vd.chain_digests().to_vec(),
                     allowances: vd
                         .allowance_serials()
@@ -185,12 +266,12 @@ pub fn plan<D: Disk>(
     Ok(Plan { verdicts, fresh })
 }
 
-fn decide<D: Disk>(
-    spent: &SpentSet<D>,
+fn decide<S: SpentView + ?Sized, T: Settleable>(
+    spent: &S,
     accounts: &dyn Accounts,
     memory: &BatchMemory,
     index: u64,
-    vd: &VerifiedDeposit,
+    vd: &T,
     allow_swap_targets: bool,
 ) -> Result<Option<Verdict>, SettleError> {
     match vd.target() {

@@ -1,12 +1,12 @@
 //! Per-coin verdicts of a redemption, with their stable reason codes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::policy::PolicyRule;
 use crate::protocol::verify::Rejection;
 
 /// Double-spend evidence: the earlier receipt and where the two chains part.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The first redemption's receipt id.
     pub first_receipt: u64,
@@ -18,7 +18,7 @@ pub struct Evidence {
 }
 
 /// The verdict on one record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
     /// Durably redeemed under `receipt` (`replayed`: the same deposit was accepted before).

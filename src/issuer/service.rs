@@ -163,7 +163,7 @@ impl Issuer {
             .map(|(i, v)| (i as u64, Ok(v)))
             .collect();
         let plan = settle::plan(
-            &spent,
+            &*spent,
             self.engine.accounts(),
             &mut BatchMemory::default(),
             items,

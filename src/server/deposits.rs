@@ -79,7 +79,7 @@ fn settle_group(issuer: &Issuer, group: Vec<Job>, now: u64, rng: &mut rand::rngs
         let engine = issuer.engine();
         let mut spent = engine.spent();
         settle::plan(
-            &spent,
+            &*spent,
             engine.accounts(),
             &mut BatchMemory::default(),
             items,

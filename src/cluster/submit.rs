@@ -1,0 +1,229 @@
+//! Putting a batch file into the cluster, and reading its verdicts back from PostgreSQL.
+//!
+//! The announce goes first (its stream sequence becomes the batch's number, its stream
+//! time the clearing clock), then the chunks onto the work queue. Every message carries a
+//! message id derived from the batch's content key, so submitting the same file again
+//! inside the duplicate window is the same batch, not a second one.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::engine::batch_file::BatchReader;
+use crate::engine::pipeline::batch_content_key;
+use crate::engine::ClearSummary;
+
+use super::messages::{self, Announce, WireRecord, WorkChunk};
+use super::transport::{self, Nats, ANNOUNCE_SUBJECT, SEQ_STREAM, WORK_CHUNK_BYTES_MAX};
+use super::{settlement, ClusterError};
+
+/// How to submit.
+#[derive(Clone, Debug)]
+pub struct SubmitOptions {
+    /// NATS server URLs.
+    pub nats: String,
+    /// PostgreSQL connection string (for `wait`).
+    pub postgres: String,
+    /// The batch file.
+    pub batch: PathBuf,
+    /// Records per work chunk.
+    pub chunk_records: usize,
+    /// Wait until every record has its verdict.
+    pub wait: Option<Duration>,
+    /// Write the verdicts (JSON lines, record order) here once all are in.
+    pub verdicts: Option<PathBuf>,
+}
+
+/// Default records per work chunk: small enough that a chunk is verified in well under a
+/// second on one worker, large enough for the batch MSMs to pay.
+pub const CHUNK_RECORDS_DEFAULT: usize = 1024;
+
+/// What `submit` did: the batch's number, and with `wait` the summary.
+#[derive(Debug, serde::Serialize)]
+pub struct Submitted {
+    /// The batch's number in the cluster (its announce's MC_SEQ sequence).
+    pub batch_seq: u64,
+    /// Chunks published.
+    pub chunks: u32,
+    /// The summary, with `wait`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ClearSummary>,
+}
+
+fn chunks_of(path: &Path, chunk_records: usize) -> Result<(BatchReader, usize), ClusterError> {
+    let reader = BatchReader::open(path).map_err(crate::engine::EngineError::from)?;
+    Ok((reader, chunk_records.clamp(1, 65_536)))
+}
+
+/// Submits the batch; with `wait`, waits for all verdicts and returns the summary.
+pub async fn run(options: &SubmitOptions) -> Result<Submitted, ClusterError> {
+    let start = Instant::now();
+    crate::engine::check_batch_input(&options.batch)?;
+    let batch_key = batch_content_key(&options.batch)?;
+    // First pass: count, so the announce can say how many chunks follow.
+    let (mut reader, per) = chunks_of(&options.batch, options.chunk_records)?;
+    let batch_id = reader.header().batch_id;
+    let (mut records, mut chunks) = (0u64, 0u32);
+    loop {
+        let c = reader.next_chunk(per, WORK_CHUNK_BYTES_MAX);
+        if c.is_empty() {
+            break;
+        }
+        records += c.len() as u64;
+        chunks += 1;
+    }
+    let nats = transport::connect(&options.nats, "microcash-submit").await?;
+    let announce = Announce {
+        batch_key,
+        batch_id,
+        records,
+        chunks,
+    };
+    let key = hex::encode(batch_key);
+    let batch_seq = nats
+        .publish(
+            ANNOUNCE_SUBJECT,
+            &format!("batch.{key}"),
+            messages::encode(&announce)?,
+        )
+        .await?;
+    let seq = nats.stream(SEQ_STREAM).await?;
+    let m = transport::first(&seq, ANNOUNCE_SUBJECT, batch_seq)
+        .await?
+        .filter(|m| m.sequence == batch_seq)
+        .ok_or_else(|| ClusterError::Config(format!("announce {batch_seq} not readable")))?;
+    let now = m.time.unix_timestamp().max(0) as u64;
+    publish_chunks(&nats, options, batch_seq, now, per).await?;
+    tracing::info!(batch_seq, chunks, records, "batch submitted");
+    let summary = match options.wait {
+        None => None,
+        Some(limit) => Some(wait(options, batch_seq, &announce, limit, start).await?),
+    };
+    Ok(Submitted {
+        batch_seq,
+        chunks,
+        summary,
+    })
+}
+
+/// Second pass: the chunks onto the work queue, many acknowledgements in flight at once.
+async fn publish_chunks(
+    nats: &Nats,
+    options: &SubmitOptions,
+    batch_seq: u64,
+    now: u64,
+    per: usize,
+) -> Result<(), ClusterError> {
+    let (mut reader, _) = chunks_of(&options.batch, per)?;
+    let mut index = 0u32;
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        let c = reader.next_chunk(per, WORK_CHUNK_BYTES_MAX);
+        if c.is_empty() {
+            break;
+        }
+        let msg = WorkChunk {
+            batch_seq,
+            chunk: index,
+            now,
+            records: c.into_iter().map(WireRecord::from).collect(),
+        };
+        let payload = messages::encode(&msg)?;
+        let nats = nats.clone();
+        in_flight.spawn(async move {
+            nats.publish(
+                &format!("mc.work.{batch_seq}.{index}"),
+                &format!("work.{batch_seq}.{index}"),
+                payload,
+            )
+            .await
+        });
+        while in_flight.len() >= 32 {
+            join_one(&mut in_flight).await?;
+        }
+        index += 1;
+    }
+    while !in_flight.is_empty() {
+        join_one(&mut in_flight).await?;
+    }
+    Ok(())
+}
+
+async fn join_one(
+    set: &mut tokio::task::JoinSet<Result<u64, ClusterError>>,
+) -> Result<(), ClusterError> {
+    match set.join_next().await {
+        Some(Ok(r)) => r.map(|_| ()),
+        Some(Err(e)) => Err(ClusterError::Config(format!("publish task: {e}"))),
+        None => Ok(()),
+    }
+}
+
+/// Waits until every record of the batch has its verdict, then sums them up.
+async fn wait(
+    options: &SubmitOptions,
+    batch_seq: u64,
+    announce: &Announce,
+    limit: Duration,
+    start: Instant,
+) -> Result<ClearSummary, ClusterError> {
+    let pg = settlement::connect(&options.postgres).await?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let done = settlement::verdict_count(&pg, batch_seq).await?;
+        if done >= announce.records {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(ClusterError::Config(format!(
+                "batch {batch_seq}: {done} of {} verdicts after {} s",
+                announce.records,
+                limit.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let lines = settlement::verdicts(&pg, batch_seq).await?;
+    let credits = settlement::credits(&pg, batch_seq).await?;
+    if let Some(path) = &options.verdicts {
+        let io = |source| ClusterError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+        for (_, line) in &lines {
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+    }
+    let mut summary = ClearSummary {
+        batch_id: hex::encode(announce.batch_id),
+        content_key: hex::encode(announce.batch_key),
+        header_records: announce.records,
+        elapsed_s: elapsed,
+        ..ClearSummary::default()
+    };
+    let mut rejected = BTreeMap::new();
+    for (code, line) in &lines {
+        summary.records += 1;
+        if code == "accepted" {
+            summary.accepted += 1;
+            let replayed = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("replayed").and_then(serde_json::Value::as_bool));
+            if replayed == Some(true) {
+                summary.replayed += 1;
+            }
+        } else {
+            *rejected.entry(code.clone()).or_insert(0u64) += 1;
+        }
+    }
+    summary.rejected = rejected;
+    summary.value_credited_this_run = credits.iter().map(|(_, v)| v).sum();
+    summary.credited_by_account = credits.into_iter().collect();
+    summary.value_credited = summary.value_credited_this_run;
+    summary.coins_per_s = summary.records as f64 / elapsed.max(1e-9);
+    Ok(summary)
+}

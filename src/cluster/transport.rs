@@ -1,0 +1,243 @@
+//! JetStream plumbing: the streams and buckets, publishing with a message id (retried
+//! through a leader election: the id makes a retry that already landed a no-op), and
+//! reading the *first* message of a subject, which is how every reader agrees on one
+//! version when a message was published twice.
+
+use std::time::Duration;
+
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::{self, kv, stream};
+use async_nats::HeaderMap;
+
+use super::{nats_err, ClusterError};
+
+/// Work queue of raw chunks (`mc.work.<batch>.<chunk>`).
+pub const WORK_STREAM: &str = "MC_WORK";
+/// The global order: announces (`mc.batch`) and verified chunks (`mc.seq.<batch>.<chunk>`).
+pub const SEQ_STREAM: &str = "MC_SEQ";
+/// Partition votes (`mc.vote.<batch>.<chunk>.<partition>`).
+pub const VOTES_STREAM: &str = "MC_VOTES";
+/// Partition leases (`partition-<P>` → owner id), expiring after the lease time.
+pub const OWNERS_BUCKET: &str = "MC_OWNERS";
+/// Cluster settings (`partitions`).
+pub const CONFIG_BUCKET: &str = "MC_CONFIG";
+/// The announce subject.
+pub const ANNOUNCE_SUBJECT: &str = "mc.batch";
+/// Largest message the streams take (the server's `max_payload` is set to match).
+pub const MESSAGE_BYTES_MAX: usize = 8 << 20;
+/// Raw bytes per work chunk (the uploader cuts by records and by this).
+pub const WORK_CHUNK_BYTES_MAX: usize = 4 << 20;
+/// How long a re-publish with the same message id is dropped.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+/// How long a publish, or a read, keeps retrying through an election before giving up.
+const RETRY_FOR: Duration = Duration::from_secs(120);
+
+/// A connection to the cluster's JetStream.
+#[derive(Clone)]
+pub struct Nats {
+    /// The JetStream context.
+    pub js: jetstream::Context,
+}
+
+/// Connects to the comma-separated server URLs (any of them will do; the client moves to
+/// another when one dies).
+pub async fn connect(urls: &str, name: &str) -> Result<Nats, ClusterError> {
+    let addrs: Vec<async_nats::ServerAddr> = urls
+        .split(',')
+        .map(|u| u.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(nats_err("server address"))?;
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(addrs)
+        .await
+        .map_err(nats_err("connect"))?;
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(10));
+    Ok(Nats { js })
+}
+
+impl Nats {
+    /// Creates the streams and buckets if missing, with `replicas` copies each, and
+    /// records the partition count (refusing to change it: keys would move).
+    pub async fn set_up(
+        &self,
+        replicas: usize,
+        partitions: u32,
+        lease: Duration,
+    ) -> Result<(), ClusterError> {
+        let base = |name: &str, subjects: Vec<String>| stream::Config {
+            name: name.to_owned(),
+            subjects,
+            num_replicas: replicas,
+            max_message_size: MESSAGE_BYTES_MAX as i32,
+            duplicate_window: DUPLICATE_WINDOW,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        let work = stream::Config {
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..base(WORK_STREAM, vec!["mc.work.>".into()])
+        };
+        let seq = base(
+            SEQ_STREAM,
+            vec![ANNOUNCE_SUBJECT.into(), "mc.seq.>".into()],
+        );
+        let votes = base(VOTES_STREAM, vec!["mc.vote.>".into()]);
+        for config in [work, seq, votes] {
+            let name = config.name.clone();
+            self.js
+                .get_or_create_stream(config)
+                .await
+                .map_err(nats_err(&format!("create stream {name}")))?;
+        }
+        self.js
+            .create_key_value(kv::Config {
+                bucket: OWNERS_BUCKET.into(),
+                history: 1,
+                max_age: lease,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_err("create bucket MC_OWNERS"))?;
+        let config = self
+            .js
+            .create_key_value(kv::Config {
+                bucket: CONFIG_BUCKET.into(),
+                history: 1,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_err("create bucket MC_CONFIG"))?;
+        match self.partitions().await {
+            Ok(p) if p == partitions => Ok(()),
+            Ok(p) => Err(ClusterError::Config(format!(
+                "the cluster has {p} partitions; changing it to {partitions} would move keys"
+            ))),
+            Err(_) => {
+                config
+                    .create("partitions", partitions.to_string().into())
+                    .await
+                    .map_err(nats_err("record the partition count"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The cluster's partition count.
+    pub async fn partitions(&self) -> Result<u32, ClusterError> {
+        let bucket = self
+            .js
+            .get_key_value(CONFIG_BUCKET)
+            .await
+            .map_err(nats_err("open MC_CONFIG (run `microcash cluster init`)"))?;
+        let raw = bucket
+            .get("partitions")
+            .await
+            .map_err(nats_err("read the partition count"))?
+            .ok_or_else(|| ClusterError::Config("no partition count recorded".into()))?;
+        std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| ClusterError::Config("unreadable partition count".into()))
+    }
+
+    /// A stream handle.
+    pub async fn stream(&self, name: &str) -> Result<stream::Stream, ClusterError> {
+        retry(&format!("open stream {name}"), || async {
+            self.js.get_stream(name).await
+        })
+        .await
+    }
+
+    /// Publishes `payload` on `subject` with message id `id` and waits for the stream's
+    /// acknowledgement; returns the stream sequence (the original one when the id was
+    /// seen inside the duplicate window).
+    pub async fn publish(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Vec<u8>,
+    ) -> Result<u64, ClusterError> {
+        let payload = bytes::Bytes::from(payload);
+        retry(&format!("publish {subject}"), || async {
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+            let ack = self
+                .js
+                .publish_with_headers(subject.to_owned(), headers, payload.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            ack.await.map(|a| a.sequence).map_err(|e| e.to_string())
+        })
+        .await
+    }
+}
+
+/// The first message on `subject` at or after `from` in `stream`, or `None` yet.
+pub async fn first(
+    stream: &stream::Stream,
+    subject: &str,
+    from: u64,
+) -> Result<Option<StreamMessage>, ClusterError> {
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match stream.get_first_raw_message_by_subject(subject, from).await {
+            Ok(m) => return Ok(Some(m)),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(None)
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%subject, error = %e, "read failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(nats_err(&format!("read {subject}"))(e)),
+        }
+    }
+}
+
+/// Waits for the first message on `subject` at or after `from` (polling, backing off to
+/// 50 ms while none is there).
+pub async fn wait_first(
+    stream: &stream::Stream,
+    subject: &str,
+    from: u64,
+) -> Result<StreamMessage, ClusterError> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(m) = first(stream, subject, from).await? {
+            return Ok(m);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Runs `op` until it succeeds or [`RETRY_FOR`] has passed (a NATS node dying costs an
+/// election of a few seconds).
+async fn retry<T, E: std::fmt::Display, F, Fut>(context: &str, mut op: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%context, error = %e, "retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(nats_err(context)(e)),
+        }
+    }
+}

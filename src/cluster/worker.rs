@@ -1,0 +1,192 @@
+//! A verifier worker: stateless. It pulls raw chunks from the work queue, verifies them
+//! with the engine's batch verification (every core), resolves the accounts their
+//! deposits credit, and publishes the verified chunk into the global order. It acks the
+//! work only after the verified chunk is stored: a worker killed at any point leaves the
+//! chunk to be redelivered, and a chunk published twice is one message to every reader
+//! (message id inside the duplicate window, first-by-subject after it).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, AckPolicy};
+use async_nats::jetstream::AckKind;
+use futures_util::StreamExt;
+
+use crate::engine::batch_file::RawRecord;
+use crate::engine::pipeline::verify_records;
+use crate::engine::PublicParams;
+use crate::protocol::deposit::CreditTarget;
+
+use super::messages::{self, DepositFacts, VerifiedChunk, VerifiedRecordWire, WorkChunk};
+use super::transport::{self, WORK_STREAM};
+use super::{nats_err, settlement, ClusterError};
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// NATS server URLs (comma-separated).
+    pub nats: String,
+    /// PostgreSQL connection string (accounts).
+    pub postgres: String,
+    /// Store directory with the issuer's public parameters and credential secrets.
+    pub store: PathBuf,
+    /// Verification threads (0: all cores).
+    pub threads: usize,
+    /// Worker name (metrics label, client name).
+    pub name: String,
+}
+
+/// How long a chunk may stay unacknowledged before the queue gives it to another worker.
+const ACK_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs a worker until the process is stopped or a fault it cannot retry.
+pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
+    let params = Arc::new(PublicParams::load(&options.store)?);
+    let threads = if options.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        options.threads
+    };
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("microcash-worker-{i}"))
+            .build()
+            .map_err(|e| ClusterError::Config(format!("thread pool: {e}")))?,
+    );
+    let nats = transport::connect(&options.nats, &options.name).await?;
+    let pg = settlement::connect(&options.postgres).await?;
+    let work = nats.stream(WORK_STREAM).await?;
+    let consumer: async_nats::jetstream::consumer::PullConsumer = work
+        .get_or_create_consumer(
+            "workers",
+            pull::Config {
+                durable_name: Some("workers".into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                max_ack_pending: 1024,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(nats_err("create the workers' consumer"))?;
+    tracing::info!(worker = %options.name, threads, "worker ready");
+    let label = options.name.clone();
+    loop {
+        let mut batch = match consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "fetch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        while let Some(msg) = batch.next().await {
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "fetch failed");
+                    continue;
+                }
+            };
+            let subject = msg.subject.to_string();
+            let chunk: WorkChunk = match messages::decode(&subject, &msg.payload) {
+                Ok(c) => c,
+                Err(e) => {
+                    // Only our uploader writes the queue: a chunk that does not decode is
+                    // damage. Redelivering it forever would help nobody.
+                    tracing::error!(error = %e, "dropping an undecodable work chunk");
+                    metrics::counter!("microcash_cluster_bad_messages_total", "worker" => label.clone())
+                        .increment(1);
+                    let _ = msg.ack_with(AckKind::Term).await;
+                    continue;
+                }
+            };
+            let t = Instant::now();
+            let records = chunk.records.len() as u64;
+            let verified = verify(&params, &pool, &pg, chunk).await?;
+            let subject = format!("mc.seq.{}.{}", verified.batch_seq, verified.chunk);
+            let id = format!("seq.{}.{}", verified.batch_seq, verified.chunk);
+            let payload = messages::encode(&verified)?;
+            let bytes = payload.len() as u64;
+            nats.publish(&subject, &id, payload).await?;
+            msg.double_ack()
+                .await
+                .map_err(nats_err("acknowledge a work chunk"))?;
+            metrics::counter!("microcash_cluster_records_verified_total", "worker" => label.clone())
+                .increment(records);
+            metrics::counter!("microcash_cluster_chunks_verified_total", "worker" => label.clone())
+                .increment(1);
+            metrics::counter!("microcash_cluster_seq_bytes_total", "worker" => label.clone())
+                .increment(bytes);
+            metrics::histogram!("microcash_cluster_verify_seconds", "worker" => label.clone())
+                .record(t.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Verifies one work chunk on the pool and resolves its accounts.
+async fn verify(
+    params: &Arc<PublicParams>,
+    pool: &Arc<rayon::ThreadPool>,
+    pg: &tokio_postgres::Client,
+    chunk: WorkChunk,
+) -> Result<VerifiedChunk, ClusterError> {
+    let WorkChunk {
+        batch_seq,
+        chunk: index,
+        now,
+        records,
+    } = chunk;
+    let (params, pool) = (params.clone(), pool.clone());
+    let verified = tokio::task::spawn_blocking(move || {
+        let raw: Vec<RawRecord> = records.into_iter().map(RawRecord::from).collect();
+        let mut rng = crate::seeded_rng();
+        pool.install(|| verify_records(&params, raw, now, &mut rng))
+    })
+    .await
+    .map_err(|e| ClusterError::Config(format!("verification task: {e}")))??;
+    let mut names: Vec<String> = verified
+        .iter()
+        .filter_map(|r| match r.outcome.as_ref().ok()?.target() {
+            CreditTarget::Account(a) => Some(a.to_string()),
+            CreditTarget::Swap(_) => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    let accounts = settlement::account_facts(pg, names).await?;
+    let records = verified
+        .into_iter()
+        .map(|r| {
+            Ok(VerifiedRecordWire {
+                index: r.index,
+                offset: r.offset,
+                serial: r.serial.map(|s| s.0),
+                outcome: match r.outcome {
+                    Ok(vd) => Ok(DepositFacts::of(&vd)),
+                    Err(v) => Err(serde_json::to_string(&v).map_err(|e| {
+                        ClusterError::Message {
+                            subject: format!("verdict of record {}", r.index),
+                            reason: e.to_string(),
+                        }
+                    })?),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, ClusterError>>()?;
+    Ok(VerifiedChunk {
+        batch_seq,
+        chunk: index,
+        now,
+        records,
+        accounts,
+    })
+}
