@@ -93,26 +93,8 @@ impl Nats {
                 .await
                 .map_err(nats_err(&format!("create stream {name}")))?;
         }
-        self.js
-            .create_key_value(kv::Config {
-                bucket: OWNERS_BUCKET.into(),
-                history: 1,
-                max_age: lease,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(nats_err("create bucket MC_OWNERS"))?;
-        let config = self
-            .js
-            .create_key_value(kv::Config {
-                bucket: CONFIG_BUCKET.into(),
-                history: 1,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(nats_err("create bucket MC_CONFIG"))?;
+        self.bucket(OWNERS_BUCKET, lease, replicas).await?;
+        let config = self.bucket(CONFIG_BUCKET, Duration::ZERO, replicas).await?;
         match self.partitions().await {
             Ok(p) if p == partitions => Ok(()),
             Ok(p) => Err(ClusterError::Config(format!(
@@ -126,6 +108,37 @@ impl Nats {
                 Ok(())
             }
         }
+    }
+
+    /// Creates (if missing) and opens a KV bucket. The bucket's stream is made here, as
+    /// the client's KV layer would make it: the client's own bucket creation first asks
+    /// for account information in a form a 2.9 server does not answer.
+    async fn bucket(
+        &self,
+        name: &str,
+        max_age: Duration,
+        replicas: usize,
+    ) -> Result<kv::Store, ClusterError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: format!("KV_{name}"),
+                subjects: vec![format!("$KV.{name}.>")],
+                max_messages_per_subject: 1,
+                max_age,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                num_replicas: replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_err(&format!("create bucket {name}")))?;
+        self.js
+            .get_key_value(name)
+            .await
+            .map_err(nats_err(&format!("open bucket {name}")))
     }
 
     /// The cluster's partition count.
