@@ -24,7 +24,7 @@ use super::messages::{self, Announce, TypedChunk, VerifiedChunk, Vote};
 use super::partition::{self, is_home};
 use super::settlement::{self, HomeRecord};
 use super::transport::{self, Nats, ANNOUNCE_SUBJECT, OWNERS_BUCKET, SEQ_STREAM, VOTES_STREAM};
-use super::{nats_err, ClusterError};
+use super::ClusterError;
 
 /// How an owner runs.
 #[derive(Clone, Debug)]
@@ -85,15 +85,9 @@ struct Lease {
 
 impl Lease {
     async fn acquire(nats: &Nats, partition: u32, owner: &str) -> Result<Lease, ClusterError> {
-        let bucket = nats
-            .js
-            .get_key_value(OWNERS_BUCKET)
-            .await
-            .map_err(nats_err("open MC_OWNERS (run `microcash cluster init`)"))?;
-        let ttl = bucket
-            .status()
-            .await
-            .map_err(nats_err("read the lease time"))?
+        let bucket = nats.bucket_handle(OWNERS_BUCKET).await?;
+        let ttl = transport::retry("read the lease time", || async { bucket.status().await })
+            .await?
             .max_age();
         let ttl = if ttl.is_zero() { Duration::from_secs(10) } else { ttl };
         let key = format!("partition-{partition}");

@@ -143,21 +143,29 @@ impl Nats {
 
     /// The cluster's partition count.
     pub async fn partitions(&self) -> Result<u32, ClusterError> {
-        let bucket = self
-            .js
-            .get_key_value(CONFIG_BUCKET)
-            .await
-            .map_err(nats_err("open MC_CONFIG (run `microcash cluster init`)"))?;
-        let raw = bucket
-            .get("partitions")
-            .await
-            .map_err(nats_err("read the partition count"))?
-            .ok_or_else(|| ClusterError::Config("no partition count recorded".into()))?;
+        let raw = retry("read the partition count (run `microcash cluster init`)", || async {
+            let bucket = self
+                .js
+                .get_key_value(CONFIG_BUCKET)
+                .await
+                .map_err(|e| e.to_string())?;
+            bucket.get("partitions").await.map_err(|e| e.to_string())
+        })
+        .await?
+        .ok_or_else(|| ClusterError::Config("no partition count recorded".into()))?;
         std::str::from_utf8(&raw)
             .ok()
             .and_then(|s| s.parse::<u32>().ok())
             .filter(|p| *p >= 1)
             .ok_or_else(|| ClusterError::Config("unreadable partition count".into()))
+    }
+
+    /// A KV bucket handle.
+    pub async fn bucket_handle(&self, name: &str) -> Result<kv::Store, ClusterError> {
+        retry(&format!("open bucket {name}"), || async {
+            self.js.get_key_value(name).await
+        })
+        .await
     }
 
     /// A stream handle.
@@ -235,7 +243,7 @@ pub async fn wait_first(
 
 /// Runs `op` until it succeeds or [`RETRY_FOR`] has passed (a NATS node dying costs an
 /// election of a few seconds).
-async fn retry<T, E: std::fmt::Display, F, Fut>(context: &str, mut op: F) -> Result<T, ClusterError>
+pub(crate) async fn retry<T, E: std::fmt::Display, F, Fut>(context: &str, mut op: F) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,

@@ -20,7 +20,7 @@ use crate::protocol::deposit::CreditTarget;
 
 use super::messages::{self, DepositFacts, VerifiedChunk, VerifiedRecordWire, WorkChunk};
 use super::transport::{self, WORK_STREAM};
-use super::{nats_err, settlement, ClusterError};
+use super::{settlement, ClusterError};
 
 /// How a worker runs.
 #[derive(Clone, Debug)]
@@ -38,7 +38,7 @@ pub struct WorkerOptions {
 }
 
 /// How long a chunk may stay unacknowledged before the queue gives it to another worker.
-const ACK_WAIT: Duration = Duration::from_secs(60);
+const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs a worker until the process is stopped or a fault it cannot retry.
 pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
@@ -58,19 +58,21 @@ pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
     let nats = transport::connect(&options.nats, &options.name).await?;
     let pg = settlement::connect(&options.postgres).await?;
     let work = nats.stream(WORK_STREAM).await?;
-    let consumer: async_nats::jetstream::consumer::PullConsumer = work
-        .get_or_create_consumer(
-            "workers",
-            pull::Config {
-                durable_name: Some("workers".into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
-                max_ack_pending: 1024,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(nats_err("create the workers' consumer"))?;
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        transport::retry("create the workers' consumer", || async {
+            work.get_or_create_consumer(
+                "workers",
+                pull::Config {
+                    durable_name: Some("workers".into()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    max_ack_pending: 1024,
+                    ..Default::default()
+                },
+            )
+            .await
+        })
+        .await?;
     tracing::info!(worker = %options.name, threads, "worker ready");
     let label = options.name.clone();
     loop {
@@ -117,9 +119,11 @@ pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
             let payload = messages::encode(&verified)?;
             let bytes = payload.len() as u64;
             nats.publish(&subject, &id, payload).await?;
-            msg.double_ack()
-                .await
-                .map_err(nats_err("acknowledge a work chunk"))?;
+            // A lost acknowledgement (a node dying) only means the chunk comes back: its
+            // verified message is already stored, and a second one is dropped or ignored.
+            if let Err(e) = msg.double_ack().await {
+                tracing::warn!(%subject, error = %e, "acknowledgement failed; the chunk may be redelivered");
+            }
             metrics::counter!("microcash_cluster_records_verified_total", "worker" => label.clone())
                 .increment(records);
             metrics::counter!("microcash_cluster_chunks_verified_total", "worker" => label.clone())
