@@ -98,7 +98,10 @@ stop_one() { # kind index signal
     fi
 }
 
-pg_ctl_() { runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$DIR/pg" "$@"; }
+# PostgreSQL refuses to run as root: as root, run it as the postgres user; otherwise as
+# whoever runs this script.
+as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_ctl_() { as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" "$@"; }
 
 up() {
     local workers=2 partitions=4 params="$ROOT/datasets/samples/mixed.params"
@@ -123,12 +126,12 @@ up() {
         wait_for "nats-server $i" 20 curl -sf "http://127.0.0.1:$((NATS_PORT0 + 200 + i))/healthz?js-enabled-only=true"
     done
 
-    mkdir -p "$DIR/pg" && chown postgres:postgres "$DIR/pg" && chmod 700 "$DIR/pg"
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$DIR/pg" -A trust -U postgres > "$DIR/logs/initdb.log" 2>&1
-    touch "$DIR/logs/postgres.log" && chown postgres "$DIR/logs/postgres.log"
+    mkdir -p "$DIR/pg" && chmod 700 "$DIR/pg" && touch "$DIR/logs/postgres.log"
+    if [[ $(id -u) == 0 ]]; then chown postgres:postgres "$DIR/pg" "$DIR/logs/postgres.log"; fi
+    as_pg "$PG_BIN/initdb" -D "$DIR/pg" -A trust -U postgres > "$DIR/logs/initdb.log" 2>&1
     pg_ctl_ -l "$DIR/logs/postgres.log" \
         -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $DIR/pg -c fsync=on" -w start > /dev/null
-    runuser -u postgres -- "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres microcash
+    as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres microcash
 
     # The cluster needs a JetStream meta leader before it creates streams.
     wait_for "JetStream meta leader" 30 "$BIN" cluster init --nats "$NATS_URLS" --postgres "$PG_CONN" \
