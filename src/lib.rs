@@ -25,8 +25,8 @@
 
 pub mod bench;
 pub mod cli;
-pub mod cluster;
 pub mod client;
+pub mod cluster;
 pub mod dataset;
 pub mod engine;
 pub mod issuer;

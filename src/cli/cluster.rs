@@ -136,7 +136,11 @@ pub fn run(cmd: ClusterCmd) -> Result<(), CliError> {
             }
             if let Some(params) = params {
                 if crate::dataset::init_store_from_params(&params, &store)? {
-                    eprintln!("created store {} from {}", store.display(), params.display());
+                    eprintln!(
+                        "created store {} from {}",
+                        store.display(),
+                        params.display()
+                    );
                 }
             }
             // The store's files must load as a worker will load them.

@@ -89,7 +89,11 @@ impl Lease {
         let ttl = transport::retry("read the lease time", || async { bucket.status().await })
             .await?
             .max_age();
-        let ttl = if ttl.is_zero() { Duration::from_secs(10) } else { ttl };
+        let ttl = if ttl.is_zero() {
+            Duration::from_secs(10)
+        } else {
+            ttl
+        };
         let key = format!("partition-{partition}");
         let mut waited = false;
         let mut revision = loop {
@@ -97,7 +101,10 @@ impl Lease {
                 Ok(rev) => break rev,
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                     if !waited {
-                        tracing::info!(partition, "lease held by another owner; waiting for it to expire");
+                        tracing::info!(
+                            partition,
+                            "lease held by another owner; waiting for it to expire"
+                        );
                         waited = true;
                     }
                     tokio::time::sleep(ttl / 4).await;
@@ -254,8 +261,12 @@ impl ChunkAt {
         if transport::first(votes, &mine, 1).await?.is_none() {
             let vote = partition::vote(spent, &chunk, p, n)?;
             lease.check()?;
-            nats.publish(&mine, &format!("vote.{b}.{i}.{p}"), messages::encode(&vote)?)
-                .await?;
+            nats.publish(
+                &mine,
+                &format!("vote.{b}.{i}.{p}"),
+                messages::encode(&vote)?,
+            )
+            .await?;
         }
         let mut all = Vec::with_capacity(n as usize);
         for q in 0..n {
@@ -281,10 +292,7 @@ impl ChunkAt {
         lease.check()?;
         settlement::write_chunk(pg, p, b, i, &homes).await?;
         let writes = partition::own_writes(spent, &decision.fresh, p, n);
-        let keys: u64 = writes
-            .iter()
-            .map(|e| 1 + e.allowances.len() as u64)
-            .sum();
+        let keys: u64 = writes.iter().map(|e| 1 + e.allowances.len() as u64).sum();
         tokio::task::block_in_place(|| spent.commit(&writes))?;
         Ok((decision.verdicts.len() as u64, keys))
     }

@@ -72,7 +72,10 @@ pub async fn migrate(client: &Client) -> Result<(), ClusterError> {
 }
 
 /// Adds accounts (existing names keep their row).
-pub async fn add_accounts(client: &Client, accounts: &[(String, bool)]) -> Result<u64, ClusterError> {
+pub async fn add_accounts(
+    client: &Client,
+    accounts: &[(String, bool)],
+) -> Result<u64, ClusterError> {
     let (names, merchant): (Vec<&str>, Vec<bool>) =
         accounts.iter().map(|(n, m)| (n.as_str(), *m)).unzip();
     Ok(client
@@ -150,16 +153,15 @@ pub async fn write_chunk(
     let mut v_rec = Vec::new();
     let mut v_code = Vec::new();
     let mut v_json = Vec::new();
-    let (mut r_rec, mut r_id, mut r_epoch, mut r_serial, mut r_acct, mut r_value, mut r_digest) =
-        (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+    let (mut r_rec, mut r_id, mut r_epoch, mut r_serial, mut r_acct, mut r_value, mut r_digest) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for h in records {
         let v = h.verdict;
         v_rec.push(v.record as i64);
@@ -226,7 +228,10 @@ pub async fn verdict_count(client: &Client, batch_seq: u64) -> Result<u64, Clust
 }
 
 /// A batch's verdicts (JSON lines in record order) and its counts per code.
-pub async fn verdicts(client: &Client, batch_seq: u64) -> Result<Vec<(String, String)>, ClusterError> {
+pub async fn verdicts(
+    client: &Client,
+    batch_seq: u64,
+) -> Result<Vec<(String, String)>, ClusterError> {
     let rows = client
         .query(
             "SELECT code, verdict::text FROM mc_verdicts WHERE batch_seq = $1 ORDER BY record",

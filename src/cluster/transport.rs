@@ -81,10 +81,7 @@ impl Nats {
             retention: stream::RetentionPolicy::WorkQueue,
             ..base(WORK_STREAM, vec!["mc.work.>".into()])
         };
-        let seq = base(
-            SEQ_STREAM,
-            vec![ANNOUNCE_SUBJECT.into(), "mc.seq.>".into()],
-        );
+        let seq = base(SEQ_STREAM, vec![ANNOUNCE_SUBJECT.into(), "mc.seq.>".into()]);
         let votes = base(VOTES_STREAM, vec!["mc.vote.>".into()]);
         for config in [work, seq, votes] {
             let name = config.name.clone();
@@ -143,14 +140,17 @@ impl Nats {
 
     /// The cluster's partition count.
     pub async fn partitions(&self) -> Result<u32, ClusterError> {
-        let raw = retry("read the partition count (run `microcash cluster init`)", || async {
-            let bucket = self
-                .js
-                .get_key_value(CONFIG_BUCKET)
-                .await
-                .map_err(|e| e.to_string())?;
-            bucket.get("partitions").await.map_err(|e| e.to_string())
-        })
+        let raw = retry(
+            "read the partition count (run `microcash cluster init`)",
+            || async {
+                let bucket = self
+                    .js
+                    .get_key_value(CONFIG_BUCKET)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                bucket.get("partitions").await.map_err(|e| e.to_string())
+            },
+        )
         .await?
         .ok_or_else(|| ClusterError::Config("no partition count recorded".into()))?;
         std::str::from_utf8(&raw)
@@ -243,7 +243,10 @@ pub async fn wait_first(
 
 /// Runs `op` until it succeeds or [`RETRY_FOR`] has passed (a NATS node dying costs an
 /// election of a few seconds).
-pub(crate) async fn retry<T, E: std::fmt::Display, F, Fut>(context: &str, mut op: F) -> Result<T, ClusterError>
+pub(crate) async fn retry<T, E: std::fmt::Display, F, Fut>(
+    context: &str,
+    mut op: F,
+) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,

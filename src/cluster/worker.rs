@@ -14,7 +14,7 @@ use async_nats::jetstream::AckKind;
 use futures_util::StreamExt;
 
 use crate::engine::batch_file::RawRecord;
-use crate::engine::pipeline::verify_records;
+use crate::engine::pipeline::{verify_records, VerifiedRecord};
 use crate::engine::PublicParams;
 use crate::protocol::deposit::CreditTarget;
 
@@ -157,6 +157,12 @@ async fn verify(
     })
     .await
     .map_err(|e| ClusterError::Config(format!("verification task: {e}")))??;
+    let accounts = settlement::account_facts(pg, credited_accounts(&verified)).await?;
+    verified_chunk(batch_seq, index, now, verified, accounts)
+}
+
+/// The accounts the chunk's verified deposits credit, each once (the facts to resolve).
+pub fn credited_accounts(verified: &[VerifiedRecord]) -> Vec<String> {
     let mut names: Vec<String> = verified
         .iter()
         .filter_map(|r| match r.outcome.as_ref().ok()?.target() {
@@ -166,7 +172,17 @@ async fn verify(
         .collect();
     names.sort();
     names.dedup();
-    let accounts = settlement::account_facts(pg, names).await?;
+    names
+}
+
+/// The verified-chunk message for verified records and their account facts.
+pub fn verified_chunk(
+    batch_seq: u64,
+    chunk: u32,
+    now: u64,
+    verified: Vec<VerifiedRecord>,
+    accounts: Vec<(String, Option<bool>)>,
+) -> Result<VerifiedChunk, ClusterError> {
     let records = verified
         .into_iter()
         .map(|r| {
@@ -176,19 +192,21 @@ async fn verify(
                 serial: r.serial.map(|s| s.0),
                 outcome: match r.outcome {
                     Ok(vd) => Ok(DepositFacts::of(&vd)),
-                    Err(v) => Err(serde_json::to_string(&v).map_err(|e| {
-                        ClusterError::Message {
-                            subject: format!("verdict of record {}", r.index),
-                            reason: e.to_string(),
-                        }
-                    })?),
+                    Err(v) => {
+                        Err(
+                            serde_json::to_string(&v).map_err(|e| ClusterError::Message {
+                                subject: format!("verdict of record {}", r.index),
+                                reason: e.to_string(),
+                            })?,
+                        )
+                    }
                 },
             })
         })
         .collect::<Result<Vec<_>, ClusterError>>()?;
     Ok(VerifiedChunk {
         batch_seq,
-        chunk: index,
+        chunk,
         now,
         records,
         accounts,
