@@ -18,6 +18,13 @@ The cost model (every figure comes from the record; see docs/engine.md):
 * with allowance, every received coin also carries one allowance token (σ + signature):
   + (hash_to_g1 + 2u) per hop ≥ 1 and on the deposit;
 * threads scale with the measured 2-thread efficiency, held for larger core counts;
+* ``--cluster RECORD`` (``scripts/cluster-bench.sh``) adds the multi-machine plan: worker
+  cores from the same per-coin cost, NATS stream load from the measured bytes per coin
+  (raw records on MC_WORK, verified chunks on MC_SEQ, votes on MC_VOTES; three replicas
+  each), one MC_SEQ read per partition owner, PostgreSQL rows (one verdict per record, one
+  receipt per acceptance), partitions from the spent-set RAM per owner; capacities of one
+  stream, one NIC and one PostgreSQL primary are stated assumptions (``ClusterLimits``),
+  and the bottleneck is the resource with the highest demand over capacity;
 * the spent set holds, per key epoch, a table of 40-byte slots at load ≤ 3/4 rounded to
   a power of two, plus a 2-byte-per-serial bloom filter; the journal takes
   ~(98 + 32·(h + 1) + 36·a) bytes per receipt (a = allowance tokens).
@@ -234,6 +241,79 @@ def log_scale(values: list, demand: float) -> bool:
     return demand > 0 and (demand < top / 50 or demand > top * 50)
 
 
+@dataclass
+class ClusterRecord:
+    """The figures of one `scripts/cluster-bench.sh` run."""
+
+    raw_bytes_per_coin: float
+    seq_bytes_per_coin: float
+    votes_bytes_per_coin: float
+    single_machine_coins_per_s: float
+    cores: int
+    runs: list = field(default_factory=list)
+
+    @staticmethod
+    def from_json(doc: dict) -> "ClusterRecord":
+        runs = doc.get("runs", [])
+        seq = max((r["seq_bytes_per_coin"] for r in runs), default=0.0)
+        votes = max((r["votes_bytes_per_coin"] for r in runs), default=0.0)
+        return ClusterRecord(
+            raw_bytes_per_coin=doc["raw_bytes_per_coin"],
+            seq_bytes_per_coin=seq,
+            votes_bytes_per_coin=votes,
+            single_machine_coins_per_s=doc["single_machine_coins_per_s"],
+            cores=doc["machine"]["cores"],
+            runs=runs,
+        )
+
+
+@dataclass
+class ClusterLimits:
+    """Capacities the plan assumes (not measured here; replace with `nats bench` and
+    `pgbench` figures of the target hardware)."""
+
+    stream_mb_per_s: float = 200.0  # one 3-replica JetStream stream, file storage
+    nic_mb_per_s: float = 1250.0  # 10 GbE
+    pg_rows_per_s: float = 100_000.0  # one PostgreSQL primary, batched inserts
+    owner_ram_gib: float = 64.0  # spent-set RAM one partition owner may hold
+    replicas: int = 3
+
+
+def cluster_plan(cr: ClusterRecord, w: Workload, limits: ClusterLimits, r: Record = None) -> dict:
+    """Machines, stream and database load for the workload on the cluster."""
+    peak = peak_rate(w)
+    if r is not None:
+        cores = cores_needed(r, w)
+    else:
+        per_core = cr.single_machine_coins_per_s / max(cr.cores, 1)
+        cores = math.ceil(peak / (per_core * w.utilisation))
+    work_mb = peak * cr.raw_bytes_per_coin / 1e6
+    seq_mb = peak * (cr.seq_bytes_per_coin + cr.votes_bytes_per_coin) / 1e6
+    partitions = max(1, math.ceil(spent_set_ram_bytes(w) / 2**30 / limits.owner_ram_gib))
+    pg_rows = peak * 2
+    demand = {
+        # MC_WORK shards by subject over as many streams as it needs: no single limit.
+        "one MC_SEQ stream (the global order)": seq_mb / limits.stream_mb_per_s,
+        "owner NIC (every owner reads all of MC_SEQ)": seq_mb / limits.nic_mb_per_s,
+        "one PostgreSQL primary": pg_rows / limits.pg_rows_per_s,
+    }
+    neck = max(demand, key=demand.get)
+    replicated = (work_mb + seq_mb) * limits.replicas
+    return {
+        "peak_coins_per_s": peak,
+        "worker_cores": cores,
+        "worker_servers": math.ceil(cores / w.cores_per_server),
+        "partitions": partitions,
+        "work_stream_mb_s": work_mb,
+        "work_streams": max(1, math.ceil(work_mb / limits.stream_mb_per_s)),
+        "seq_stream_mb_s": seq_mb,
+        "nats_nodes": max(3, limits.replicas * math.ceil(replicated / limits.replicas / limits.nic_mb_per_s)),
+        "pg_rows_per_s": pg_rows,
+        "pg_primaries": max(1, math.ceil(pg_rows / limits.pg_rows_per_s)),
+        "bottleneck": f"{neck} at {demand[neck]:.2f}x its capacity",
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--record", action="append", required=True, help="bench record JSON (repeatable)")
@@ -245,6 +325,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epoch-days", type=int, default=30)
     ap.add_argument("--cores-per-server", type=int, default=16)
     ap.add_argument("--plots", help="directory for PNG plots")
+    ap.add_argument("--cluster", help="cluster bench record (scripts/cluster-bench.sh): add the multi-machine plan")
     a = ap.parse_args(argv)
     w = Workload(
         coins_per_day=a.coins_per_day,
@@ -266,6 +347,14 @@ def main(argv=None) -> int:
     print(" | ".join(cols))
     for row in rows:
         print(" | ".join(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
+    if a.cluster:
+        cr = ClusterRecord.from_json(json.load(open(a.cluster)))
+        r = Record.from_json(json.load(open(a.record[0])))
+        cp = cluster_plan(cr, w, ClusterLimits(), r)
+        print()
+        print("cluster (assumed capacities: scripts/capacity.py ClusterLimits)")
+        for k, v in cp.items():
+            print(f"  {k:<20} {v:.1f}" if isinstance(v, float) else f"  {k:<20} {v}")
     return 0
 
 

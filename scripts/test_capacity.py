@@ -78,3 +78,50 @@ class HandWorked(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Cluster(unittest.TestCase):
+    CR = c.ClusterRecord(raw_bytes_per_coin=1000.0, seq_bytes_per_coin=300.0,
+                         votes_bytes_per_coin=0.0, single_machine_coins_per_s=20_000.0, cores=2)
+
+    def test_a_million_coins_per_second(self):
+        # 1 M coins/s at peak (86.4 G/day, peak-to-average 1), one-hop coins.
+        w = c.Workload(coins_per_day=86_400_000_000, peak_to_average=1, hops_mix={1: 1.0})
+        p = c.cluster_plan(self.CR, w, c.ClusterLimits(), R)
+        # Workers: 1 M / 6300 per core (R above) → 159 cores → 10 servers of 16.
+        self.assertEqual(p["worker_cores"], 159)
+        self.assertEqual(p["worker_servers"], 10)
+        # Streams: 1000 MB/s of raw records over 5 work streams; 300 MB/s of global order.
+        self.assertAlmostEqual(p["work_stream_mb_s"], 1000.0)
+        self.assertEqual(p["work_streams"], 5)
+        self.assertAlmostEqual(p["seq_stream_mb_s"], 300.0)
+        # PostgreSQL: 2 M rows/s over 100 k per primary.
+        self.assertEqual(p["pg_primaries"], 20)
+        # The bottleneck is the one with the highest demand over capacity: PG at 20×.
+        self.assertTrue(p["bottleneck"].startswith("one PostgreSQL primary at 20.00x"), p["bottleneck"])
+
+    def test_without_a_bench_record_workers_come_from_the_cluster_record(self):
+        w = c.Workload(coins_per_day=864_000_000, peak_to_average=1, hops_mix={1: 1.0})
+        # 10 000 coins/s / (10 000 per core × 0.7) → 2 cores.
+        p = c.cluster_plan(self.CR, w, c.ClusterLimits())
+        self.assertEqual(p["worker_cores"], 2)
+        self.assertEqual(p["nats_nodes"], 3)
+
+    def test_the_cli_prints_the_cluster_plan(self):
+        import contextlib
+        import io
+        import json
+        with tempfile.TemporaryDirectory() as d:
+            rec = os.path.join(d, "r.json")
+            crec = os.path.join(d, "c.json")
+            json.dump({"per_coin": {"engine_1t_us": 100.0, "kernels_1t_us": 80.0},
+                       "primitives_us": {"hash_to_g1": 50.0}, "ratios": {"thread_scaling": 1.8},
+                       "threads": 2}, open(rec, "w"))
+            json.dump({"raw_bytes_per_coin": 1000.0, "single_machine_coins_per_s": 20000.0,
+                       "machine": {"cores": 2}, "runs": [{"seq_bytes_per_coin": 300.0,
+                                                          "votes_bytes_per_coin": 0.5}]}, open(crec, "w"))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                self.assertEqual(c.main(["--record", rec, "--cluster", crec, "--coins-per-day", "1e9"]), 0)
+            self.assertIn("bottleneck", out.getvalue())
+            self.assertIn("worker_servers", out.getvalue())
