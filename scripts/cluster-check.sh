@@ -91,6 +91,17 @@ for d in 1 2; do
     python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['summary']; print('   %d records, %d accepted, %.2f s' % (s['records'], s['accepted'], s['elapsed_s']))" "$WORK/cluster-$d.json"
 done
 
+echo "== metrics"
+for port in 19100 19150; do
+    curl -sf "http://127.0.0.1:$port/metrics" > "$WORK/metrics-$port.txt"
+    if command -v promtool > /dev/null; then promtool check metrics < "$WORK/metrics-$port.txt"; fi
+done
+grep -q '^microcash_cluster_partition_up{partition="0"} 1' "$WORK/metrics-19150.txt"
+if [[ $KILL == 0 ]]; then
+    grep -q '^microcash_cluster_records_verified_total{worker="worker-0"}' "$WORK/metrics-19100.txt"
+    grep -q '^microcash_cluster_pending_chunks{partition="0"} 0' "$WORK/metrics-19150.txt"
+fi
+
 echo "== comparing"
 RECEIPTS=$(psql "$MICROCASH_POSTGRES" -tAc "SELECT count(*) FROM mc_receipts")
 python3 - "$WORK" "$RECEIPTS" <<'EOF'

@@ -42,6 +42,12 @@ pub async fn serve(addr: SocketAddr) -> Result<(), ClusterError> {
 }
 
 fn describe() {
+    // The owner's spent set reports its commits as the single machine's does.
+    describe_histogram!(
+        "microcash_fsync_seconds",
+        Unit::Seconds,
+        "Journal append and fsync of one commit group."
+    );
     describe_counter!(
         "microcash_cluster_records_verified_total",
         "Records a worker verified (each chunk once per delivery)."
