@@ -261,7 +261,9 @@ impl ChunkAt {
         if transport::first(votes, &mine, 1).await?.is_none() {
             let vote = partition::vote(spent, &chunk, p, n)?;
             lease.check()?;
-            nats.publish(
+            // Fenced: if another holder of this partition voted first, its vote stands
+            // (it is the same vote: both applied exactly the chunks before this one).
+            nats.publish_once(
                 &mine,
                 &format!("vote.{b}.{i}.{p}"),
                 messages::encode(&vote)?,

@@ -200,6 +200,41 @@ impl Nats {
     }
 }
 
+impl Nats {
+    /// Publishes `payload` as the only message `subject` will ever hold: the stream
+    /// refuses it when the subject already has one (`Nats-Expected-Last-Subject-Sequence:
+    /// 0`). Returns the sequence, or `None` when another copy was stored first — a zombie
+    /// owner's vote, a redelivered chunk's second verification. This is the fence: one
+    /// vote per (chunk, partition), one verified message per chunk, whoever publishes.
+    pub async fn publish_once(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Vec<u8>,
+    ) -> Result<Option<u64>, ClusterError> {
+        let payload = bytes::Bytes::from(payload);
+        retry(&format!("publish {subject}"), || async {
+            let mut headers = HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+            headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
+            let ack = self
+                .js
+                .publish_with_headers(subject.to_owned(), headers, payload.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            match ack.await {
+                Ok(a) if a.duplicate => Ok(None),
+                Ok(a) => Ok(Some(a.sequence)),
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    Ok(None)
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await
+    }
+}
+
 /// The first message on `subject` at or after `from` in `stream`, or `None` yet.
 pub async fn first(
     stream: &stream::Stream,

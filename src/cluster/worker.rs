@@ -118,7 +118,10 @@ pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
             let id = format!("seq.{}.{}", verified.batch_seq, verified.chunk);
             let payload = messages::encode(&verified)?;
             let bytes = payload.len() as u64;
-            nats.publish(&subject, &id, payload).await?;
+            // One verified message per chunk: a redelivered chunk's second one is refused.
+            if nats.publish_once(&subject, &id, payload).await?.is_none() {
+                tracing::info!(%subject, "chunk already in the order (redelivered)");
+            }
             // A lost acknowledgement (a node dying) only means the chunk comes back: its
             // verified message is already stored, and a second one is dropped or ignored.
             if let Err(e) = msg.double_ack().await {
