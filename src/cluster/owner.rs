@@ -125,8 +125,23 @@ impl Lease {
                 match bucket.update(&key, owner.clone().into(), revision).await {
                     Ok(rev) => revision = rev,
                     Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                        flag.store(true, Ordering::SeqCst);
-                        return;
+                        // Either another owner holds it, or the entry expired while NATS
+                        // could not take renewals (an election). Taking an expired lease
+                        // back is safe: nobody held it meanwhile (create would fail), and
+                        // votes are fenced at the stream whoever holds the lease.
+                        match bucket.create(&key, owner.clone().into()).await {
+                            Ok(rev) => {
+                                tracing::warn!(partition, "lease expired during an outage; taken back");
+                                revision = rev;
+                            }
+                            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                                flag.store(true, Ordering::SeqCst);
+                                return;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lease re-create failed; retrying")
+                            }
+                        }
                     }
                     // A NATS node going away: retry until the lease would have expired.
                     Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
