@@ -131,7 +131,10 @@ impl Lease {
                         // votes are fenced at the stream whoever holds the lease.
                         match bucket.create(&key, owner.clone().into()).await {
                             Ok(rev) => {
-                                tracing::warn!(partition, "lease expired during an outage; taken back");
+                                tracing::warn!(
+                                    partition,
+                                    "lease expired during an outage; taken back"
+                                );
                                 revision = rev;
                             }
                             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
