@@ -82,6 +82,10 @@ inject() { # day — runs in the background during the day's submission
     wait
 }
 
+# An upload cut short before its announce (day 2 cut into chunks of 500): nothing may wait
+# for it, and the real submission of day 2 below, cut another way, must not mix with it.
+"$BIN" cluster submit "$WORK/day-day2.mcb" --chunk 500 --chunks-only > /dev/null
+
 for d in 1 2; do
     echo "-- day $d"
     if [[ $KILL == 1 ]]; then inject "$d" & injector=$!; fi
@@ -90,6 +94,12 @@ for d in 1 2; do
     if [[ $KILL == 1 ]]; then wait "$injector"; fi
     python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['summary']; print('   %d records, %d accepted, %.2f s' % (s['records'], s['accepted'], s['elapsed_s']))" "$WORK/cluster-$d.json"
 done
+
+# The same file again is the same batch: the first submission's number and verdicts.
+"$BIN" cluster submit "$WORK/day-day1.mcb" --wait 60 --verdicts "$WORK/again-1.jsonl" > "$WORK/again-1.json"
+python3 -c "import json,sys; a,b=(json.load(open(p))['batch_seq'] for p in sys.argv[1:]); sys.exit(a != b)" \
+    "$WORK/cluster-1.json" "$WORK/again-1.json"
+cmp "$WORK/cluster-1.jsonl" "$WORK/again-1.jsonl"
 
 echo "== metrics"
 for port in 19100 19150; do

@@ -117,6 +117,12 @@ up() {
     [[ -x $PG_BIN/initdb ]] || die "PostgreSQL's initdb not found (Debian package postgresql)"
     [[ -x $BIN ]] || (cd "$ROOT" && cargo build --release --bin microcash)
     [[ -e $DIR ]] && die "$DIR exists: run '$0 down' first"
+    local port
+    for port in "$PG_PORT" "$NATS_PORT0" "$((NATS_PORT0 + 1))" "$((NATS_PORT0 + 2))"; do
+        if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
+            die "port $port is in use (another cluster still running? MICROCASH_CLUSTER_DIR=… $0 down)"
+        fi
+    done
     mkdir -p "$DIR/pids" "$DIR/logs"
     chmod 755 "$DIR"
     echo "$workers $partitions" > "$DIR/shape"

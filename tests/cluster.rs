@@ -79,9 +79,9 @@ impl Cluster {
         now: u64,
     ) -> Vec<u8> {
         let work = WorkChunk {
-            batch_seq,
+            batch_key: [batch_seq as u8; 16],
             chunk,
-            now,
+            chunk_records: 64,
             records: raw.into_iter().map(WireRecord::from).collect(),
         };
         let work: WorkChunk = messages::decode("w", &messages::encode(&work).unwrap()).unwrap();

@@ -66,6 +66,10 @@ pub enum ClusterCmd {
         /// With --wait: write every record's verdict here (JSON lines, record order).
         #[arg(long)]
         verdicts: Option<PathBuf>,
+        /// Queue the chunks but publish no announce: what an uploader killed mid-way
+        /// leaves (fault drills).
+        #[arg(long, hide = true)]
+        chunks_only: bool,
     },
 }
 
@@ -171,6 +175,7 @@ pub fn run(cmd: ClusterCmd) -> Result<(), CliError> {
             chunk,
             wait,
             verdicts,
+            chunks_only,
         } => {
             let options = submit::SubmitOptions {
                 nats: at.nats,
@@ -179,6 +184,7 @@ pub fn run(cmd: ClusterCmd) -> Result<(), CliError> {
                 chunk_records: chunk,
                 wait: wait.map(Duration::from_secs),
                 verdicts,
+                chunks_only,
             };
             let submitted = runtime()?.block_on(submit::run(&options))?;
             println!("{}", serde_json::to_string(&submitted)?);

@@ -18,9 +18,12 @@ use crate::spentset::ReceiptEntry;
 
 use super::ClusterError;
 
-/// A batch entering the cluster (subject `mc.batch` on MC_SEQ). Its stream sequence is the
-/// batch's number (`batch_seq`); its stream timestamp is the clearing time every worker
-/// checks keyset windows against, so all of them judge the batch at one instant.
+/// A batch entering the cluster (subject `mc.batch.<content key>` on MC_SEQ), published
+/// after all its chunks are in the work queue, at most once per content. Its stream
+/// sequence is the batch's number (`batch_seq`); its stream timestamp is the clearing time
+/// every worker checks keyset windows against, so all of them judge the batch at one
+/// instant. An uploader that dies before it leaves no announce: nothing waits for the
+/// batch, and its chunks expire from the queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announce {
     /// BLAKE2b content key of the whole file (receipts carry it: `duplicate_in_batch`).
@@ -31,6 +34,9 @@ pub struct Announce {
     pub records: u64,
     /// Chunks it cut them into (MC_WORK messages, indices 0 … chunks-1).
     pub chunks: u32,
+    /// Records per chunk it cut by (chunks of another cut — an earlier, abandoned upload
+    /// with another `--chunk` — are not this batch's).
+    pub chunk_records: u32,
 }
 
 /// One record as the uploader read it.
@@ -72,15 +78,17 @@ impl From<WireRecord> for RawRecord {
     }
 }
 
-/// A chunk of raw records to verify (MC_WORK, subject `mc.work.<batch_seq>.<chunk>`).
+/// A chunk of raw records to verify (MC_WORK, subject
+/// `mc.work.<content key>.<records per chunk>.<chunk>`).
+/// The worker takes the batch's number and clock from its announce.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkChunk {
-    /// The batch's number (its announce's MC_SEQ sequence).
-    pub batch_seq: u64,
+    /// The batch's content key.
+    pub batch_key: [u8; 16],
     /// Chunk index within the batch.
     pub chunk: u32,
-    /// Clearing time (the announce's stream time, Unix seconds).
-    pub now: u64,
+    /// Records per chunk of this cut.
+    pub chunk_records: u32,
     /// The records.
     pub records: Vec<WireRecord>,
 }

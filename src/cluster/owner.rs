@@ -23,7 +23,7 @@ use crate::spentset::{SpentSet, SpentSetConfig};
 use super::messages::{self, Announce, TypedChunk, VerifiedChunk, Vote};
 use super::partition::{self, is_home};
 use super::settlement::{self, HomeRecord};
-use super::transport::{self, Nats, ANNOUNCE_SUBJECT, OWNERS_BUCKET, SEQ_STREAM, VOTES_STREAM};
+use super::transport::{self, Nats, ANNOUNCE_SUBJECTS, OWNERS_BUCKET, SEQ_STREAM, VOTES_STREAM};
 use super::ClusterError;
 
 /// How an owner runs.
@@ -191,21 +191,21 @@ pub async fn run(options: OwnerOptions) -> Result<(), ClusterError> {
     tracing::info!(partition = p, partitions = n, ?pos, "owner ready");
     loop {
         if pos.batch_seq == 0 {
-            let m = transport::wait_first(&seq, ANNOUNCE_SUBJECT, 1).await?;
+            let m = transport::wait_first(&seq, ANNOUNCE_SUBJECTS, 1).await?;
             pos = Position {
                 batch_seq: m.sequence,
                 next_chunk: 0,
             };
             pos.save(&options.dir)?;
         }
-        let m = transport::wait_first(&seq, ANNOUNCE_SUBJECT, pos.batch_seq).await?;
+        let m = transport::wait_first(&seq, ANNOUNCE_SUBJECTS, pos.batch_seq).await?;
         if m.sequence != pos.batch_seq {
             return Err(ClusterError::Config(format!(
                 "batch {} is not in MC_SEQ (the stream was replaced?)",
                 pos.batch_seq
             )));
         }
-        let announce: Announce = messages::decode(ANNOUNCE_SUBJECT, &m.payload)?;
+        let announce: Announce = messages::decode(&m.subject, &m.payload)?;
         let now = m.time.unix_timestamp().max(0) as u64;
         settlement::record_batch(&pg, pos.batch_seq, &announce, now).await?;
         while pos.next_chunk < announce.chunks {
@@ -235,7 +235,7 @@ pub async fn run(options: OwnerOptions) -> Result<(), ClusterError> {
             metrics::histogram!("microcash_cluster_chunk_seconds", "partition" => label.clone())
                 .record(t.elapsed().as_secs_f64());
         }
-        let next = transport::wait_first(&seq, ANNOUNCE_SUBJECT, pos.batch_seq + 1).await?;
+        let next = transport::wait_first(&seq, ANNOUNCE_SUBJECTS, pos.batch_seq + 1).await?;
         pos = Position {
             batch_seq: next.sequence,
             next_chunk: 0,

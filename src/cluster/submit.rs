@@ -1,9 +1,10 @@
 //! Putting a batch file into the cluster, and reading its verdicts back from PostgreSQL.
 //!
-//! The announce goes first (its stream sequence becomes the batch's number, its stream
-//! time the clearing clock), then the chunks onto the work queue. Every message carries a
-//! message id derived from the batch's content key, so submitting the same file again
-//! inside the duplicate window is the same batch, not a second one.
+//! The chunks go onto the work queue first, then the announce (its stream sequence becomes
+//! the batch's number, its stream time the clearing clock). Every message carries a
+//! message id derived from the batch's content key, and the announce subject takes one
+//! message ever: submitting the same file again is the same batch, whose verdicts are the
+//! first submission's.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,7 +16,7 @@ use crate::engine::pipeline::batch_content_key;
 use crate::engine::ClearSummary;
 
 use super::messages::{self, Announce, WireRecord, WorkChunk};
-use super::transport::{self, Nats, ANNOUNCE_SUBJECT, SEQ_STREAM, WORK_CHUNK_BYTES_MAX};
+use super::transport::{self, Nats, SEQ_STREAM, WORK_CHUNK_BYTES_MAX};
 use super::{settlement, ClusterError};
 
 /// How to submit.
@@ -33,6 +34,9 @@ pub struct SubmitOptions {
     pub wait: Option<Duration>,
     /// Write the verdicts (JSON lines, record order) here once all are in.
     pub verdicts: Option<PathBuf>,
+    /// Stop after queueing the chunks, as an uploader killed before its announce does
+    /// (fault drills: the cluster must not wait for such a batch).
+    pub chunks_only: bool,
 }
 
 /// Default records per work chunk: small enough that a chunk is verified in well under a
@@ -79,22 +83,33 @@ pub async fn run(options: &SubmitOptions) -> Result<Submitted, ClusterError> {
         batch_id,
         records,
         chunks,
+        chunk_records: per as u32,
     };
+    // The chunks first, the announce last: a batch is in the order only once all of it
+    // is in the queue, so an upload cut short leaves nothing for the cluster to wait on.
+    publish_chunks(&nats, options, batch_key, per).await?;
+    if options.chunks_only {
+        return Ok(Submitted {
+            batch_seq: 0,
+            chunks,
+            summary: None,
+        });
+    }
+    let subject = transport::announce_subject(&batch_key);
     let key = hex::encode(batch_key);
-    let batch_seq = nats
-        .publish(
-            ANNOUNCE_SUBJECT,
-            &format!("batch.{key}"),
-            messages::encode(&announce)?,
-        )
-        .await?;
+    nats.publish_once(
+        &subject,
+        &format!("batch.{key}"),
+        messages::encode(&announce)?,
+    )
+    .await?;
+    // Published now or by an earlier submission of the same content: the first is the batch.
     let seq = nats.stream(SEQ_STREAM).await?;
-    let m = transport::first(&seq, ANNOUNCE_SUBJECT, batch_seq)
+    let m = transport::first(&seq, &subject, 1)
         .await?
-        .filter(|m| m.sequence == batch_seq)
-        .ok_or_else(|| ClusterError::Config(format!("announce {batch_seq} not readable")))?;
-    let now = m.time.unix_timestamp().max(0) as u64;
-    publish_chunks(&nats, options, batch_seq, now, per).await?;
+        .ok_or_else(|| ClusterError::Config(format!("announce {subject} not readable")))?;
+    let batch_seq = m.sequence;
+    let announce: Announce = messages::decode(&subject, &m.payload)?;
     tracing::info!(batch_seq, chunks, records, "batch submitted");
     let summary = match options.wait {
         None => None,
@@ -111,10 +126,10 @@ pub async fn run(options: &SubmitOptions) -> Result<Submitted, ClusterError> {
 async fn publish_chunks(
     nats: &Nats,
     options: &SubmitOptions,
-    batch_seq: u64,
-    now: u64,
+    batch_key: [u8; 16],
     per: usize,
 ) -> Result<(), ClusterError> {
+    let key = hex::encode(batch_key);
     let (mut reader, _) = chunks_of(&options.batch, per)?;
     let mut index = 0u32;
     let mut in_flight = tokio::task::JoinSet::new();
@@ -124,21 +139,20 @@ async fn publish_chunks(
             break;
         }
         let msg = WorkChunk {
-            batch_seq,
+            batch_key,
             chunk: index,
-            now,
+            chunk_records: per as u32,
             records: c.into_iter().map(WireRecord::from).collect(),
         };
         let payload = messages::encode(&msg)?;
         let nats = nats.clone();
-        in_flight.spawn(async move {
-            nats.publish(
-                &format!("mc.work.{batch_seq}.{index}"),
-                &format!("work.{batch_seq}.{index}"),
-                payload,
-            )
-            .await
-        });
+        // The cut is part of the name: chunks of an abandoned upload cut another way are
+        // other messages, never mistaken for (or deduplicated against) these.
+        let (subject, id) = (
+            format!("mc.work.{key}.{per}.{index}"),
+            format!("work.{key}.{per}.{index}"),
+        );
+        in_flight.spawn(async move { nats.publish(&subject, &id, payload).await });
         while in_flight.len() >= 32 {
             join_one(&mut in_flight).await?;
         }

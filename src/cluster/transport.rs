@@ -21,8 +21,16 @@ pub const VOTES_STREAM: &str = "MC_VOTES";
 pub const OWNERS_BUCKET: &str = "MC_OWNERS";
 /// Cluster settings (`partitions`).
 pub const CONFIG_BUCKET: &str = "MC_CONFIG";
-/// The announce subject.
-pub const ANNOUNCE_SUBJECT: &str = "mc.batch";
+/// Every batch's announce (`mc.batch.<content key hex>`): one per content, ever.
+pub const ANNOUNCE_SUBJECTS: &str = "mc.batch.>";
+/// How long chunks of a batch whose announce never came (an uploader that died mid-way)
+/// stay in the work queue.
+pub const WORK_MAX_AGE: Duration = Duration::from_secs(86_400);
+
+/// The announce subject of the batch with content key `key`.
+pub fn announce_subject(key: &[u8; 16]) -> String {
+    format!("mc.batch.{}", hex::encode(key))
+}
 /// Largest message the streams take (the server's `max_payload` is set to match).
 pub const MESSAGE_BYTES_MAX: usize = 8 << 20;
 /// Raw bytes per work chunk (the uploader cuts by records and by this).
@@ -79,9 +87,10 @@ impl Nats {
         };
         let work = stream::Config {
             retention: stream::RetentionPolicy::WorkQueue,
+            max_age: WORK_MAX_AGE,
             ..base(WORK_STREAM, vec!["mc.work.>".into()])
         };
-        let seq = base(SEQ_STREAM, vec![ANNOUNCE_SUBJECT.into(), "mc.seq.>".into()]);
+        let seq = base(SEQ_STREAM, vec![ANNOUNCE_SUBJECTS.into(), "mc.seq.>".into()]);
         let votes = base(VOTES_STREAM, vec!["mc.vote.>".into()]);
         for config in [work, seq, votes] {
             let name = config.name.clone();

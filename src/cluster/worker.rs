@@ -18,8 +18,8 @@ use crate::engine::pipeline::{verify_records, VerifiedRecord};
 use crate::engine::PublicParams;
 use crate::protocol::deposit::CreditTarget;
 
-use super::messages::{self, DepositFacts, VerifiedChunk, VerifiedRecordWire, WorkChunk};
-use super::transport::{self, WORK_STREAM};
+use super::messages::{self, Announce, DepositFacts, VerifiedChunk, VerifiedRecordWire, WorkChunk};
+use super::transport::{self, SEQ_STREAM, WORK_STREAM};
 use super::{settlement, ClusterError};
 
 /// How a worker runs.
@@ -75,6 +75,8 @@ pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
         .await?;
     tracing::info!(worker = %options.name, threads, "worker ready");
     let label = options.name.clone();
+    let seq = nats.stream(SEQ_STREAM).await?;
+    let mut announces = Announces::default();
     loop {
         let mut batch = match consumer
             .fetch()
@@ -111,9 +113,21 @@ pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
                     continue;
                 }
             };
+            // The batch's number and clock come from its announce, published once the
+            // whole batch is queued: until then the chunk waits in the queue.
+            let Some(batch) = announces.get(&seq, &chunk.batch_key).await? else {
+                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                continue;
+            };
+            if batch.chunk_records != chunk.chunk_records || chunk.chunk >= batch.chunks {
+                // A chunk of an abandoned upload cut another way: not this batch's.
+                tracing::info!(%subject, "dropping a chunk of another cut of the batch");
+                let _ = msg.ack_with(AckKind::Term).await;
+                continue;
+            }
             let t = Instant::now();
             let records = chunk.records.len() as u64;
-            let verified = verify(&params, &pool, &pg, chunk).await?;
+            let verified = verify(&params, &pool, &pg, chunk, batch.batch_seq, batch.now).await?;
             let subject = format!("mc.seq.{}.{}", verified.batch_seq, verified.chunk);
             let id = format!("seq.{}.{}", verified.batch_seq, verified.chunk);
             let payload = messages::encode(&verified)?;
@@ -139,18 +153,61 @@ pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
     }
 }
 
+/// A batch as its announce defines it.
+#[derive(Clone, Copy)]
+struct Batch {
+    batch_seq: u64,
+    now: u64,
+    chunks: u32,
+    chunk_records: u32,
+}
+
+/// Announces seen, by content key (a day is one batch: this stays small; it is cleared
+/// past a bound all the same).
+#[derive(Default)]
+struct Announces(std::collections::HashMap<[u8; 16], Batch>);
+
+impl Announces {
+    async fn get(
+        &mut self,
+        seq: &async_nats::jetstream::stream::Stream,
+        key: &[u8; 16],
+    ) -> Result<Option<Batch>, ClusterError> {
+        if let Some(b) = self.0.get(key) {
+            return Ok(Some(*b));
+        }
+        let subject = transport::announce_subject(key);
+        let Some(m) = transport::first(seq, &subject, 1).await? else {
+            return Ok(None);
+        };
+        let a: Announce = messages::decode(&subject, &m.payload)?;
+        let b = Batch {
+            batch_seq: m.sequence,
+            now: m.time.unix_timestamp().max(0) as u64,
+            chunks: a.chunks,
+            chunk_records: a.chunk_records,
+        };
+        if self.0.len() >= 4096 {
+            self.0.clear();
+        }
+        self.0.insert(*key, b);
+        Ok(Some(b))
+    }
+}
+
 /// Verifies one work chunk on the pool and resolves its accounts.
 async fn verify(
     params: &Arc<PublicParams>,
     pool: &Arc<rayon::ThreadPool>,
     pg: &tokio_postgres::Client,
     chunk: WorkChunk,
+    batch_seq: u64,
+    now: u64,
 ) -> Result<VerifiedChunk, ClusterError> {
     let WorkChunk {
-        batch_seq,
         chunk: index,
-        now,
         records,
+        ..
     } = chunk;
     let (params, pool) = (params.clone(), pool.clone());
     let verified = tokio::task::spawn_blocking(move || {
