@@ -348,8 +348,10 @@ def main(argv=None) -> int:
     for row in rows:
         print(" | ".join(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
     if a.cluster:
-        cr = ClusterRecord.from_json(json.load(open(a.cluster)))
-        r = Record.from_json(json.load(open(a.record[0])))
+        with open(a.cluster) as f:
+            cr = ClusterRecord.from_json(json.load(f))
+        with open(a.record[0]) as f:
+            r = Record.from_json(json.load(f))
         cp = cluster_plan(cr, w, ClusterLimits(), r)
         print()
         print("cluster (assumed capacities: scripts/capacity.py ClusterLimits)")

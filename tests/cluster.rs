@@ -20,6 +20,9 @@ use microcash::engine::{ClearOptions, Engine, RecordVerdict, Verdict};
 use microcash::protocol::policy::AllowanceScheme;
 use microcash::spentset::{SpentSet, SpentSetConfig};
 
+mod common;
+use common::fresh_store;
+
 /// A verdict without its receipt ids (journal offsets on one machine, content hashes in a
 /// cluster): what must be equal.
 fn normalised(v: &RecordVerdict) -> serde_json::Value {
@@ -157,14 +160,6 @@ impl Cluster {
     }
 }
 
-fn engine_for(params: &Path) -> (tempfile::TempDir, Engine) {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    dataset::init_store_from_params(params, &store).unwrap();
-    let engine = Engine::open(&store, SpentSetConfig::default()).unwrap();
-    (tmp, engine)
-}
-
 #[test]
 fn partitioned_decisions_equal_the_single_machine_for_any_partition_count() {
     for (seed, scheme, partitions, chunk, replay) in [
@@ -191,8 +186,8 @@ fn partitioned_decisions_equal_the_single_machine_for_any_partition_count() {
         };
         dataset::generate(&out, &opts).unwrap();
         let params = dataset::params_dir(&out);
-        let (_s, single) = engine_for(&params);
-        let (_c, params_engine) = engine_for(&params);
+        let (_s, single) = fresh_store(&params);
+        let (_c, params_engine) = fresh_store(&params);
         let mut cluster = Cluster::new(partitions, &params_engine);
         for day in 1..=2u64 {
             let batch = tmp.path().join(format!("c-day{day}.mcb"));
@@ -263,7 +258,7 @@ fn partitions_are_contiguous_even_ranges() {
 /// A chunk of the sample day and its honest votes, for the refusal tests.
 fn sample_chunk() -> (Vec<u8>, Vec<Vote>, [u8; 16]) {
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/samples");
-    let (_t, engine) = engine_for(&samples.join("mixed.params"));
+    let (_t, engine) = fresh_store(&samples.join("mixed.params"));
     let cluster = Cluster::new(4, &engine);
     let batch = samples.join("mixed-day1.mcb");
     let raw = BatchReader::open(&batch).unwrap().next_chunk(200, 4 << 20);

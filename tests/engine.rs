@@ -12,7 +12,7 @@ use microcash::spentset::SpentSetConfig;
 
 mod common;
 
-use common::{expected_codes as expected, samples, verdict_codes};
+use common::{expected_codes as expected, fresh_store, samples, verdict_codes};
 
 fn clear(engine: &Engine, batch: &Path, chunk: usize, threads: usize) -> Vec<RecordVerdict> {
     let options = ClearOptions {
@@ -26,14 +26,6 @@ fn clear(engine: &Engine, batch: &Path, chunk: usize, threads: usize) -> Vec<Rec
 
 fn codes(v: &[RecordVerdict]) -> Vec<String> {
     v.iter().map(|r| r.verdict.code()).collect()
-}
-
-fn fresh_store(params: &Path) -> (tempfile::TempDir, Engine) {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    dataset::init_store_from_params(params, &store).unwrap();
-    let engine = Engine::open(&store, SpentSetConfig::default()).unwrap();
-    (tmp, engine)
 }
 
 #[test]

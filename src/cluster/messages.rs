@@ -155,58 +155,6 @@ pub struct VerifiedChunk {
     pub accounts: Vec<(String, Option<bool>)>,
 }
 
-/// A receipt entry on the wire (what a vote shows of a key already spent).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireReceipt {
-    serial: [u8; 32],
-    epoch: u32,
-    deposit_digest: [u8; 32],
-    value: u64,
-    time: u64,
-    batch: [u8; 16],
-    record: u64,
-    target: String,
-    owner_keys: Vec<[u8; 32]>,
-    allowances: Vec<([u8; 32], u32)>,
-    chain_digests: Vec<[u8; 32]>,
-}
-
-impl From<ReceiptEntry> for WireReceipt {
-    fn from(e: ReceiptEntry) -> WireReceipt {
-        WireReceipt {
-            serial: e.serial,
-            epoch: e.epoch,
-            deposit_digest: e.deposit_digest,
-            value: e.value,
-            time: e.time,
-            batch: e.batch,
-            record: e.record,
-            target: e.target,
-            owner_keys: e.owner_keys,
-            allowances: e.allowances,
-            chain_digests: e.chain_digests,
-        }
-    }
-}
-
-impl From<WireReceipt> for ReceiptEntry {
-    fn from(e: WireReceipt) -> ReceiptEntry {
-        ReceiptEntry {
-            serial: e.serial,
-            epoch: e.epoch,
-            deposit_digest: e.deposit_digest,
-            value: e.value,
-            time: e.time,
-            batch: e.batch,
-            record: e.record,
-            target: e.target,
-            owner_keys: e.owner_keys,
-            allowances: e.allowances,
-            chain_digests: e.chain_digests,
-        }
-    }
-}
-
 /// One partition's vote on one chunk (MC_VOTES, subject `mc.vote.<batch_seq>.<chunk>.<P>`):
 /// which of the chunk's keys in its range its spent set already holds, with the receipt
 /// that holds each. A key of the range not listed is fresh.
@@ -221,7 +169,7 @@ pub struct Vote {
     /// Partitions the cluster has (a vote from a differently configured owner is refused).
     pub partitions: u32,
     /// Keys already spent: (epoch, serial, receipt holding it).
-    pub seen: Vec<(u32, [u8; 32], WireReceipt)>,
+    pub seen: Vec<(u32, [u8; 32], ReceiptEntry)>,
 }
 
 /// Encodes a message.

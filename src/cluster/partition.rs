@@ -63,7 +63,7 @@ pub fn vote(
     let mut seen = Vec::new();
     for (epoch, serial) in own_keys(chunk, partition, partitions) {
         if let Some(id) = spent.lookup(epoch, &serial) {
-            seen.push((epoch, serial, spent.receipt(id)?.into()));
+            seen.push((epoch, serial, spent.receipt(id)?));
         }
     }
     Ok(Vote {
@@ -159,7 +159,7 @@ pub fn decide(
             }
             view.index
                 .insert((*epoch, *serial), view.entries.len() as u64);
-            view.entries.push(receipt.clone().into());
+            view.entries.push(receipt.clone());
         }
     }
     if voters.len() as u32 != partitions {

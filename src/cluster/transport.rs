@@ -90,7 +90,10 @@ impl Nats {
             max_age: WORK_MAX_AGE,
             ..base(WORK_STREAM, vec!["mc.work.>".into()])
         };
-        let seq = base(SEQ_STREAM, vec![ANNOUNCE_SUBJECTS.into(), "mc.seq.>".into()]);
+        let seq = base(
+            SEQ_STREAM,
+            vec![ANNOUNCE_SUBJECTS.into(), "mc.seq.>".into()],
+        );
         let votes = base(VOTES_STREAM, vec!["mc.vote.>".into()]);
         for config in [work, seq, votes] {
             let name = config.name.clone();

@@ -116,7 +116,9 @@ pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
             // The batch's number and clock come from its announce, published once the
             // whole batch is queued: until then the chunk waits in the queue.
             let Some(batch) = announces.get(&seq, &chunk.batch_key).await? else {
-                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
                 continue;
             };
             if batch.chunk_records != chunk.chunk_records || chunk.chunk >= batch.chunks {

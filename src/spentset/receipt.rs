@@ -66,7 +66,8 @@ pub enum GroupVersion {
 pub struct EntryTooLarge(pub String);
 
 /// One accepted redemption.
-#[derive(Clone, Debug, PartialEq, Eq)]
+// Serde: a cluster vote carries the receipt that holds a key (`cluster::messages`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReceiptEntry {
     /// Coin serial.
     pub serial: [u8; 32],

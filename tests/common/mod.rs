@@ -42,3 +42,14 @@ pub fn count_entries(dir: &Path, matches: impl Fn(&str) -> bool) -> usize {
         .filter(|e| matches(&e.as_ref().unwrap().file_name().to_string_lossy()))
         .count()
 }
+
+/// A fresh clearing store made from a dataset's `NAME.params/`, opened as an engine.
+pub fn fresh_store(params: &Path) -> (tempfile::TempDir, microcash::engine::Engine) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    microcash::dataset::init_store_from_params(params, &store).unwrap();
+    let engine =
+        microcash::engine::Engine::open(&store, microcash::spentset::SpentSetConfig::default())
+            .unwrap();
+    (tmp, engine)
+}
