@@ -108,6 +108,38 @@ pub enum ClusterError {
     Config(String),
 }
 
+impl ClusterError {
+    /// Whether running again cannot help (the cluster or the command is set up wrong, or a
+    /// local file is damaged): the process stops with the error instead of restarting.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Config(_) | ClusterError::Files(_) | ClusterError::SpentSet(_)
+        )
+    }
+}
+
+/// Runs a worker's or owner's loop again after a fault it could not ride out (NATS or
+/// PostgreSQL gone longer than the retries, a lost lease: the new run waits for the lease
+/// like any replacement), a second later; stops on a fatal one. What a supervisor such as
+/// systemd's `Restart=always` would do, kept in the process so a local cluster needs none.
+pub(crate) async fn supervise<F, Fut>(role: &str, mut run: F) -> Result<(), ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ClusterError>>,
+{
+    loop {
+        match run().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "{role} stopped; starting again in 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Maps any NATS client error into [`ClusterError::Nats`] with what was being done.
 pub(crate) fn nats_err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> ClusterError + '_ {
     move |e| ClusterError::Nats {

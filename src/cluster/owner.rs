@@ -81,6 +81,15 @@ impl Position {
 struct Lease {
     lost: Arc<AtomicBool>,
     partition: u32,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Lease {
+    // A run that ends stops renewing: a restarted run (or another owner) can take the
+    // lease once it expires.
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
 }
 
 impl Lease {
@@ -119,7 +128,7 @@ impl Lease {
         let lost = Arc::new(AtomicBool::new(false));
         let flag = lost.clone();
         let owner = owner.to_owned();
-        tokio::spawn(async move {
+        let renewal = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(ttl / 3).await;
                 match bucket.update(&key, owner.clone().into(), revision).await {
@@ -151,7 +160,11 @@ impl Lease {
                 }
             }
         });
-        Ok(Lease { lost, partition })
+        Ok(Lease {
+            lost,
+            partition,
+            renewal,
+        })
     }
 
     fn check(&self) -> Result<(), ClusterError> {
@@ -167,6 +180,10 @@ impl Lease {
 
 /// Runs the owner until stopped or a fault it cannot retry (lease lost, storage).
 pub async fn run(options: OwnerOptions) -> Result<(), ClusterError> {
+    super::supervise("partition owner", || run_once(options.clone())).await
+}
+
+async fn run_once(options: OwnerOptions) -> Result<(), ClusterError> {
     let p = options.partition;
     let nats = transport::connect(&options.nats, &options.name).await?;
     let n = nats.partitions().await?;
@@ -217,7 +234,7 @@ pub async fn run(options: OwnerOptions) -> Result<(), ClusterError> {
                 partitions: n,
                 batch_key: announce.batch_key,
             };
-            let (records, keys) = chunk
+            let (records, keys, applied_seq) = chunk
                 .apply(&nats, &seq, &votes, &mut spent, &mut pg, &lease)
                 .await?;
             pos.next_chunk += 1;
@@ -226,6 +243,8 @@ pub async fn run(options: OwnerOptions) -> Result<(), ClusterError> {
                 .set(pos.batch_seq as f64);
             metrics::gauge!("microcash_cluster_applied_chunk", "partition" => label.clone())
                 .set(f64::from(pos.next_chunk));
+            metrics::gauge!("microcash_cluster_applied_seq", "partition" => label.clone())
+                .set(applied_seq as f64);
             metrics::gauge!("microcash_cluster_pending_chunks", "partition" => label.clone())
                 .set(f64::from(announce.chunks - pos.next_chunk));
             metrics::counter!("microcash_cluster_records_decided_total", "partition" => label.clone())
@@ -254,7 +273,8 @@ struct ChunkAt {
 }
 
 impl ChunkAt {
-    /// Votes, decides, settles and applies the chunk; returns (records, keys written).
+    /// Votes, decides, settles and applies the chunk; returns (records, keys written, the
+    /// chunk's MC_SEQ sequence).
     async fn apply(
         &self,
         nats: &Nats,
@@ -263,11 +283,11 @@ impl ChunkAt {
         spent: &mut SpentSet,
         pg: &mut tokio_postgres::Client,
         lease: &Lease,
-    ) -> Result<(u64, u64), ClusterError> {
+    ) -> Result<(u64, u64, u64), ClusterError> {
         let (b, i, p, n) = (self.batch_seq, self.chunk, self.partition, self.partitions);
         let subject = format!("mc.seq.{b}.{i}");
-        let m = transport::wait_first(seq, &subject, b).await?;
-        let wire: VerifiedChunk = messages::decode(&subject, &m.payload)?;
+        let sequenced = transport::wait_first(seq, &subject, b).await?;
+        let wire: VerifiedChunk = messages::decode(&subject, &sequenced.payload)?;
         if wire.batch_seq != b || wire.chunk != i {
             return Err(ClusterError::Message {
                 subject,
@@ -314,6 +334,6 @@ impl ChunkAt {
         let writes = partition::own_writes(spent, &decision.fresh, p, n);
         let keys: u64 = writes.iter().map(|e| 1 + e.allowances.len() as u64).sum();
         tokio::task::block_in_place(|| spent.commit(&writes))?;
-        Ok((decision.verdicts.len() as u64, keys))
+        Ok((decision.verdicts.len() as u64, keys, sequenced.sequence))
     }
 }

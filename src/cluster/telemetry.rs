@@ -82,6 +82,10 @@ fn describe() {
         "Chunks of that batch the owner has applied."
     );
     describe_gauge!(
+        "microcash_cluster_applied_seq",
+        "MC_SEQ stream sequence of the last verified chunk the owner applied."
+    );
+    describe_gauge!(
         "microcash_cluster_pending_chunks",
         "Chunks of the batch in progress not yet applied (the owner's lag)."
     );

@@ -42,7 +42,11 @@ const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs a worker until the process is stopped or a fault it cannot retry.
 pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
-    let params = Arc::new(PublicParams::load(&options.store)?);
+    super::supervise("worker", || run_once(options.clone())).await
+}
+
+async fn run_once(options: WorkerOptions) -> Result<(), ClusterError> {
+    let mut params = Arc::new(PublicParams::load(&options.store)?);
     let threads = if options.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -115,12 +119,23 @@ pub async fn run(options: WorkerOptions) -> Result<(), ClusterError> {
             };
             // The batch's number and clock come from its announce, published once the
             // whole batch is queued: until then the chunk waits in the queue.
+            let known = announces.0.len();
             let Some(batch) = announces.get(&seq, &chunk.batch_key).await? else {
                 let _ = msg
                     .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                     .await;
                 continue;
             };
+            if announces.0.len() != known {
+                // A new batch: the issuer may have rotated keys or changed its policy
+                // since the last one. A store that does not load keeps the last good one.
+                match PublicParams::load(&options.store) {
+                    Ok(p) => params = Arc::new(p),
+                    Err(e) => {
+                        tracing::error!(error = %e, "store parameters do not load; keeping the last good ones")
+                    }
+                }
+            }
             if batch.chunk_records != chunk.chunk_records || chunk.chunk >= batch.chunks {
                 // A chunk of an abandoned upload cut another way: not this batch's.
                 tracing::info!(%subject, "dropping a chunk of another cut of the batch");
