@@ -121,9 +121,7 @@ async fn run_once(options: WorkerOptions) -> Result<(), ClusterError> {
             // whole batch is queued: until then the chunk waits in the queue.
             let known = announces.0.len();
             let Some(batch) = announces.get(&seq, &chunk.batch_key).await? else {
-                let _ = msg
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
+                let _ = msg.ack_with(AckKind::Nak(Some(MISS_MEMORY))).await;
                 continue;
             };
             if announces.0.len() != known {
@@ -180,9 +178,17 @@ struct Batch {
 }
 
 /// Announces seen, by content key (a day is one batch: this stays small; it is cleared
-/// past a bound all the same).
+/// past a bound all the same), and keys recently found without one: the chunks of an
+/// abandoned upload come back every few seconds for a day, and must not cost a stream
+/// read each time.
 #[derive(Default)]
-struct Announces(std::collections::HashMap<[u8; 16], Batch>);
+struct Announces(
+    std::collections::HashMap<[u8; 16], Batch>,
+    std::collections::HashMap<[u8; 16], Instant>,
+);
+
+/// How long a key found without an announce is not looked up again.
+const MISS_MEMORY: Duration = Duration::from_secs(2);
 
 impl Announces {
     async fn get(
@@ -193,8 +199,15 @@ impl Announces {
         if let Some(b) = self.0.get(key) {
             return Ok(Some(*b));
         }
+        if self.1.get(key).is_some_and(|t| t.elapsed() < MISS_MEMORY) {
+            return Ok(None);
+        }
         let subject = transport::announce_subject(key);
         let Some(m) = transport::first(seq, &subject, 1).await? else {
+            if self.1.len() >= 4096 {
+                self.1.clear();
+            }
+            self.1.insert(*key, Instant::now());
             return Ok(None);
         };
         let a: Announce = messages::decode(&subject, &m.payload)?;
