@@ -53,13 +53,16 @@ struct Position {
 const POSITION_FILE: &str = "position.json";
 
 impl Position {
+    /// The saved position; the start of the order when the file is missing or damaged.
+    /// Starting earlier than the truth is always safe: a chunk already applied is decided
+    /// again from its stored votes, its settlement rows exist, its keys are skipped.
     fn load(dir: &Path) -> Result<Position, ClusterError> {
         let path = dir.join(POSITION_FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ClusterError::Io {
-                path,
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            }),
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "position unreadable; replaying the order from its start");
+                Position::default()
+            })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Position::default()),
             Err(source) => Err(ClusterError::Io { path, source }),
         }
@@ -89,6 +92,8 @@ impl Drop for Lease {
     // lease once it expires.
     fn drop(&mut self) {
         self.renewal.abort();
+        metrics::gauge!("microcash_cluster_partition_up", "partition" => self.partition.to_string())
+            .set(0.0);
     }
 }
 
@@ -335,5 +340,26 @@ impl ChunkAt {
         let keys: u64 = writes.iter().map(|e| 1 + e.allowances.len() as u64).sum();
         tokio::task::block_in_place(|| spent.commit(&writes))?;
         Ok((decision.verdicts.len() as u64, keys, sequenced.sequence))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_damaged_position_replays_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Position::load(dir.path()).unwrap(), Position::default());
+        let at = Position {
+            batch_seq: 7,
+            next_chunk: 3,
+        };
+        at.save(dir.path()).unwrap();
+        assert_eq!(Position::load(dir.path()).unwrap(), at);
+        for damage in [&b"{\"batch_seq\": 7, \"next_ch"[..], b"", b"\xff\xfe"] {
+            std::fs::write(dir.path().join(POSITION_FILE), damage).unwrap();
+            assert_eq!(Position::load(dir.path()).unwrap(), Position::default());
+        }
     }
 }

@@ -85,26 +85,30 @@ pub async fn run(options: &SubmitOptions) -> Result<Submitted, ClusterError> {
         chunks,
         chunk_records: per as u32,
     };
-    // The chunks first, the announce last: a batch is in the order only once all of it
-    // is in the queue, so an upload cut short leaves nothing for the cluster to wait on.
-    publish_chunks(&nats, options, batch_key, per).await?;
-    if options.chunks_only {
-        return Ok(Submitted {
-            batch_seq: 0,
-            chunks,
-            summary: None,
-        });
-    }
     let subject = transport::announce_subject(&batch_key);
-    let key = hex::encode(batch_key);
-    nats.publish_once(
-        &subject,
-        &format!("batch.{key}"),
-        messages::encode(&announce)?,
-    )
-    .await?;
-    // Published now or by an earlier submission of the same content: the first is the batch.
     let seq = nats.stream(SEQ_STREAM).await?;
+    // Announced already (the same content submitted before): it was whole then; queueing
+    // it again would only verify it again.
+    if transport::first(&seq, &subject, 1).await?.is_none() {
+        // The chunks first, the announce last: a batch is in the order only once all of
+        // it is in the queue, so an upload cut short leaves nothing to wait on.
+        publish_chunks(&nats, options, batch_key, per).await?;
+        if options.chunks_only {
+            return Ok(Submitted {
+                batch_seq: 0,
+                chunks,
+                summary: None,
+            });
+        }
+        let key = hex::encode(batch_key);
+        nats.publish_once(
+            &subject,
+            &format!("batch.{key}"),
+            messages::encode(&announce)?,
+        )
+        .await?;
+    }
+    // Published now or by an earlier submission of the same content: the first is the batch.
     let m = transport::first(&seq, &subject, 1)
         .await?
         .ok_or_else(|| ClusterError::Config(format!("announce {subject} not readable")))?;
