@@ -101,6 +101,11 @@ python3 -c "import json,sys; a,b=(json.load(open(p))['batch_seq'] for p in sys.a
     "$WORK/cluster-1.json" "$WORK/again-1.json"
 cmp "$WORK/cluster-1.jsonl" "$WORK/again-1.jsonl"
 
+echo "== fencing"
+# A second vote on one chunk and partition is refused by the stream itself.
+(cd "$ROOT" && MICROCASH_TEST_NATS=$MICROCASH_NATS cargo test --release --test cluster \
+    a_second_vote_for_one_chunk_and_partition_is_refused_by_the_stream 2>&1 | grep -E "^test |test result")
+
 echo "== metrics"
 ports=()
 for ((i = 0; i < WORKERS; i++)); do ports+=($((19100 + i))); done

@@ -361,3 +361,40 @@ proptest::proptest! {
     }
 
 }
+
+/// Against a live cluster (`MICROCASH_TEST_NATS`, set by `scripts/cluster-check.sh`): the
+/// stream itself refuses a second message on a fenced subject — a second vote for one
+/// chunk and partition, whatever it says — and every reader gets the first.
+#[test]
+fn a_second_vote_for_one_chunk_and_partition_is_refused_by_the_stream() {
+    let Ok(urls) = std::env::var("MICROCASH_TEST_NATS") else {
+        eprintln!(
+            "MICROCASH_TEST_NATS not set: needs a live cluster (scripts/cluster-check.sh runs it)"
+        );
+        return;
+    };
+    use microcash::cluster::transport::{self, VOTES_STREAM};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let nats = transport::connect(&urls, "fence-test").await.unwrap();
+        let subject = format!("mc.vote.{}.0.0", u64::MAX - u64::from(std::process::id()));
+        let first = nats
+            .publish_once(&subject, "fence-a", b"honest".to_vec())
+            .await
+            .unwrap();
+        assert!(first.is_some());
+        // Another id (past any duplicate window), other content: refused.
+        let second = nats
+            .publish_once(&subject, "fence-b", b"forged".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(second, None);
+        let votes = nats.stream(VOTES_STREAM).await.unwrap();
+        let m = transport::first(&votes, &subject, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&m.payload[..], b"honest");
+        assert_eq!(Some(m.sequence), first);
+    });
+}
