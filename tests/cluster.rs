@@ -8,9 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use microcash::cluster::messages::{
-    self, TypedChunk, VerifiedChunk, Vote, WireRecord, WireTarget, WorkChunk,
-};
+use microcash::cluster::messages::{self, TypedChunk, VerifiedChunk, Vote, WorkChunk};
 use microcash::cluster::partition::{self, partition_of};
 use microcash::cluster::{worker, ClusterError};
 use microcash::dataset::{self, GenOptions};
@@ -85,12 +83,16 @@ impl Cluster {
             batch_key: [batch_seq as u8; 16],
             chunk,
             chunk_records: 64,
-            records: raw.into_iter().map(WireRecord::from).collect(),
+            records: raw,
         };
         let work: WorkChunk = messages::decode("w", &messages::encode(&work).unwrap()).unwrap();
-        let raw = work.records.into_iter().map(RawRecord::from).collect();
-        let verified =
-            verify_records(engine.params(), raw, now, &mut microcash::seeded_rng()).unwrap();
+        let verified = verify_records(
+            engine.params(),
+            work.records,
+            now,
+            &mut microcash::seeded_rng(),
+        )
+        .unwrap();
         let facts = worker::credited_accounts(&verified)
             .into_iter()
             .map(|n| {
@@ -328,7 +330,8 @@ fn verified_chunks_that_cannot_be_trusted_are_refused() {
         .iter_mut()
         .find_map(|r| r.outcome.as_mut().ok())
         .unwrap();
-    facts.target = WireTarget::Account("no spaces allowed".into());
+    // Account target (1), a name the protocol refuses.
+    facts.target = [&[1u8, 17][..], b"no spaces allowed"].concat();
     assert!(TypedChunk::from_wire("s", bad_name).is_err());
     let mut bad_verdict = chunk.clone();
     let refusal = bad_verdict

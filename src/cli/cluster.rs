@@ -117,13 +117,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .build()?)
 }
 
-async fn metrics(addr: Option<SocketAddr>) -> Result<(), CliError> {
-    if let Some(addr) = addr {
-        telemetry::serve(addr).await?;
-    }
-    Ok(())
-}
-
 /// Runs a `cluster` subcommand.
 pub fn run(cmd: ClusterCmd) -> Result<(), CliError> {
     match cmd {
@@ -195,35 +188,40 @@ pub fn run(cmd: ClusterCmd) -> Result<(), CliError> {
 
 /// Runs `microcash worker`.
 pub fn run_worker(args: WorkerArgs) -> Result<(), CliError> {
-    runtime()?.block_on(async {
-        metrics(args.metrics_addr).await?;
-        worker::run(worker::WorkerOptions {
-            nats: args.at.nats,
-            postgres: args.at.postgres,
-            store: args.store,
-            threads: args.threads,
-            name: args.name,
-        })
-        .await?;
-        Ok(())
-    })
+    let options = worker::WorkerOptions {
+        nats: args.at.nats,
+        postgres: args.at.postgres,
+        store: args.store,
+        threads: args.threads,
+        name: args.name,
+    };
+    serve(args.metrics_addr, worker::run(options))
 }
 
 /// Runs `microcash partition`.
 pub fn run_partition(args: PartitionArgs) -> Result<(), CliError> {
-    let name = args
-        .name
-        .unwrap_or_else(|| format!("owner-{}-{}", args.id, std::process::id()));
+    let options = owner::OwnerOptions {
+        nats: args.at.nats,
+        postgres: args.at.postgres,
+        dir: args.dir,
+        partition: args.id,
+        name: args
+            .name
+            .unwrap_or_else(|| format!("owner-{}-{}", args.id, std::process::id())),
+    };
+    serve(args.metrics_addr, owner::run(options))
+}
+
+/// Runs a cluster service with its metrics endpoint.
+fn serve(
+    metrics_addr: Option<SocketAddr>,
+    service: impl std::future::Future<Output = Result<(), crate::cluster::ClusterError>>,
+) -> Result<(), CliError> {
     runtime()?.block_on(async {
-        metrics(args.metrics_addr).await?;
-        owner::run(owner::OwnerOptions {
-            nats: args.at.nats,
-            postgres: args.at.postgres,
-            dir: args.dir,
-            partition: args.id,
-            name,
-        })
-        .await?;
+        if let Some(addr) = metrics_addr {
+            telemetry::serve(addr).await?;
+        }
+        service.await?;
         Ok(())
     })
 }

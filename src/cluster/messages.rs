@@ -13,7 +13,8 @@ use crate::engine::batch_file::RawRecord;
 use crate::engine::settle::Settleable;
 use crate::engine::Verdict;
 use crate::protocol::coin::Serial;
-use crate::protocol::deposit::{AccountName, CreditTarget};
+use crate::protocol::deposit::CreditTarget;
+use crate::protocol::encoding::{Decode, Encode};
 use crate::spentset::ReceiptEntry;
 
 use super::ClusterError;
@@ -39,45 +40,6 @@ pub struct Announce {
     pub chunk_records: u32,
 }
 
-/// One record as the uploader read it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireRecord {
-    /// Record number.
-    pub index: u64,
-    /// Byte offset of the record header.
-    pub offset: u64,
-    /// Byte offset of the payload.
-    pub payload_offset: u64,
-    /// Record kind.
-    pub kind: u8,
-    /// Payload, or why the reader found the record malformed.
-    pub payload: Result<Vec<u8>, String>,
-}
-
-impl From<RawRecord> for WireRecord {
-    fn from(r: RawRecord) -> WireRecord {
-        WireRecord {
-            index: r.index,
-            offset: r.offset,
-            payload_offset: r.payload_offset,
-            kind: r.kind,
-            payload: r.payload,
-        }
-    }
-}
-
-impl From<WireRecord> for RawRecord {
-    fn from(r: WireRecord) -> RawRecord {
-        RawRecord {
-            index: r.index,
-            offset: r.offset,
-            payload_offset: r.payload_offset,
-            kind: r.kind,
-            payload: r.payload,
-        }
-    }
-}
-
 /// A chunk of raw records to verify (MC_WORK, subject
 /// `mc.work.<content key>.<records per chunk>.<chunk>`).
 /// The worker takes the batch's number and clock from its announce.
@@ -89,8 +51,8 @@ pub struct WorkChunk {
     pub chunk: u32,
     /// Records per chunk of this cut.
     pub chunk_records: u32,
-    /// The records.
-    pub records: Vec<WireRecord>,
+    /// The records, as the uploader's reader returned them.
+    pub records: Vec<RawRecord>,
 }
 
 /// What a worker found a verified deposit to be: every fact settlement reads.
@@ -102,8 +64,9 @@ pub struct DepositFacts {
     pub epoch: u32,
     /// Value.
     pub value: u64,
-    /// Credit target, in the deposit encoding (`CreditTarget`).
-    pub target: WireTarget,
+    /// Credit target, in the deposit's own encoding (decoded, and so validated, as a
+    /// deposit's is).
+    pub target: Vec<u8>,
     /// Merchant-only class.
     pub merchant_only: bool,
     /// Allowance serials with their epochs.
@@ -114,15 +77,6 @@ pub struct DepositFacts {
     pub chain_digests: Vec<[u8; 32]>,
     /// Deposit digest.
     pub digest: [u8; 32],
-}
-
-/// A credit target on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WireTarget {
-    /// `account:<name>`.
-    Account(String),
-    /// A swap's outputs digest.
-    Swap([u8; 32]),
 }
 
 /// One verified record: where it is, its serial, and the facts or the verifier's refusal
@@ -210,12 +164,8 @@ impl ClusterDeposit {
             subject: subject.to_owned(),
             reason,
         };
-        let target = match facts.target {
-            WireTarget::Account(name) => CreditTarget::Account(
-                AccountName::new(&name).ok_or_else(|| bad(format!("account name {name:?}")))?,
-            ),
-            WireTarget::Swap(d) => CreditTarget::Swap(d),
-        };
+        let target = CreditTarget::from_bytes(&facts.target)
+            .map_err(|e| bad(format!("credit target: {e}")))?;
         if facts.owner_keys.len() > crate::spentset::receipt::OWNER_KEYS_MAX
             || facts.chain_digests.len() > crate::spentset::receipt::OWNER_KEYS_MAX
             || facts.allowances.len() > crate::spentset::receipt::ALLOWANCES_PER_ENTRY_MAX
@@ -254,10 +204,7 @@ impl DepositFacts {
             serial: vd.serial().0,
             epoch: vd.epoch(),
             value: vd.value(),
-            target: match vd.target() {
-                CreditTarget::Account(a) => WireTarget::Account(a.to_string()),
-                CreditTarget::Swap(d) => WireTarget::Swap(*d),
-            },
+            target: vd.target().to_bytes(),
             merchant_only: vd.merchant_only(),
             allowances: vd
                 .allowance_serials()

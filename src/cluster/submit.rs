@@ -15,7 +15,7 @@ use crate::engine::batch_file::BatchReader;
 use crate::engine::pipeline::batch_content_key;
 use crate::engine::ClearSummary;
 
-use super::messages::{self, Announce, WireRecord, WorkChunk};
+use super::messages::{self, Announce, WorkChunk};
 use super::transport::{self, Nats, SEQ_STREAM, WORK_CHUNK_BYTES_MAX};
 use super::{settlement, ClusterError};
 
@@ -55,9 +55,8 @@ pub struct Submitted {
     pub summary: Option<ClearSummary>,
 }
 
-fn chunks_of(path: &Path, chunk_records: usize) -> Result<(BatchReader, usize), ClusterError> {
-    let reader = BatchReader::open(path).map_err(crate::engine::EngineError::from)?;
-    Ok((reader, chunk_records.clamp(1, 65_536)))
+fn open(path: &Path) -> Result<BatchReader, ClusterError> {
+    Ok(BatchReader::open(path).map_err(crate::engine::EngineError::from)?)
 }
 
 /// Submits the batch; with `wait`, waits for all verdicts and returns the summary.
@@ -66,7 +65,10 @@ pub async fn run(options: &SubmitOptions) -> Result<Submitted, ClusterError> {
     crate::engine::check_batch_input(&options.batch)?;
     let batch_key = batch_content_key(&options.batch)?;
     // First pass: count, so the announce can say how many chunks follow.
-    let (mut reader, per) = chunks_of(&options.batch, options.chunk_records)?;
+    let per = options
+        .chunk_records
+        .clamp(1, crate::engine::pipeline::CHUNK_RECORDS_MAX);
+    let mut reader = open(&options.batch)?;
     let batch_id = reader.header().batch_id;
     let (mut records, mut chunks) = (0u64, 0u32);
     loop {
@@ -134,7 +136,7 @@ async fn publish_chunks(
     per: usize,
 ) -> Result<(), ClusterError> {
     let key = hex::encode(batch_key);
-    let (mut reader, _) = chunks_of(&options.batch, per)?;
+    let mut reader = open(&options.batch)?;
     let mut index = 0u32;
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
@@ -146,7 +148,7 @@ async fn publish_chunks(
             batch_key,
             chunk: index,
             chunk_records: per as u32,
-            records: c.into_iter().map(WireRecord::from).collect(),
+            records: c,
         };
         let payload = messages::encode(&msg)?;
         let nats = nats.clone();

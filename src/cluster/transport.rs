@@ -197,54 +197,75 @@ impl Nats {
         id: &str,
         payload: Vec<u8>,
     ) -> Result<u64, ClusterError> {
-        let payload = bytes::Bytes::from(payload);
-        retry(&format!("publish {subject}"), || async {
-            let mut headers = HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
-            let ack = self
-                .js
-                .publish_with_headers(subject.to_owned(), headers, payload.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            ack.await.map(|a| a.sequence).map_err(|e| e.to_string())
-        })
-        .await
+        match self.send(subject, id, payload, false).await? {
+            Published::Stored(seq) | Published::Duplicate(seq) => Ok(seq),
+            Published::Refused => Err(ClusterError::Nats {
+                context: format!("publish {subject}"),
+                reason: "refused without a fence".into(),
+            }),
+        }
     }
-}
 
-impl Nats {
     /// Publishes `payload` as the only message `subject` will ever hold: the stream
     /// refuses it when the subject already has one (`Nats-Expected-Last-Subject-Sequence:
-    /// 0`). Returns the sequence, or `None` when another copy was stored first — a zombie
-    /// owner's vote, a redelivered chunk's second verification. This is the fence: one
-    /// vote per (chunk, partition), one verified message per chunk, whoever publishes.
+    /// 0`). Returns the sequence, or `None` when a copy was stored first — a zombie
+    /// owner's vote, a redelivered chunk's second verification, this very message from an
+    /// attempt whose acknowledgement was lost. This is the fence: one vote per (chunk,
+    /// partition), one verified message per chunk, one announce per content.
     pub async fn publish_once(
         &self,
         subject: &str,
         id: &str,
         payload: Vec<u8>,
     ) -> Result<Option<u64>, ClusterError> {
+        Ok(match self.send(subject, id, payload, true).await? {
+            Published::Stored(seq) => Some(seq),
+            Published::Duplicate(_) | Published::Refused => None,
+        })
+    }
+
+    /// One publish with message id `id` (and the fence when `fenced`), retried through
+    /// elections: the id makes a retry of a publish that landed a duplicate, not a copy.
+    async fn send(
+        &self,
+        subject: &str,
+        id: &str,
+        payload: Vec<u8>,
+        fenced: bool,
+    ) -> Result<Published, ClusterError> {
         let payload = bytes::Bytes::from(payload);
         retry(&format!("publish {subject}"), || async {
             let mut headers = HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
-            headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
+            if fenced {
+                headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
+            }
             let ack = self
                 .js
                 .publish_with_headers(subject.to_owned(), headers, payload.clone())
                 .await
                 .map_err(|e| e.to_string())?;
             match ack.await {
-                Ok(a) if a.duplicate => Ok(None),
-                Ok(a) => Ok(Some(a.sequence)),
+                Ok(a) if a.duplicate => Ok(Published::Duplicate(a.sequence)),
+                Ok(a) => Ok(Published::Stored(a.sequence)),
                 Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
-                    Ok(None)
+                    Ok(Published::Refused)
                 }
                 Err(e) => Err(e.to_string()),
             }
         })
         .await
     }
+}
+
+/// What the stream did with a publish.
+enum Published {
+    /// Stored at this sequence.
+    Stored(u64),
+    /// Its message id was seen inside the duplicate window: stored before, at this sequence.
+    Duplicate(u64),
+    /// Fenced: the subject already holds a message.
+    Refused,
 }
 
 /// The first message on `subject` at or after `from` in `stream`, or `None` yet.

@@ -13,7 +13,6 @@ use async_nats::jetstream::consumer::{pull, AckPolicy};
 use async_nats::jetstream::AckKind;
 use futures_util::StreamExt;
 
-use crate::engine::batch_file::RawRecord;
 use crate::engine::pipeline::{verify_records, VerifiedRecord};
 use crate::engine::PublicParams;
 use crate::protocol::deposit::CreditTarget;
@@ -241,9 +240,8 @@ async fn verify(
     } = chunk;
     let (params, pool) = (params.clone(), pool.clone());
     let verified = tokio::task::spawn_blocking(move || {
-        let raw: Vec<RawRecord> = records.into_iter().map(RawRecord::from).collect();
         let mut rng = crate::seeded_rng();
-        pool.install(|| verify_records(&params, raw, now, &mut rng))
+        pool.install(|| verify_records(&params, records, now, &mut rng))
     })
     .await
     .map_err(|e| ClusterError::Config(format!("verification task: {e}")))??;

@@ -362,8 +362,9 @@ impl BatchWriter {
     }
 }
 
-/// One record as read: its number, offset and payload, or why it is malformed.
-#[derive(Debug)]
+/// One record as read: its number, offset and payload, or why it is malformed. (Serde: a
+/// cluster's work chunks carry records as read, `cluster::messages`.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RawRecord {
     /// Record number. Version 2: the record's sequence number (stable through damage; a
     /// number lost in a damaged stretch is returned as a malformed record of its own).
