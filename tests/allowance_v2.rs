@@ -564,6 +564,66 @@ fn a_deposit_at_every_v2_maximum_clears() {
     assert_eq!((receipt.value, receipt.replayed), (4, false));
     // The same deposit again is a replay, not an allowance reuse.
     assert!(issuer.deposit(&d, NOW).unwrap().replayed);
+    clears_on_four_partitions(v);
+}
+
+/// The cluster's path for one verified deposit (worker message, votes of four partition
+/// owners, the decision, each owner's writes), twice: it fits one stream message, is
+/// accepted once and replayed the second time, and each of its keys is held by exactly
+/// the owner of its range.
+fn clears_on_four_partitions(v: &microcash::protocol::verify::VerifiedDeposit) {
+    use microcash::cluster::messages::{self, TypedChunk};
+    use microcash::cluster::{partition, transport::MESSAGE_BYTES_MAX, worker};
+    use microcash::engine::pipeline::VerifiedRecord;
+    use microcash::engine::Verdict;
+    use microcash::spentset::{SpentSet, SpentSetConfig};
+    let record = VerifiedRecord {
+        index: 0,
+        offset: 0,
+        serial: Some(v.serial()),
+        outcome: Ok(v.clone()),
+    };
+    let facts = worker::credited_accounts(std::slice::from_ref(&record))
+        .into_iter()
+        .map(|a| (a, Some(true)))
+        .collect();
+    let chunk = worker::verified_chunk(1, 0, NOW, vec![record], facts).unwrap();
+    let bytes = messages::encode(&chunk).unwrap();
+    assert!(bytes.len() <= MESSAGE_BYTES_MAX, "{} bytes", bytes.len());
+    let typed = || TypedChunk::from_wire("max", messages::decode("max", &bytes).unwrap()).unwrap();
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut owners: Vec<SpentSet> = dirs
+        .iter()
+        .map(|d| {
+            SpentSet::open(d.path(), SpentSetConfig::default())
+                .unwrap()
+                .0
+        })
+        .collect();
+    for replayed in [false, true] {
+        let votes: Vec<_> = (0..4u32)
+            .map(|p| partition::vote(&owners[p as usize], &typed(), p, 4).unwrap())
+            .collect();
+        let decision = partition::decide(typed(), &votes, [9u8; 16], 4).unwrap();
+        match &decision.verdicts[0].verdict {
+            Verdict::Accepted {
+                value, replayed: r, ..
+            } => assert_eq!((*value, *r), (4, replayed)),
+            other => panic!("{other:?}"),
+        }
+        for (p, owner) in owners.iter_mut().enumerate() {
+            let writes = partition::own_writes(owner, &decision.fresh, p as u32, 4);
+            owner.commit(&writes).unwrap();
+        }
+    }
+    let keys = std::iter::once((v.epoch(), v.serial().0))
+        .chain(v.allowance_serials().iter().map(|(s, e)| (*e, s.0)));
+    for (epoch, serial) in keys {
+        let holders: Vec<u32> = (0..4u32)
+            .filter(|p| owners[*p as usize].lookup(epoch, &serial).is_some())
+            .collect();
+        assert_eq!(holders, vec![partition::partition_of(&serial, 4)]);
+    }
 }
 
 /// The credential secrets file and the published credential keys, damaged: a flipped or
